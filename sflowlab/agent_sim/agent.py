@@ -1,0 +1,163 @@
+"""The roles of an sFlow agent, as host-sflow's agent library names them.
+
+- ``Agent``: one sFlow agent (address + sub-agent id) with its uptime and a ``codec.Exporter``
+  that packs samples into datagrams of at most ``max_datagram`` bytes and hands them to a sink.
+- ``Poller``: a counter data source with its polling interval, randomised first poll and
+  counter-sample sequence number.
+- ``Sampler``: a packet sampler with its sampling rate, sample pool, drops and flow-sample
+  sequence number; it picks packets 1-in-N at random with skip counts drawn like hsflowd's
+  ``sfl_sampler_next_skip``: uniform in [1, 2N-1] (mean N).
+
+Nothing here reads the time or a global random generator: time comes in as ``now``, randomness
+from a seeded ``random.Random`` handed in, so the same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from sflowlab.codec import Exporter
+
+from .sinks import Sink
+
+U32_MASK = 0xFFFFFFFF
+
+
+class Agent:
+    """One sFlow agent: address, sub-agent id, boot time, exporter, pollers and samplers.
+
+    Samples queued with ``emit`` are packed into datagrams; a full datagram is sent at once,
+    the rest when ``flush`` is called (agents flush at the end of each tick).
+    """
+
+    def __init__(self, address: str, sink: Sink, sub_agent_id: int = 0,
+                 boot_time: float = 0.0, max_datagram: int = 1400) -> None:
+        self.address = address
+        self.sub_agent_id = sub_agent_id
+        self.boot_time = boot_time
+        self.sink = sink
+        self.pollers: list[Poller] = []
+        self.samplers: list[Sampler] = []
+        self._now = boot_time
+        self.exporter = Exporter(address, self._send, sub_agent_id=sub_agent_id,
+                                 max_datagram=max_datagram)
+
+    def _send(self, datagram: bytes) -> None:
+        self.sink(datagram, self.address, self._now)
+
+    def uptime_ms(self, now: float) -> int:
+        """Milliseconds since boot (the datagram header carries it modulo 2**32)."""
+        return max(0, int((now - self.boot_time) * 1000))
+
+    def emit(self, sample: Any, now: float) -> None:
+        """Queue one sample (a codec sample object or its encoded bytes)."""
+        self._now = now
+        self.exporter.add(sample, self.uptime_ms(now))
+
+    def flush(self, now: float) -> None:
+        """Send the pending samples, if any, as one datagram."""
+        self._now = now
+        self.exporter.flush(self.uptime_ms(now))
+
+    @property
+    def datagrams_sent(self) -> int:
+        return self.exporter.datagrams_sent
+
+    @property
+    def samples_sent(self) -> int:
+        return self.exporter.samples_sent
+
+
+@dataclass
+class Poller:
+    """A counter data source polled every ``interval_s`` seconds.
+
+    The first poll falls at ``start + uniform(0, interval_s)`` drawn from ``rng`` (no rng: at
+    ``start``), so agents and data sources do not poll in lockstep. Sequence numbers start at 1.
+    """
+
+    source_id_type: int
+    source_id_index: int
+    interval_s: float
+    rng: random.Random | None = None
+    start: float = 0.0
+    sequence_number: int = 0
+    next_due: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.next_due = self.start + self._first_delay()
+
+    def _first_delay(self) -> float:
+        if self.rng is None or self.interval_s <= 0:
+            return 0.0
+        return self.rng.uniform(0.0, self.interval_s)
+
+    def due(self, now: float) -> bool:
+        """True when a counter sample is due (never when the interval is 0: polling disabled)."""
+        return self.interval_s > 0 and now >= self.next_due
+
+    def next_sequence(self, now: float | None = None) -> int:
+        """Count one counter sample and schedule the next poll (past ``now`` if given)."""
+        self.sequence_number = (self.sequence_number + 1) & U32_MASK
+        if self.interval_s > 0:
+            self.next_due += self.interval_s
+            if now is not None and self.next_due <= now:
+                missed = math.floor((now - self.next_due) / self.interval_s) + 1
+                self.next_due += missed * self.interval_s
+        return self.sequence_number
+
+    def reset(self, now: float, first_poll_in: float | None = None) -> None:
+        """Restart the data source: sequence numbers restart at 1, first poll re-drawn."""
+        self.sequence_number = 0
+        self.next_due = now + (self._first_delay() if first_poll_in is None else first_poll_in)
+
+
+@dataclass
+class Sampler:
+    """A packet sampler taking 1-in-``sampling_rate`` packets at random (0 disables it).
+
+    Skips are uniform in [1, 2N-1] like hsflowd's; ``sample_pool`` counts every packet seen
+    (u32 wrap), ``drops`` counts samples lost for lack of resources.
+    """
+
+    source_id_type: int
+    source_id_index: int
+    sampling_rate: int
+    rng: random.Random
+    sample_pool: int = 0
+    sequence_number: int = 0
+    drops: int = 0
+    _skip: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._skip = self._next_skip()
+
+    def _next_skip(self) -> int:
+        rate = self.sampling_rate
+        return 1 if rate <= 1 else self.rng.randint(1, 2 * rate - 1)
+
+    def set_sampling_rate(self, rate: int) -> None:
+        self.sampling_rate = rate
+        self._skip = self._next_skip()
+
+    def observe(self, packets: int) -> int:
+        """Add ``packets`` to the pool; return how many of them are sampled."""
+        if packets <= 0 or self.sampling_rate <= 0:
+            return 0
+        self.sample_pool = (self.sample_pool + packets) & U32_MASK
+        taken = 0
+        skip = self._skip
+        while packets >= skip:
+            packets -= skip
+            taken += 1
+            skip = self._next_skip()
+        self._skip = skip - packets
+        return taken
+
+    def next_sequence(self) -> int:
+        """Count one flow sample and return its sequence number (from 1)."""
+        self.sequence_number = (self.sequence_number + 1) & U32_MASK
+        return self.sequence_number
