@@ -1,0 +1,251 @@
+"""The collector's decode path: one walk over a datagram, only what the engine reads.
+
+``decode_for_collector(data)`` gives a ``CollectorDatagram`` whose flow samples keep the
+sample fields, the first ``sampled_header`` and the first ``extended_switch`` (every other
+flow record is skipped by its length), and whose counter samples carry their records decoded
+by the compiled decoders. Flow keys are parsed only when ``FlowSampleView.keys()`` is called.
+
+Framing errors raise ``DecodeError`` exactly where ``decode_datagram`` raises; a sample that
+``decode_datagram`` would keep as ``Raw`` (unknown format, or malformed) is counted in
+``bad_samples``. Expanded input/output ``0xFFFFFFFF`` is reported as ``INTERNAL``.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any, NamedTuple
+
+from ._compile import decode_tlvs
+from ._errors import DecodeError, TruncatedError
+from .headers import decode_header
+from .samples import DROP_REASONS, INTERNAL
+
+OUTPUT_IFINDEX, OUTPUT_DISCARDED, OUTPUT_MULTIPLE = 0, 1, 2
+
+_U32 = struct.Struct(">I")
+_U32x2 = struct.Struct(">II")
+_U32x4 = struct.Struct(">4I")
+_HEAD_V4 = struct.Struct(">4s4I")  # address, sub_agent_id, sequence, uptime, num_samples
+_HEAD_V6 = struct.Struct(">16s4I")
+_HEAD_NONE = struct.Struct(">0s4I")  # address type 0: no address
+_FLOW = struct.Struct(">8I")  # compact flow sample: 7 fields + num_records
+_FLOW_X = struct.Struct(">11I")  # expanded flow sample: 10 fields + num_records
+_DISCARD = struct.Struct(">8I")  # discarded_packet: 7 fields + num_records
+_COUNTERS = struct.Struct(">2I")  # compact counters sample (num_records read by decode_tlvs)
+_COUNTERS_X = struct.Struct(">3I")
+_ALL_ONES = 0xFFFFFFFF
+
+_OUTPUT_KEYS: dict[int, str] = {OUTPUT_DISCARDED: "discard", OUTPUT_MULTIPLE: "multiple"}
+
+
+class _FlowSampleFields(NamedTuple):
+    source_id_type: int
+    source_id_index: int
+    sequence_number: int
+    sampling_rate: int
+    sample_pool: int
+    drops: int
+    input: int
+    output: int
+    output_format: int
+    header_protocol: int
+    frame_length: int
+    stripped: int
+    header: bytes
+    src_vlan: int | None
+    dst_vlan: int | None
+    discarded: bool
+    reason: int | None
+
+
+class FlowSampleView(_FlowSampleFields):
+    """One flow sample (0,1 / 0,3) or discarded packet (0,5, ``discarded=True``).
+
+    ``input``/``output`` are ifIndex values (``INTERNAL`` for the device itself) unless
+    ``output_format`` says discarded (value = reason) or multiple (value = count).
+    ``header`` is ``b""`` and ``frame_length`` 0 when the sample has no sampled_header.
+    """
+
+    def keys(self) -> dict[str, int | str]:
+        """Flow keys: the header's plus inputifindex, outputifindex, vlan fallback, reason.
+
+        Computed on first call and cached; the dict is shared, so treat it as read-only.
+        """
+        try:
+            return self._keys  # type: ignore[has-type,no-any-return]
+        except AttributeError:
+            pass
+        keys = decode_header(self.header_protocol, self.header) if self.header else {}
+        keys["inputifindex"] = self.input
+        keys["outputifindex"] = _OUTPUT_KEYS.get(self.output_format, self.output)
+        if "vlan" not in keys and self.src_vlan is not None:
+            keys["vlan"] = self.src_vlan
+        if self.reason is not None:
+            keys["reason"] = DROP_REASONS.get(self.reason, str(self.reason))
+        self._keys = keys
+        return keys
+
+
+class CounterSampleView(NamedTuple):
+    """One counters sample (0,2 / 0,4) with its records decoded (unknown ones as ``Raw``)."""
+
+    source_id_type: int
+    source_id_index: int
+    sequence_number: int
+    records: tuple[Any, ...]
+
+
+class CollectorDatagram(NamedTuple):
+    """What the collector needs from one datagram."""
+
+    agent_address: str
+    sub_agent_id: int
+    sequence_number: int
+    uptime_ms: int
+    flow_samples: list[FlowSampleView]
+    counter_samples: list[CounterSampleView]
+    bad_samples: int
+
+
+def decode_for_collector(data: bytes | bytearray | memoryview) -> CollectorDatagram:
+    """Decode one datagram for the collector; raises ``DecodeError`` on framing errors."""
+    buf = bytes(data)
+    end = len(buf)
+    if end < 4:
+        raise DecodeError("datagram shorter than its version word", 0, "datagram")
+    (version,) = _U32.unpack_from(buf, 0)
+    if version != 5:
+        raise DecodeError(f"unsupported sFlow version {version}", 0, "datagram/version")
+    if end < 8:
+        raise TruncatedError("length word runs past the end of its element", 4,
+                             "datagram/agent_address")
+    (kind,) = _U32.unpack_from(buf, 4)
+    if kind == 1:
+        head, size, to_text = _HEAD_V4, 28, socket.inet_ntoa
+    elif kind == 2:
+        head, size, to_text = _HEAD_V6, 40, _ipv6_text
+    elif kind == 0:
+        head, size, to_text = _HEAD_NONE, 24, bytes.decode
+    else:
+        raise DecodeError(f"unknown address type {kind}", 4, "datagram/agent_address")
+    if end < size:
+        raise TruncatedError("field runs past the end of its element", 8, "datagram")
+    address, sub_agent_id, sequence, uptime, count = head.unpack_from(buf, 8)
+    off = size
+    if count > (end - off) // 8:
+        raise TruncatedError(f"list of {count} elements runs past the end of its element",
+                             off, "datagram/samples")
+    flows: list[FlowSampleView] = []
+    counters: list[CounterSampleView] = []
+    bad = 0
+    for i in range(count):
+        if off + 8 > end:
+            raise TruncatedError("element header runs past the end of its element", off,
+                                 f"datagram/samples[{i}]")
+        tag, length = _U32x2.unpack_from(buf, off)
+        off += 8
+        stop = off + length
+        if stop > end:
+            raise TruncatedError(
+                f"element length {length} runs past the end of its container", off - 4,
+                f"datagram/samples[{i}]",
+            )
+        if tag == 1 or tag == 3 or tag == 5:
+            view = _flow_sample(buf, off, stop, tag)
+            if view is None:
+                bad += 1
+            else:
+                flows.append(view)
+        elif tag == 2 or tag == 4:
+            counter_view = _counter_sample(buf, off, stop, tag)
+            if counter_view is None:
+                bad += 1
+            else:
+                counters.append(counter_view)
+        else:
+            bad += 1
+        off = stop
+    return CollectorDatagram(to_text(address), sub_agent_id, sequence, uptime, flows, counters,
+                             bad)
+
+
+def _ipv6_text(raw: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET6, raw)
+
+
+def _flow_sample(buf: bytes, off: int, stop: int, tag: int) -> FlowSampleView | None:
+    """A flow sample body in ``buf[off:stop]``; None when malformed."""
+    discarded = False
+    reason = None
+    if tag == 1:
+        if off + 32 > stop:
+            return None
+        seq, source_id, rate, pool, drops, inp, out, nrec = _FLOW.unpack_from(buf, off)
+        off += 32
+        kind, index = source_id >> 24, source_id & 0xFFFFFF
+        inp &= 0x3FFFFFFF
+        out_format, out = out >> 30, out & 0x3FFFFFFF
+    elif tag == 3:
+        if off + 44 > stop:
+            return None
+        (seq, kind, index, rate, pool, drops, _in_format, inp, out_format, out,
+         nrec) = _FLOW_X.unpack_from(buf, off)
+        off += 44
+        if inp == _ALL_ONES:
+            inp = INTERNAL
+        if out == _ALL_ONES:
+            out = INTERNAL
+    else:
+        if off + 32 > stop:
+            return None
+        seq, kind, index, drops, inp, out, reason, nrec = _DISCARD.unpack_from(buf, off)
+        off += 32
+        rate, pool, out_format, discarded = 1, 0, OUTPUT_IFINDEX, True
+    if nrec > (stop - off) // 8:
+        return None
+    header_protocol = frame_length = stripped = 0
+    header = b""
+    src_vlan = dst_vlan = None
+    seen_header = seen_switch = False
+    for _ in range(nrec):
+        if off + 8 > stop:
+            return None
+        rtag, rlen = _U32x2.unpack_from(buf, off)
+        off += 8
+        rend = off + rlen
+        if rend > stop:
+            return None
+        if rtag == 1 and not seen_header and rlen >= 16:
+            hp, fl, st, hlen = _U32x4.unpack_from(buf, off)
+            if 16 + ((hlen + 3) & ~3) <= rlen:
+                header_protocol, frame_length, stripped = hp, fl, st
+                header = buf[off + 16 : off + 16 + hlen]
+                seen_header = True
+        elif rtag == 1001 and not seen_switch and rlen >= 16:
+            src_vlan, _src_priority, dst_vlan, _dst_priority = _U32x4.unpack_from(buf, off)
+            seen_switch = True
+        off = rend
+    return FlowSampleView(kind, index, seq, rate, pool, drops, inp, out, out_format,
+                          header_protocol, frame_length, stripped, header, src_vlan, dst_vlan,
+                          discarded, reason)
+
+
+def _counter_sample(buf: bytes, off: int, stop: int, tag: int) -> CounterSampleView | None:
+    """A counters sample body in ``buf[off:stop]``; None when malformed."""
+    if tag == 2:
+        if off + 8 > stop:
+            return None
+        seq, source_id = _COUNTERS.unpack_from(buf, off)
+        kind, index = source_id >> 24, source_id & 0xFFFFFF
+        off += 8
+    else:
+        if off + 12 > stop:
+            return None
+        seq, kind, index = _COUNTERS_X.unpack_from(buf, off)
+        off += 12
+    try:
+        records, _ = decode_tlvs(buf, off, stop, "counter", "records")
+    except DecodeError:
+        return None
+    return CounterSampleView(kind, index, seq, records)
