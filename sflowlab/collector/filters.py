@@ -1,0 +1,365 @@
+"""sFlow-RT flow keys, key functions and filter expressions, compiled once into closures.
+
+Key expressions (flow ``keys`` and the left side of a filter comparison):
+
+- a flow key name: ``ipsource``, ``tcpdestinationport``, ``agent``...
+- ``group:<key>:<g1>:<g2>...``: the first listed group that contains the address; with no
+  group listed, the group holding the most specific prefix (``GroupSet.lookup``).
+- ``mask:<key>:<bits>``: the address with all but the first ``bits`` bits cleared
+  (``mask:ipsource:24`` of 10.1.2.3 is ``10.1.2.0``; IPv6 the same, bits capped at the width).
+- ``range:<key>:<min>:<max>``: ``"true"`` if the numeric value is within [min, max], else
+  ``"false"`` (so ``range:tcpsourceport:0:1023=true`` selects well-known source ports).
+- ``or:<k1>:<k2>...``: the first key present. ``null:<key>:<default>``: the key, or the default.
+- ``prefix:<key>:<delim>:<n>`` / ``suffix:<key>:<delim>:<n>``: the first / last n
+  ``delim``-separated tokens; ``first:<key>:<delim>:<t1>:<t2>...``: the first token that is
+  one of t1, t2... (``first:stack:.:ip:ip6``).
+- An argument in square brackets is itself a key expression: ``prefix:[null:httpurl:/]:/:2``.
+
+A key expression is *missing* (None) when its flow key is missing from the sample: a flow
+using it then does not match the sample, and every comparison on it is false (``!=`` too).
+
+Filters: comparisons ``<key expr><op><v1>,<v2>...`` with ``=`` (any value equal), ``!=``
+(none equal), ``~`` (any regex matches the whole value), ``!~`` (none matches); ``&`` binds
+tighter than ``|``; parentheses group. Values compare as text, and numbers also as numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from socket import AF_INET
+from typing import Any
+
+from .groups import GroupSet, format_address, parse_address
+
+Keys = Mapping[str, Any]
+KeyFn = Callable[[Keys], Any]
+
+_KEY_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_UNSUPPORTED = {"country", "asn", "uri", "dns", "bgp", "map", "in", "topology", "link", "node"}
+
+
+class FilterError(ValueError):
+    """A malformed key expression or filter, with the position and the reason."""
+
+
+@dataclass(frozen=True)
+class CompiledKey:
+    """A key expression compiled once: ``get(keys)`` gives its value or None if missing."""
+
+    expr: str
+    keys: frozenset[str]  # the flow key names it reads
+    get: KeyFn
+
+    def __call__(self, keys: Keys) -> Any:
+        return self.get(keys)
+
+
+@dataclass(frozen=True)
+class CompiledFilter:
+    """A filter compiled once: ``test(keys)`` says whether a sample's keys match."""
+
+    expr: str
+    keys: frozenset[str]
+    test: Callable[[Keys], bool]
+
+    def __call__(self, keys: Keys) -> bool:
+        return self.test(keys)
+
+
+def split_top(text: str, sep: str) -> list[str]:
+    """Split ``text`` on ``sep`` outside square brackets."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def compile_key(expr: str, groups: GroupSet) -> CompiledKey:
+    """Compile one key expression; ``FilterError`` explains what is wrong with it."""
+    refs: set[str] = set()
+    get = _key(expr.strip(), groups, refs, expr)
+    return CompiledKey(expr.strip(), frozenset(refs), get)
+
+
+def compile_keys(keys: str, groups: GroupSet) -> list[CompiledKey]:
+    """Compile a comma list of key expressions (commas inside brackets do not split)."""
+    return [compile_key(part, groups) for part in split_top(keys, ",") if part.strip()]
+
+
+def _unbracket(arg: str) -> str:
+    arg = arg.strip()
+    if arg.startswith("[") and arg.endswith("]"):
+        return arg[1:-1].strip()
+    return arg
+
+
+def _int_arg(text: str, what: str, whole: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise FilterError(f"{what} must be an integer, not {text!r}, in {whole!r}") from None
+
+
+def _key(expr: str, groups: GroupSet, refs: set[str], whole: str) -> KeyFn:
+    if not expr:
+        raise FilterError(f"empty key in {whole!r}")
+    if ":" not in expr and "[" not in expr:
+        if not _KEY_NAME.fullmatch(expr):
+            raise FilterError(f"bad key name {expr!r} in {whole!r}")
+        refs.add(expr)
+        name = expr
+        return lambda keys: keys.get(name)
+    func, *args = split_top(expr, ":")
+    if func in _UNSUPPORTED:
+        raise FilterError(f"key function {func!r} is not supported by this collector ({whole!r})")
+    builder = _FUNCTIONS.get(func)
+    if builder is None:
+        raise FilterError(f"unknown key function {func!r} in {whole!r}")
+    need = _ARITY[func]
+    if len(args) < need or (func in _FIXED_ARITY and len(args) != need):
+        raise FilterError(f"key function {func!r} needs {need} arguments in {whole!r}")
+    inner = [_key(_unbracket(a), groups, refs, whole) for a in (args if func == "or" else args[:1])]
+    return builder(inner, [_unbracket(a) for a in args[1:]], groups, whole)
+
+
+def _group(inner: list[KeyFn], names: list[str], groups: GroupSet, whole: str) -> KeyFn:
+    get = inner[0]
+    if not names:
+        def lookup(keys: Keys) -> Any:
+            address = get(keys)
+            return None if address is None else groups.lookup(str(address))
+        return lookup
+    match = groups.match
+
+    def first_group(keys: Keys) -> Any:
+        address = get(keys)
+        if address is None:
+            return None
+        address = str(address)
+        for name in names:
+            if match(name, address) is not None:
+                return name
+        return None
+    return first_group
+
+
+def _mask(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> KeyFn:
+    get, bits = inner[0], _int_arg(args[0], "mask length", whole)
+    if bits < 0:
+        raise FilterError(f"mask length must not be negative in {whole!r}")
+
+    def mask(keys: Keys) -> Any:
+        address = get(keys)
+        if not isinstance(address, str):
+            return None
+        try:
+            family, value = parse_address(address)
+        except ValueError:
+            return None
+        drop = max((32 if family == AF_INET else 128) - bits, 0)
+        return format_address(family, value >> drop << drop)
+    return mask
+
+
+def _range(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> KeyFn:
+    get = inner[0]
+    low, high = (_int_arg(a, "range bound", whole) for a in args)
+
+    def in_range(keys: Keys) -> Any:
+        value = get(keys)
+        if value is None:
+            return None
+        try:
+            return "true" if low <= int(value) <= high else "false"
+        except ValueError:
+            return None
+    return in_range
+
+
+def _or(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> KeyFn:
+    def first_present(keys: Keys) -> Any:
+        for get in inner:
+            value = get(keys)
+            if value is not None:
+                return value
+        return None
+    return first_present
+
+
+def _null(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> KeyFn:
+    get, default = inner[0], args[0]
+
+    def or_default(keys: Keys) -> Any:
+        value = get(keys)
+        return default if value is None else value
+    return or_default
+
+
+def _tokens(inner: list[KeyFn], args: list[str], whole: str, last: bool) -> KeyFn:
+    get, delim, n = inner[0], args[0], _int_arg(args[1], "token count", whole)
+    if not delim:
+        raise FilterError(f"empty delimiter in {whole!r}")
+
+    def tokens(keys: Keys) -> Any:
+        value = get(keys)
+        if value is None:
+            return None
+        parts = str(value).split(delim)
+        return delim.join(parts[-n:] if last else parts[:n])
+    return tokens
+
+
+def _first(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> KeyFn:
+    get, delim, wanted = inner[0], args[0], frozenset(args[1:])
+
+    def first(keys: Keys) -> Any:
+        value = get(keys)
+        if value is None:
+            return None
+        return next((t for t in str(value).split(delim) if t in wanted), None)
+    return first
+
+
+_FUNCTIONS: dict[str, Callable[[list[KeyFn], list[str], GroupSet, str], KeyFn]] = {
+    "group": _group, "mask": _mask, "range": _range, "or": _or, "null": _null, "first": _first,
+    "prefix": lambda i, a, g, w: _tokens(i, a, w, last=False),
+    "suffix": lambda i, a, g, w: _tokens(i, a, w, last=True),
+}
+_ARITY = {"group": 1, "mask": 2, "range": 3, "or": 2, "null": 2, "prefix": 3, "suffix": 3,
+          "first": 3}
+_FIXED_ARITY = {"mask", "range", "null", "prefix", "suffix"}
+
+
+class _Parser:
+    """Recursive descent over the filter text: or-expr := and-expr ('|' and-expr)*."""
+
+    def __init__(self, text: str, groups: GroupSet) -> None:
+        self.text, self.pos, self.groups, self.refs = text, 0, groups, set[str]()
+
+    def error(self, message: str) -> FilterError:
+        return FilterError(f"{message} at position {self.pos} in filter {self.text!r}")
+
+    def peek(self) -> str:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def parse(self) -> Callable[[Keys], bool]:
+        test = self.or_expr()
+        if self.peek():
+            raise self.error(f"unexpected {self.peek()!r}")
+        return test
+
+    def or_expr(self) -> Callable[[Keys], bool]:
+        terms = [self.and_expr()]
+        while self.peek() == "|":
+            self.pos += 1
+            terms.append(self.and_expr())
+        if len(terms) == 1:
+            return terms[0]
+        return lambda keys: any(term(keys) for term in terms)
+
+    def and_expr(self) -> Callable[[Keys], bool]:
+        factors = [self.factor()]
+        while self.peek() == "&":
+            self.pos += 1
+            factors.append(self.factor())
+        if len(factors) == 1:
+            return factors[0]
+        return lambda keys: all(factor(keys) for factor in factors)
+
+    def factor(self) -> Callable[[Keys], bool]:
+        ch = self.peek()
+        if ch == "(":
+            self.pos += 1
+            inner = self.or_expr()
+            if self.peek() != ")":
+                raise self.error("missing ')'")
+            self.pos += 1
+            return inner
+        if ch in ("", "&", "|", ")"):
+            raise self.error("expected a comparison such as ipprotocol=6")
+        return self.comparison()
+
+    def comparison(self) -> Callable[[Keys], bool]:
+        text, start, depth = self.text, self.pos, 0
+        while self.pos < len(text):
+            ch = text[self.pos]
+            depth += (ch == "[") - (ch == "]")
+            if depth == 0 and ch in "=!~":
+                break
+            if depth == 0 and ch in "&|()":
+                raise self.error("expected an operator (=, !=, ~, !~)")
+            self.pos += 1
+        else:
+            raise self.error("expected an operator (=, !=, ~, !~)")
+        key_text = text[start:self.pos].strip()
+        op = text[self.pos:self.pos + 2] if text[self.pos] == "!" else text[self.pos]
+        if op not in ("=", "~", "!=", "!~"):
+            raise self.error(f"bad operator {op!r}")
+        self.pos += len(op)
+        try:
+            get = _key(key_text, self.groups, self.refs, key_text)
+        except FilterError as exc:
+            raise self.error(str(exc)) from None
+        values = [v.strip() for v in self.values().split(",")]
+        return _comparison(get, op, values, self.error)
+
+    def values(self) -> str:
+        text, start, depth = self.text, self.pos, 0
+        while self.pos < len(text):
+            ch = text[self.pos]
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif ch in "&|" and depth == 0:
+                break
+            self.pos += 1
+        raw = text[start:self.pos].strip()
+        if not raw:
+            raise self.error("missing value after the operator")
+        return raw
+
+
+def _comparison(get: KeyFn, op: str, values: list[str],
+                error: Callable[[str], FilterError]) -> Callable[[Keys], bool]:
+    if op in ("~", "!~"):
+        try:
+            pattern = re.compile("|".join(f"(?:{v})" for v in values))
+        except re.error as exc:
+            raise error(f"bad regular expression ({exc})") from None
+        full = pattern.fullmatch
+        if op == "~":
+            return lambda keys: (v := get(keys)) is not None and full(str(v)) is not None
+        return lambda keys: (v := get(keys)) is not None and full(str(v)) is None
+    accepted: set[Any] = set(values)
+    for v in values:
+        with contextlib.suppress(ValueError):
+            accepted.add(int(v, 0) if v.lower().startswith("0x") else int(v))
+    if op == "=":
+        return lambda keys: (v := get(keys)) is not None and v in accepted
+    return lambda keys: (v := get(keys)) is not None and v not in accepted
+
+
+def compile_filter(expr: str, groups: GroupSet) -> CompiledFilter:
+    """Compile an sFlow-RT filter; a blank filter matches everything."""
+    if not isinstance(expr, str):
+        raise FilterError(f"filter must be a string, not {type(expr).__name__}")
+    if not expr.strip():
+        return CompiledFilter(expr, frozenset(), lambda keys: True)
+    parser = _Parser(expr, groups)
+    test = parser.parse()
+    return CompiledFilter(expr, frozenset(parser.refs), test)
