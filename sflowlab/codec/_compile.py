@@ -19,12 +19,19 @@ import struct
 from collections.abc import Callable
 from typing import Annotated, Any, NamedTuple, get_args, get_origin, get_type_hints
 
-from ._errors import DecodeError, EncodeError, TruncatedError
-from ._fields import Address, Array, Fixed, Opaque, String, Tail, Tlv
+from ._errors import CodecError, DecodeError, EncodeError, TruncatedError
+from ._fields import Address, Array, FieldType, Fixed, Opaque, String, Tail, Tlv
 
 NAMESPACES = ("sample", "flow", "counter")
 REGISTRY: dict[str, dict[int, type]] = {ns: {} for ns in NAMESPACES}
 BY_NAME: dict[str, type] = {}
+
+FAILURES = [0]
+"""How many elements became ``Raw`` because their body failed to decode (only ever grows).
+
+``decode_datagram`` compares it before and after a datagram and, only when it moved, walks
+the result to give those ``Raw`` errors their full path; the happy path pays nothing.
+"""
 
 _U32 = struct.Struct(">I")
 _U32x2 = struct.Struct(">II")
@@ -32,6 +39,17 @@ _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 
 Decoder = Callable[[bytes, int, int], tuple[Any, int]]
 Encoder = Callable[[Any, bytearray], None]
+
+# errors a value of the wrong type or range raises inside struct, str.encode, inet_pton, ...
+_VALUE_ERRORS = (struct.error, ValueError, TypeError, OverflowError, OSError, AttributeError)
+
+
+class WireField(NamedTuple):
+    """One declared field: its name, its wire type, and whether it opens the optional tail."""
+
+    name: str
+    type: FieldType
+    tail: bool
 
 
 def data_format(enterprise: int, fmt: int) -> int:
@@ -64,6 +82,9 @@ def _raw_encode(obj: Raw, out: bytearray) -> None:
 
 
 Raw._sflow_encode = staticmethod(_raw_encode)  # type: ignore[attr-defined]
+
+_MEMBERS: dict[str, set[type]] = {ns: {Raw} for ns in NAMESPACES}
+"""The classes an encoder accepts in each namespace's TLV lists."""
 
 
 # ---------------------------------------------------------------- decoding helpers
@@ -142,7 +163,7 @@ def decode_tlvs(
     buf: bytes, off: int, end: int, namespace: str, name: str
 ) -> tuple[tuple[Any, ...], int]:
     """Decode a counted TLV list; a body that fails becomes ``Raw`` with its error."""
-    table = REGISTRY[namespace]
+    table: dict[int, Any] = REGISTRY[namespace]
     n, off = _dcount(buf, off, end, name)
     if n > (end - off) // 8:
         raise _truncated(off, name, f"list of {n} elements")
@@ -168,6 +189,7 @@ def decode_tlvs(
             except DecodeError as e:
                 e.within(f"{name}[{i}]:{cls.sflow_name}")
                 append(Raw(tag, buf[off:stop], str(e)))
+                FAILURES[0] += 1
         off = stop
     return tuple(items), off
 
@@ -207,20 +229,90 @@ def _earr_fixed(
         out += st.pack(conv(item) if conv else item)
 
 
-def _earr_struct(out: bytearray, items: Any, enc: Encoder) -> None:
+def _earr_struct(out: bytearray, items: Any, enc: Encoder, name: str) -> None:
     out += _U32.pack(len(items))
-    for item in items:
-        enc(item, out)
+    for i, item in enumerate(items):
+        try:
+            enc(item, out)
+        except CodecError as e:
+            raise e.within(f"{name}[{i}]") from None
 
 
-def encode_tlvs(out: bytearray, items: Any, name: str = "") -> None:
-    """Append a counted TLV list, writing each element's exact body length."""
+def encode_tlvs(out: bytearray, items: Any, namespace: str, name: str) -> None:
+    """Append a counted TLV list, writing each element's exact body length.
+
+    Every element must be ``Raw`` or a structure declared in ``namespace`` (a counter record
+    in a flow sample would come back as an unknown flow record).
+    """
+    allowed = _MEMBERS[namespace]
     out += _U32.pack(len(items))
-    for item in items:
-        pos = len(out)
-        out += _U32x2.pack(item.data_format, 0)
-        item._sflow_encode(item, out)
-        _U32.pack_into(out, pos + 4, len(out) - pos - 8)
+    i = 0
+    try:
+        for item in items:
+            if type(item) not in allowed:
+                raise EncodeError(f"{type(item).__name__} is not a {namespace} element", len(out))
+            pos = len(out)
+            out += _U32x2.pack(item.data_format, 0)
+            item._sflow_encode(item, out)
+            _U32.pack_into(out, pos + 4, len(out) - pos - 8)
+            i += 1
+    except CodecError as e:
+        raise e.within(f"{name}[{i}]:{_element_name(items[i])}") from None
+
+
+def _element_name(item: Any) -> str:
+    return str(getattr(item, "sflow_name", type(item).__name__))
+
+
+def _field_encoder(ftype: FieldType, name: str) -> Encoder:
+    """Encode one field on its own: used to find the culprit once a generated encoder failed."""
+    if isinstance(ftype, Fixed):
+        st, conv = _element_struct(ftype), ftype.from_value
+        return lambda v, out: _earr_fixed_one(out, v, st, conv)
+    if isinstance(ftype, String):
+        return lambda v, out: _estr(out, v, ftype.max, name)
+    if isinstance(ftype, Opaque):
+        return lambda v, out: _ebytes(out, v, ftype.max, name)
+    if isinstance(ftype, Address):
+        return lambda v, out: _eaddr(out, v, name)
+    if isinstance(ftype, Array):
+        elem = ftype.element
+        if isinstance(elem, Fixed):
+            st, conv = _element_struct(elem), elem.from_value
+            return lambda v, out: _earr_fixed(out, v, st, conv)
+        return lambda v, out: _earr_struct(out, v, elem._sflow_encode, name)
+    return lambda v, out: encode_tlvs(out, v, ftype.namespace, name)
+
+
+def _earr_fixed_one(
+    out: bytearray, value: Any, st: struct.Struct, conv: Callable[[Any], Any] | None
+) -> None:
+    out += st.pack(conv(value) if conv else value)
+
+
+def _encode_failure(cls: type, obj: Any, exc: Exception, offset: int) -> EncodeError:
+    """Name the field of ``obj`` that made ``cls``'s generated encoder raise ``exc``."""
+    fields: tuple[WireField, ...] = cls._sflow_fields  # type: ignore[attr-defined]
+    if not isinstance(obj, tuple) or len(obj) != len(fields):
+        return EncodeError(f"expected {cls.__name__}, got {type(obj).__name__}", offset)
+    values = dict(zip((f.name for f in fields), obj, strict=True))
+    tail_absent = False
+    for f in fields:
+        value = values[f.name]
+        if f.tail:
+            tail_absent = value is None
+        if tail_absent:
+            if value is not None:
+                return EncodeError("a tail field is set while the tail's first is None",
+                                   offset, f.name)
+            continue
+        try:
+            _field_encoder(f.type, f.name)(value, bytearray())
+        except CodecError as e:
+            return EncodeError(e.message, offset, e.path)
+        except _VALUE_ERRORS as e:
+            return EncodeError(f"{value!r}: {e}", offset, f.name)
+    return EncodeError(f"cannot encode {cls.__name__}: {exc}", offset)
 
 
 # ---------------------------------------------------------------- the compiler
@@ -250,10 +342,12 @@ def compile_structure(cls: type) -> None:
         "_dbytes": _dbytes, "_daddr": _daddr, "_darr_fixed": _darr_fixed,
         "_darr_struct": _darr_struct, "_dtlv": decode_tlvs, "_ebytes": _ebytes,
         "_estr": _estr, "_eaddr": _eaddr, "_earr_fixed": _earr_fixed,
-        "_earr_struct": _earr_struct, "_etlv": encode_tlvs,
+        "_earr_struct": _earr_struct, "_etlv": encode_tlvs, "_CodecError": CodecError,
+        "_VALUE_ERRORS": _VALUE_ERRORS, "_fail": _encode_failure,
     }
+    fields: list[WireField] = []
     dec: list[str] = ["def _sflow_decode(buf, off, end):"]
-    enc: list[str] = ["def _sflow_encode(obj, out):"]
+    enc: list[str] = ["def _sflow_encode(obj, out):", "  try:"]
     if names:
         enc.append(f"    ({', '.join(names)},) = obj")
     run: list[tuple[str, Fixed]] = []
@@ -303,6 +397,7 @@ def compile_structure(cls: type) -> None:
 
     for name in names:
         ftype, tail = _field_type(hints[name])
+        fields.append(WireField(name, ftype, tail))
         if seen_tail and not tail and not isinstance(ftype, Fixed):
             raise TypeError(f"{cls.__name__}.{name}: only fixed fields may follow a tail")
         if isinstance(ftype, Fixed):
@@ -337,12 +432,12 @@ def compile_structure(cls: type) -> None:
                 env[f"_D_{name}"] = elem._sflow_decode
                 env[f"_N_{name}"] = elem._sflow_encode
                 dec.append(f"    {name}, off = _darr_struct(buf, off, end, _D_{name}, {name!r})")
-                enc.append(f"    _earr_struct(out, {name}, _N_{name})")
+                enc.append(f"    _earr_struct(out, {name}, _N_{name}, {name!r})")
         elif isinstance(ftype, Tlv):
             dec.append(
                 f"    {name}, off = _dtlv(buf, off, end, {ftype.namespace!r}, {name!r})"
             )
-            enc.append(f"    _etlv(out, {name}, {name!r})")
+            enc.append(f"    _etlv(out, {name}, {ftype.namespace!r}, {name!r})")
         else:  # pragma: no cover - guarded by _field_type
             raise TypeError(f"{cls.__name__}.{name}: unsupported wire type {ftype!r}")
     flush_run()
@@ -352,12 +447,20 @@ def compile_structure(cls: type) -> None:
         dec = [dec[0], dec[1], f"    return _new(_cls, _S{counter}.unpack_from(buf, off)), off + {size}"]
     else:
         dec.append(f"    return _new(_cls, ({', '.join(names)}{',' if names else ''})), off")
-    if len(enc) == 1:
+    if len(enc) == 2:
         enc.append("    pass")
+    enc += [
+        "  except _CodecError as e:",
+        "    e.offset = len(out) if e.offset < 0 else e.offset",
+        "    raise",
+        "  except _VALUE_ERRORS as e:",
+        "    raise _fail(_cls, obj, e, len(out)) from None",
+    ]
     exec("\n".join(dec) + "\n\n" + "\n".join(enc), env)  # noqa: S102 - generated from declarations
     cls._sflow_decode = staticmethod(env["_sflow_decode"])  # type: ignore[attr-defined]
     cls._sflow_encode = staticmethod(env["_sflow_encode"])  # type: ignore[attr-defined]
     cls._sflow_source = "\n".join(dec) + "\n\n" + "\n".join(enc)  # type: ignore[attr-defined]
+    cls._sflow_fields = tuple(fields)  # type: ignore[attr-defined]
 
 
 def structure(cls: type) -> type:
@@ -378,6 +481,7 @@ def _registered(namespace: str, enterprise: int, fmt: int, name: str) -> Callabl
         cls.sflow_name = name  # type: ignore[attr-defined]
         cls.namespace = namespace  # type: ignore[attr-defined]
         REGISTRY[namespace][tag] = cls
+        _MEMBERS[namespace].add(cls)
         BY_NAME[f"{namespace}:{name}"] = cls
         return cls
 

@@ -18,9 +18,10 @@ class CodecError(Exception):
         return self
 
     def __str__(self) -> str:
+        """``path: message at offset N`` (path first, so an enclosing path can be prefixed)."""
         where = f" at offset {self.offset}" if self.offset >= 0 else ""
-        path = f" in {self.path}" if self.path else ""
-        return f"{self.message}{where}{path}"
+        path = f"{self.path}: " if self.path else ""
+        return f"{path}{self.message}{where}"
 
 
 class DecodeError(CodecError):

@@ -73,9 +73,11 @@ class VlanCounters(NamedTuple):
 
 @counter_record(0, 1001, "processor")
 class Processor(NamedTuple):
-    cpu_5s: Annotated[int, U32] = 0
-    cpu_1m: Annotated[int, U32] = 0
-    cpu_5m: Annotated[int, U32] = 0
+    """CPU loads are the spec's ``percentage`` (signed hundredths of a percent, -1 unknown)."""
+
+    cpu_5s: Annotated[int, I32] = 0
+    cpu_1m: Annotated[int, I32] = 0
+    cpu_5m: Annotated[int, I32] = 0
     total_memory: Annotated[int, U64] = 0
     free_memory: Annotated[int, U64] = 0
 
@@ -158,7 +160,7 @@ class HostMemory(NamedTuple):
 class HostDiskIo(NamedTuple):
     disk_total: Annotated[int, U64] = 0
     disk_free: Annotated[int, U64] = 0
-    part_max_used: Annotated[int, I32] = -1
+    part_max_used: Annotated[int, I32] = -1  # percentage, as in processor
     reads: Annotated[int, U32] = 0
     bytes_read: Annotated[int, U64] = 0
     read_time: Annotated[int, U32] = 0
