@@ -1,0 +1,472 @@
+"""sFlow-RT flows: definitions, per-sample accounting, top flows, logged flows.
+
+A flow definition (``FlowSpec``, the REST JSON shape) compiles once into a filter, key
+getters and a value extractor (``filters.py``). Each flow sample is tested against each
+definition once; a sample missing any key of a definition does not count for it.
+
+Values, per (agent, data source, key), all scaled by each sample's own sampling rate ``r``:
+
+- ``rate:<v>`` (the default prefix): an exponentially weighted per-second rate with time
+  constant ``t``. Each entry stores the rate ``R`` and the time of its last update; a sample
+  bringing quantity ``q`` (``bytes``: frame_length x r, ``frames``: r, a numeric key k: k x r)
+  at time ``s`` makes ``R = R * exp(-(s - last)/t) + q/t``, and a read at ``now`` sees
+  ``R * exp(-(now - last)/t)``. A steady stream of Q units/s converges to Q; one sample alone
+  reads q/t at once, decaying with time constant t.
+- ``avg:<k>``: the sampling-weighted mean of numeric key k, each sample weighted
+  ``r * exp(-age/t)``.
+- ``count:<k>``: the number of distinct values of key k seen in the last ``t`` seconds.
+- ``min:<k>`` / ``max:<k>``: the extreme value of k since it was set, a value older than
+  ``t`` being replaced by the next sample.
+
+``requests`` and ``duration`` need HTTP request records, which the collector's decode path
+does not keep: such definitions are refused with a clear error.
+
+Memory: an entry silent for ``EXPIRE_T`` x t (rate decayed by e**-10) is dropped on ``tick``;
+each (flow, data source) keeps at most ``max_keys`` entries, the smallest evicted first.
+
+Logged flows (``log: true``): a flow starts with its first sample and ends when silent for
+``LOG_IDLE_T`` x t; at the end (or every ``activeTimeout`` seconds while active) a record is
+logged: flowID, name, flowKeys, value, start, end (ms), agent, dataSource. Its value is the
+flow's total quantity for ``rate:`` (e.g. bytes), the current value for other prefixes. With
+``flowStart: true`` the record is logged at the first sample instead (value: that sample's
+quantity), once per flow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..codec import data_source
+from .events import DEFAULT_CAPACITY, LongPollLog
+from .filters import CompiledFilter, CompiledKey, FilterError, compile_filter, compile_keys
+from .groups import GroupSet
+
+EXPIRE_T = 10.0
+LOG_IDLE_T = 5.0
+DEFAULT_MAX_KEYS = 1000
+PRUNE_SLACK = 1.25  # prune a table back to max_keys when it grows past max_keys * this
+
+_PREFIXES = ("rate", "avg", "count", "min", "max")
+_NUMERIC_FROM_SAMPLE = {"bytes", "frames"}
+_UNSUPPORTED_VALUES = {"requests", "duration"}
+AGG_MODES = ("max", "sum")
+
+
+def _number(obj: Mapping[str, Any], name: str, low: float, high: float) -> float:
+    value = obj[name]
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"flow attribute {name!r} must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"flow attribute {name!r} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"flow attribute {name!r} must be finite, not {value!r}")
+    return min(max(number, low), high)
+
+
+def parse_value(value: str) -> tuple[str, str]:
+    """``(prefix, base)`` of a flow value such as ``bytes`` or ``avg:ipbytes``."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"flow value must be a non-empty string, not {value!r}")
+    prefix, _, base = value.strip().rpartition(":")
+    prefix = prefix or "rate"
+    if prefix not in _PREFIXES:
+        raise ValueError(f"flow value prefix {prefix!r} is not one of {', '.join(_PREFIXES)}")
+    if base in _UNSUPPORTED_VALUES:
+        raise ValueError(f"flow value {base!r} needs HTTP request records, which this collector"
+                         " does not decode; use bytes, frames or a numeric flow key")
+    if prefix == "count" or base not in _NUMERIC_FROM_SAMPLE:
+        compile_keys(base, GroupSet())  # a key name: syntax check
+    return prefix, base
+
+
+@dataclass
+class FlowSpec:
+    """One flow definition, as ``PUT /flow/{name}/json`` takes it."""
+
+    keys: str = ""
+    value: str = "bytes"
+    filter: str = ""
+    t: float = 2
+    n: int = 5
+    fs: str = ","
+    log: bool = False
+    flowStart: bool = False
+    activeTimeout: float = 60
+    dropped: bool = False  # analyse discarded-packet samples instead of packet samples
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> FlowSpec:
+        """Validate a JSON definition; ``ValueError`` says what is wrong. Like sFlow-RT,
+        ``t`` is clamped to 0.2-600 s and ``n`` to 5-20."""
+        if not isinstance(obj, Mapping):
+            raise ValueError("a flow definition must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(obj) - known - {"name"})
+        if unknown:
+            raise ValueError(f"unsupported flow attribute(s) {', '.join(unknown)}; supported:"
+                             f" {', '.join(sorted(known))}")
+        spec = cls()
+        keys = obj.get("keys", "")
+        if isinstance(keys, list | tuple) and all(isinstance(k, str) for k in keys):
+            keys = ",".join(keys)
+        if not isinstance(keys, str):
+            raise ValueError(f"flow keys must be a comma list string, not {keys!r}")
+        spec.keys = keys.strip()
+        spec.value = obj.get("value", "bytes")
+        spec.filter = obj.get("filter") or ""
+        if not isinstance(spec.filter, str):
+            raise ValueError(f"flow filter must be a string, not {spec.filter!r}")
+        if "t" in obj:
+            spec.t = _number(obj, "t", 0.2, 600)
+        if "n" in obj:
+            spec.n = int(_number(obj, "n", 5, 20))
+        if "activeTimeout" in obj:
+            spec.activeTimeout = _number(obj, "activeTimeout", 1, 86400)
+        spec.fs = obj.get("fs", ",")
+        if not isinstance(spec.fs, str) or not spec.fs:
+            raise ValueError(f"flow fs must be a non-empty string, not {spec.fs!r}")
+        for name in ("log", "flowStart", "dropped"):
+            flag = obj.get(name, False)
+            if not isinstance(flag, bool):
+                raise ValueError(f"flow attribute {name!r} must be true or false, not {flag!r}")
+            setattr(spec, name, flag)
+        _CompiledFlow("<check>", spec, GroupSet())  # keys, value and filter syntax
+        return spec
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Entry:
+    """One (agent, data source, key): value state plus the logged flow in progress."""
+
+    __slots__ = ("a", "b", "last", "log_start", "seen", "total")
+
+    def __init__(self, now: float) -> None:
+        self.a = 0.0  # rate, weighted sum (avg) or extreme (min/max)
+        self.b = 0.0  # weight (avg); time the extreme was set (min/max)
+        self.last = now
+        self.log_start: float | None = None
+        self.total = 0.0
+        self.seen: dict[Any, float] | None = None  # count: value -> last seen
+
+
+class _CompiledFlow:
+    """A FlowSpec compiled for ingest, plus its tables of entries per (agent, data source)."""
+
+    def __init__(self, name: str, spec: FlowSpec, groups: GroupSet) -> None:
+        self.name, self.spec = name, spec
+        try:
+            self.keys: list[CompiledKey] = compile_keys(spec.keys, groups)
+            self.filter: CompiledFilter | None = (
+                compile_filter(spec.filter, groups) if spec.filter.strip() else None)
+        except FilterError as exc:
+            raise ValueError(f"flow {name!r}: {exc}") from None
+        self.prefix, self.base = parse_value(spec.value)
+        self.refs = frozenset().union(*(k.keys for k in self.keys),
+                                      self.filter.keys if self.filter else ())
+        self.tables: dict[tuple[str, str], dict[str, _Entry]] = {}
+        self.t = float(spec.t)
+
+    # ---------------------------------------------------------------- ingest
+
+    def ingest(self, src: tuple[str, str], keys: Mapping[str, Any], sample: Any, now: float,
+               max_keys: int, logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
+        if sample.discarded != self.spec.dropped:
+            return
+        if self.filter is not None and not self.filter.test(keys):
+            return
+        parts = []
+        for key in self.keys:
+            v = key.get(keys)
+            if v is None:
+                return
+            parts.append(v if isinstance(v, str) else str(v))
+        flow_key = self.spec.fs.join(parts)
+        base, prefix, rate = self.base, self.prefix, sample.sampling_rate
+        q = 0.0
+        if prefix == "count":
+            x: Any = keys.get(base)
+            if x is None:
+                return
+        elif base == "bytes":
+            x = sample.frame_length
+        elif base == "frames":
+            x = 1
+        else:
+            x = keys.get(base)
+            if x is None or isinstance(x, str):
+                return
+        table = self.tables.get(src)
+        if table is None:
+            table = self.tables[src] = {}
+        entry = table.get(flow_key)
+        if entry is None:
+            entry = table[flow_key] = _Entry(now)
+            if prefix == "min" or prefix == "max":
+                entry.b = -math.inf  # no extreme yet
+            if len(table) > max_keys * PRUNE_SLACK:
+                self._prune(src, table, now, max_keys, logged, next_id)
+        t = self.t
+        dt = now - entry.last
+        decay = math.exp(-dt / t) if dt > 0 else 1.0
+        if prefix == "rate":
+            q = x * rate
+            entry.a = entry.a * decay + q / t
+            entry.total += q
+        elif prefix == "avg":
+            entry.a = entry.a * decay + x * rate
+            entry.b = entry.b * decay + rate
+        elif prefix == "count":
+            seen = entry.seen
+            if seen is None:
+                seen = entry.seen = {}
+            seen[x] = now
+            if len(seen) > 2 * max_keys:
+                entry.seen = {v: s for v, s in seen.items() if now - s <= t}
+        elif (prefix == "max") == (x >= entry.a) or now - entry.b > t:
+            entry.a, entry.b = x, now
+        if now > entry.last:
+            entry.last = now
+        if self.spec.log and entry.log_start is None:
+            entry.log_start = now
+            entry.total = q if prefix == "rate" else 0.0
+            if self.spec.flowStart:
+                value = q if prefix == "rate" else self.value(entry, now)
+                logged.append(self._record(next_id(), src, flow_key, value, now, now))
+
+    def _prune(self, src: tuple[str, str], table: dict[str, _Entry], now: float, max_keys: int,
+               logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
+        ranked = sorted(table.items(), key=lambda kv: self.value(kv[1], now), reverse=True)
+        for flow_key, entry in ranked[max_keys:]:
+            self._end(src, flow_key, entry, logged, next_id)
+            del table[flow_key]
+
+    # ---------------------------------------------------------------- reading
+
+    def value(self, entry: _Entry, now: float) -> float:
+        prefix = self.prefix
+        if prefix == "rate":
+            dt = now - entry.last
+            return entry.a * math.exp(-dt / self.t) if dt > 0 else entry.a
+        if prefix == "avg":
+            return entry.a / entry.b if entry.b else 0.0
+        if prefix == "count":
+            return float(sum(1 for s in (entry.seen or {}).values() if now - s <= self.t))
+        return float(entry.a)
+
+    def rows(self, agents: Collection[str] | None, now: float
+             ) -> list[tuple[str, str, str, float]]:
+        return [(agent, ds, key, self.value(entry, now))
+                for (agent, ds), table in self.tables.items()
+                if agents is None or agent in agents
+                for key, entry in table.items()]
+
+    # ---------------------------------------------------------------- logging and expiry
+
+    def _record(self, flow_id: int, src: tuple[str, str], flow_key: str, value: float,
+                start: float, end: float) -> dict[str, Any]:
+        return {"flowID": flow_id, "name": self.name, "flowKeys": flow_key,
+                "value": float(value), "start": int(start * 1000), "end": int(end * 1000),
+                "agent": src[0], "dataSource": src[1]}
+
+    def _end(self, src: tuple[str, str], flow_key: str, entry: _Entry,
+             logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
+        """Close the logged flow in progress (a record unless logged at its start)."""
+        if entry.log_start is None:
+            return
+        if not self.spec.flowStart:
+            value = entry.total if self.prefix == "rate" else self.value(entry, entry.last)
+            logged.append(self._record(next_id(), src, flow_key, value, entry.log_start,
+                                       entry.last))
+        entry.log_start = None
+
+    def sweep(self, now: float, logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
+        """End idle or long-active logged flows; drop expired entries and empty tables."""
+        expire, idle = EXPIRE_T * self.t, LOG_IDLE_T * self.t
+        log, active_timeout = self.spec.log, self.spec.activeTimeout
+        for src, table in list(self.tables.items()):
+            for flow_key, entry in list(table.items()):
+                silent = now - entry.last
+                if log and entry.log_start is not None and (
+                        silent > idle or (not self.spec.flowStart
+                                          and now - entry.log_start >= active_timeout)):
+                    self._end(src, flow_key, entry, logged, next_id)
+                if silent > expire:
+                    del table[flow_key]
+            if not table:
+                del self.tables[src]
+
+
+class FlowEngine:
+    """All flow definitions and their state; not thread-safe (the collector engine locks)."""
+
+    def __init__(self, groups: GroupSet, max_keys: int = DEFAULT_MAX_KEYS,
+                 log_capacity: int = DEFAULT_CAPACITY) -> None:
+        self.groups = groups
+        self.max_keys = max_keys
+        self._flows: dict[str, _CompiledFlow] = {}
+        self._needs_agent = False
+        self._logged: LongPollLog[dict[str, Any]] = LongPollLog(lambda r: r["flowID"],
+                                                                log_capacity)
+        self._pending: list[dict[str, Any]] = []
+        self._last_flow_id = 0
+        self._key_sets: dict[tuple[Any, int], float] = {}
+        self._key_names: dict[tuple[Any, int], tuple[str, ...]] = {}
+
+    # ---------------------------------------------------------------- definitions
+
+    def define(self, name: str, spec: FlowSpec) -> None:
+        """Add or replace a flow; ``ValueError`` if the spec is bad. A changed definition
+        restarts the flow's state, an identical one keeps it."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"bad flow name {name!r}")
+        current = self._flows.get(name)
+        if current is not None and current.spec == spec:
+            return  # an identical re-definition keeps the flow's state
+        self._flows[name] = _CompiledFlow(name, spec, self.groups)
+        self._needs_agent = any("agent" in f.refs for f in self._flows.values())
+
+    def remove(self, name: str) -> bool:
+        found = self._flows.pop(name, None) is not None
+        self._needs_agent = any("agent" in f.refs for f in self._flows.values())
+        return found
+
+    def specs(self) -> dict[str, FlowSpec]:
+        return {name: flow.spec for name, flow in self._flows.items()}
+
+    def _flow(self, name: str) -> _CompiledFlow:
+        flow = self._flows.get(name)
+        if flow is None:
+            raise KeyError(f"no flow named {name!r}")
+        return flow
+
+    # ---------------------------------------------------------------- ingest and tick
+
+    def _next_id(self) -> int:
+        self._last_flow_id += 1
+        return self._last_flow_id
+
+    def ingest(self, agent: str, sample: Any, now: float) -> None:
+        """Account one FlowSampleView from ``agent`` (an address string) at ``now``."""
+        keys = sample.keys()
+        signature = (keys.get("stack"), len(keys))
+        if signature not in self._key_names:
+            self._key_names[signature] = (*keys, "agent")
+        self._key_sets[signature] = now
+        if not self._flows:
+            return
+        if self._needs_agent:
+            keys = {**keys, "agent": agent}
+        src = (agent, data_source(sample))
+        before = len(self._pending)
+        for flow in self._flows.values():
+            flow.ingest(src, keys, sample, now, self.max_keys, self._pending, self._next_id)
+        if len(self._pending) > before:
+            self._logged.append(self._pending[before:])
+
+    def tick(self, now: float) -> list[dict[str, Any]]:
+        """End and expire flows; the logged-flow records produced since the last tick."""
+        before = len(self._pending)
+        for flow in self._flows.values():
+            flow.sweep(now, self._pending, self._next_id)
+        if len(self._pending) > before:
+            self._logged.append(self._pending[before:])
+        produced, self._pending = self._pending, []
+        return produced
+
+    # ---------------------------------------------------------------- queries
+
+    def active_flows(self, agents: Collection[str] | None, name: str, now: float,
+                     max_flows: int = 100, min_value: float = 0.0, agg_mode: str = "max"
+                     ) -> list[dict[str, Any]]:
+        """Top flows ``[{key, value, agent, dataSource}]``. ``max``: one flow seen by several
+        data sources counts once, at its largest value; ``sum``: values add up (agent and
+        dataSource of the largest contributor). ``edge``/``core`` need a topology: refused."""
+        if agg_mode not in AGG_MODES:
+            raise ValueError(f"aggMode {agg_mode!r} is not supported; use one of"
+                             f" {', '.join(AGG_MODES)}")
+        best: dict[str, list[Any]] = {}
+        for agent, ds, key, value in self._flow(name).rows(agents, now):
+            row = best.get(key)
+            if row is None:
+                best[key] = [value, value, agent, ds]
+                continue
+            if value > row[1]:
+                row[1:] = [value, agent, ds]
+            row[0] = row[0] + value if agg_mode == "sum" else row[1]
+        top = sorted(((v[0], key, v[2], v[3]) for key, v in best.items() if v[0] >= min_value),
+                     key=lambda r: (-r[0], r[1]))[:max(max_flows, 0)]
+        return [{"key": key, "value": value, "agent": agent, "dataSource": ds}
+                for value, key, agent, ds in top]
+
+    def flow_value(self, agent: str, name: str, key: str, now: float) -> float:
+        """One flow's value at ``agent``: the largest over its data sources, 0 if unseen."""
+        flow = self._flow(name)
+        values = [flow.value(table[key], now) for (a, _), table in flow.tables.items()
+                  if a == agent and key in table]
+        return max(values, default=0.0)
+
+    def flow_keys(self, now: float) -> dict[str, int]:
+        """Flow key names seen in samples -> ms since last seen (``agent`` included)."""
+        out: dict[str, int] = {}
+        for signature, seen in self._key_sets.items():
+            age = max(int((now - seen) * 1000), 0)
+            for key in self._key_names[signature]:
+                if key not in out or age < out[key]:
+                    out[key] = age
+        return out
+
+    def dump(self, agents: Collection[str] | None, name: str, now: float
+             ) -> list[dict[str, Any]]:
+        """One row per data source: metricValue the largest flow's value, topKeys its top n."""
+        flow = self._flow(name)
+        out = []
+        for (agent, ds), table in flow.tables.items():
+            if agents is not None and agent not in agents:
+                continue
+            ranked = sorted(((flow.value(e, now), k, e.last) for k, e in table.items()),
+                            key=lambda r: (-r[0], r[1]))[:flow.spec.n]
+            if not ranked:
+                continue
+            out.append({
+                "agent": agent, "dataSource": ds, "metricName": name,
+                "metricValue": ranked[0][0],
+                "lastUpdate": max(int((now - max(e.last for e in table.values())) * 1000), 0),
+                "topKeys": [{"key": k, "value": v, "lastUpdate": max(int((now - s) * 1000), 0)}
+                            for v, k, s in ranked],
+            })
+        return out
+
+    def metric_values(self, name: str, now: float) -> list[tuple[str, str, float]]:
+        """A keyless flow as a metric: ``(agent, dataSource, value)``; [] for anything else."""
+        flow = self._flows.get(name)
+        if flow is None or flow.keys:
+            return []
+        return [(agent, ds, value) for agent, ds, _, value in flow.rows(None, now)]
+
+    def flow_values(self, name: str, now: float) -> list[tuple[str, str, str, float]]:
+        """Every tracked ``(agent, dataSource, key, value)`` of a flow; [] if undefined."""
+        flow = self._flows.get(name)
+        return [] if flow is None else flow.rows(None, now)
+
+    # ---------------------------------------------------------------- logged flows
+
+    def logged(self, name: str | None = None, max_flows: int = 100, after_id: int = -1
+               ) -> list[dict[str, Any]]:
+        """Logged flow records newer than ``after_id``, newest first."""
+        where = None if name is None else (lambda r: r["name"] == name)
+        return self._logged.query(max_flows, after_id, where)
+
+    def last_logged_id(self) -> int:
+        return self._logged.last_id()
+
+    def wait_logged(self, after_id: int, timeout_s: float) -> bool:
+        """Block until a record newer than ``after_id`` exists (True) or timeout (False).
+        Call without holding the engine's lock: records arrive through ingest and tick."""
+        return self._logged.wait(after_id, timeout_s)
