@@ -101,12 +101,14 @@ def _dcount(buf: bytes, off: int, end: int, name: str) -> tuple[int, int]:
 
 
 def _dbytes(buf: bytes, off: int, end: int, name: str) -> tuple[bytes, int]:
-    n, off = _dcount(buf, off, end, name)
-    stop = off + n
+    if off + 4 > end:
+        raise _truncated(off, name, "length word")
+    (n,) = _U32.unpack_from(buf, off)
+    off += 4
     padded = off + ((n + 3) & ~3)
     if padded > end:
         raise _truncated(off, name, f"{n}-byte value")
-    return buf[off:stop], padded
+    return buf[off : off + n], padded
 
 
 def _dstr(buf: bytes, off: int, end: int, name: str) -> tuple[str, int]:
