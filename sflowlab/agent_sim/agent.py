@@ -20,11 +20,32 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from sflowlab.codec import Exporter, FlowSampleExpanded, encode_sample
+from sflowlab.codec import (
+    COUNTER_SAMPLES,
+    FLOW_SAMPLES,
+    DiscardedPacket,
+    Exporter,
+    FlowSampleExpanded,
+    encode_sample,
+)
 
 from .sinks import Sink
 
 U32_MASK = 0xFFFFFFFF
+_KIND_BY_FORMAT = {1: "flow", 3: "flow", 2: "counters", 4: "counters", 5: "discarded"}
+"""Sample data_format (enterprise 0) -> kind, for samples emitted as encoded bytes."""
+_U32 = struct.Struct(">I")
+
+
+def sample_kind(sample: Any) -> str:
+    """``"flow"``, ``"counters"``, ``"discarded"`` or ``"other"`` for a sample or its bytes."""
+    if isinstance(sample, bytes):
+        return _KIND_BY_FORMAT.get(_U32.unpack_from(sample)[0], "other")
+    if isinstance(sample, FLOW_SAMPLES):
+        return "flow"
+    if isinstance(sample, COUNTER_SAMPLES):
+        return "counters"
+    return "discarded" if isinstance(sample, DiscardedPacket) else "other"
 
 
 class Agent:
@@ -43,6 +64,7 @@ class Agent:
         self.pollers: list[Poller] = []
         self.samplers: list[Sampler] = []
         self._now = boot_time
+        self.samples_by_kind: dict[str, int] = {}
         self.exporter = Exporter(address, self._send, sub_agent_id=sub_agent_id,
                                  max_datagram=max_datagram)
 
@@ -56,6 +78,8 @@ class Agent:
     def emit(self, sample: Any, now: float) -> None:
         """Queue one sample (a codec sample object or its encoded bytes)."""
         self._now = now
+        kind = sample_kind(sample)
+        self.samples_by_kind[kind] = self.samples_by_kind.get(kind, 0) + 1
         self.exporter.add(sample, self.uptime_ms(now))
 
     def flush(self, now: float) -> None:
