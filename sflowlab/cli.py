@@ -11,6 +11,7 @@ import importlib
 import sys
 
 COMMANDS = {
+    "collector": "sflowlab.commands.collector",
     "decode": "sflowlab.commands.decode",
 }
 

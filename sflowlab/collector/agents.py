@@ -1,0 +1,175 @@
+"""Per-agent accounting from sequence numbers: received, lost, duplicate, out of order.
+
+An agent is an (address, sub-agent id) pair; ``/agents/json`` sums the sub-agents of one
+address. Each datagram stream and each sampler (flow, counter, discard samples of one data
+source) has its own :class:`SequenceTracker`:
+
+- the next number in sequence is counted in order;
+- a forward gap counts the missing numbers as lost;
+- a number behind the newest one, within a 256-number window, is a duplicate if it was seen
+  and otherwise arrives out of order (and no longer counts as lost);
+- a number further behind, a restart at 0/1, or a forward jump of more than 100,000 is a new
+  epoch (agent restart, container restarted): the tracker resets without counting loss.
+
+Datagram streams also reset when the agent's uptime goes backwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WINDOW = 256
+MAX_GAP = 100_000
+_MASK = (1 << WINDOW) - 1
+
+
+@dataclass(slots=True)
+class SequenceTracker:
+    """Classifies the sequence numbers of one stream (32-bit, wrapping)."""
+
+    received: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    resets: int = 0
+    last: int = -1
+    seen: int = 0  # bit i set: number (last - i) was seen
+
+    def add(self, seq: int) -> str:
+        """Record ``seq``; returns "ok", "lost" (a gap before it), "dup", "ooo" or "reset"."""
+        self.received += 1
+        last = self.last
+        if last < 0:
+            self.last, self.seen = seq, 1
+            return "ok"
+        diff = (seq - last) & 0xFFFFFFFF
+        if diff == 1:
+            self.last, self.seen = seq, ((self.seen << 1) | 1) & _MASK
+            return "ok"
+        if 0 < diff < 0x80000000:
+            if diff > MAX_GAP:
+                return self._reset(seq)
+            self.lost += diff - 1
+            self.last, self.seen = seq, ((self.seen << diff) | 1) & _MASK
+            return "lost"
+        back = (last - seq) & 0xFFFFFFFF  # 0 when equal
+        if back >= WINDOW or (seq <= 1 < last):
+            return self._reset(seq)
+        bit = 1 << back
+        if self.seen & bit:
+            self.duplicates += 1
+            return "dup"
+        self.seen |= bit
+        self.out_of_order += 1
+        self.lost -= 1
+        return "ooo"
+
+    def _reset(self, seq: int) -> str:
+        self.resets += 1
+        self.last, self.seen = seq, 1
+        return "reset"
+
+
+@dataclass(slots=True)
+class AgentStats:
+    """Accounting for one (address, sub-agent): datagrams and per-sampler samples."""
+
+    address: str
+    sub_agent_id: int
+    first_seen: float
+    last_seen: float
+    uptime_ms: int = 0
+    bytes_received: int = 0
+    parse_errors: int = 0
+    bad_samples: int = 0
+    flow_samples: int = 0
+    counter_samples: int = 0
+    datagrams: SequenceTracker = field(default_factory=SequenceTracker)
+    samplers: dict[tuple[str, int, int], SequenceTracker] = field(default_factory=dict)
+    sources: set[str] = field(default_factory=set)
+
+    def datagram(self, seq: int, uptime_ms: int, size: int, source: str, now: float) -> str:
+        """Account one datagram; returns the tracker's verdict ("reset" on agent restart)."""
+        if uptime_ms < self.uptime_ms and self.datagrams.last >= 0:
+            self.datagrams._reset(seq)
+            self.datagrams.received += 1
+            self.samplers.clear()
+            verdict = "reset"
+        else:
+            verdict = self.datagrams.add(seq)
+        self.uptime_ms = uptime_ms
+        self.bytes_received += size
+        self.last_seen = now
+        if source not in self.sources:
+            self.sources.add(source)
+        return verdict
+
+    def sample(self, kind: str, ds_type: int, ds_index: int, seq: int) -> str:
+        """Account one sample of ``kind`` "flow", "counter" or "discard" from one sampler."""
+        key = (kind, ds_type, ds_index)
+        tracker = self.samplers.get(key)
+        if tracker is None:
+            tracker = self.samplers[key] = SequenceTracker()
+        if kind == "counter":
+            self.counter_samples += 1
+        else:
+            self.flow_samples += 1
+        return tracker.add(seq)
+
+    def sampler_totals(self, kind: str) -> tuple[int, int, int]:
+        """(lost, duplicates, out of order) summed over the samplers of one kind."""
+        lost = dup = ooo = 0
+        for (k, _, _), t in self.samplers.items():
+            if k == kind or (kind == "flow" and k == "discard"):
+                lost, dup, ooo = lost + t.lost, dup + t.duplicates, ooo + t.out_of_order
+        return lost, dup, ooo
+
+
+def agents_json(stats: list[AgentStats], now: float) -> dict[str, dict[str, object]]:
+    """sFlow-RT's ``/agents/json``: one entry per agent address (sub-agents summed)."""
+    out: dict[str, dict[str, object]] = {}
+    for a in stats:
+        flow = a.sampler_totals("flow")
+        counter = a.sampler_totals("counter")
+        d = a.datagrams
+        figures = {
+            "sFlowDatagramsReceived": d.received,
+            "sFlowDatagramsLost": d.lost,
+            "sFlowDatagramsDuplicates": d.duplicates,
+            "sFlowDatagramsOutOfOrder": d.out_of_order,
+            "sFlowDatagramsReset": d.resets,
+            "sFlowBytesReceived": a.bytes_received,
+            "sFlowParseErrors": a.parse_errors,
+            "sFlowBadSamples": a.bad_samples,
+            "sFlowFlowSamples": a.flow_samples,
+            "sFlowFlowLostSamples": flow[0],
+            "sFlowFlowDuplicateSamples": flow[1],
+            "sFlowFlowOutOfOrderSamples": flow[2],
+            "sFlowCounterSamples": a.counter_samples,
+            "sFlowCounterLostSamples": counter[0],
+            "sFlowCounterDuplicateSamples": counter[1],
+            "sFlowCounterOutOfOrderSamples": counter[2],
+        }
+        entry = out.get(a.address)
+        if entry is None:
+            out[a.address] = {
+                **figures,
+                "sFlowDatagramSource": sorted(a.sources),
+                "firstSeen": to_ms(now - a.first_seen),
+                "lastSeen": to_ms(now - a.last_seen),
+                "uptime": a.uptime_ms,
+                "subAgents": [a.sub_agent_id],
+            }
+            continue
+        for k, v in figures.items():
+            entry[k] = int(entry[k]) + v  # type: ignore[call-overload]
+        entry["sFlowDatagramSource"] = sorted(set(entry["sFlowDatagramSource"]) | a.sources)  # type: ignore[call-overload]
+        entry["firstSeen"] = max(int(entry["firstSeen"]), to_ms(now - a.first_seen))  # type: ignore[call-overload]
+        entry["lastSeen"] = min(int(entry["lastSeen"]), to_ms(now - a.last_seen))  # type: ignore[call-overload]
+        entry["subAgents"] = [*entry["subAgents"], a.sub_agent_id]  # type: ignore[misc]
+    return out
+
+
+def to_ms(seconds: float) -> int:
+    """Seconds to whole milliseconds, never negative (sFlow-RT reports ages in ms)."""
+    return max(0, round(seconds * 1000))

@@ -1,0 +1,178 @@
+"""Daemon configuration (TOML) and the state file that keeps REST definitions across restarts.
+
+```toml
+[sflow]
+port = 6343
+hosts = ["0.0.0.0", "::"]
+rcvbuf = 8388608
+queue_size = 20000
+
+[http]
+host = "127.0.0.1"
+port = 8008
+token = "..."            # required to bind beyond loopback (or env SFLOWLAB_TOKEN)
+readonly = false
+
+[collector]
+state_dir = "/var/lib/sflowlab"
+metric_timeout_s = 60
+tick_s = 1.0
+
+[recording]               # optional rotating pcap of received datagrams
+dir = "/var/lib/sflowlab/pcap"
+max_bytes = 100000000
+max_files = 10
+
+[groups]
+internal = ["10.0.0.0/8"]
+
+[flows.tcp]
+keys = "ipsource,ipdestination"
+value = "bytes"
+
+[thresholds.busy]
+metric = "tcp"
+value = 1000000
+
+controllers = []          # accepted and stored; the controller runtime is a later task
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TOKEN_ENV = "SFLOWLAB_TOKEN"  # noqa: S105 - the name of the variable, not a secret
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the entry."""
+
+
+@dataclass
+class Config:
+    sflow_port: int = 6343
+    sflow_hosts: tuple[str, ...] = ("0.0.0.0", "::")
+    rcvbuf: int = 8 * 1024 * 1024
+    queue_size: int = 20_000
+    http_host: str = "127.0.0.1"
+    http_port: int = 8008
+    token: str | None = None
+    readonly: bool = False
+    state_dir: Path | None = None
+    metric_timeout_s: float = 60.0
+    tick_s: float = 1.0
+    record_dir: Path | None = None
+    record_max_bytes: int = 100_000_000
+    record_max_files: int = 10
+    definitions: dict[str, Any] = field(default_factory=dict)
+    controllers: list[Any] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Refuse a wide HTTP bind without a token for mutating calls."""
+        if self.http_host not in LOOPBACK and not self.token:
+            raise ConfigError(
+                f"http host {self.http_host!r} is not loopback: set http.token in the config "
+                f"file or {TOKEN_ENV} in the environment (mutating calls then need "
+                "'Authorization: Bearer <token>')")
+
+
+_SECTIONS = {
+    "sflow": {"port": ("sflow_port", int), "hosts": ("sflow_hosts", tuple),
+              "rcvbuf": ("rcvbuf", int), "queue_size": ("queue_size", int)},
+    "http": {"host": ("http_host", str), "port": ("http_port", int), "token": ("token", str),
+             "readonly": ("readonly", bool)},
+    "collector": {"state_dir": ("state_dir", Path), "metric_timeout_s": ("metric_timeout_s", float),
+                  "tick_s": ("tick_s", float)},
+    "recording": {"dir": ("record_dir", Path), "max_bytes": ("record_max_bytes", int),
+                  "max_files": ("record_max_files", int)},
+}
+
+
+def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None = None) -> Config:
+    """Read a TOML file (or defaults when ``path`` is None); the token may come from env."""
+    cfg = Config()
+    env = dict(os.environ) if env is None else env
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                doc = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"{path}: {e}") from e
+        _apply(cfg, doc, str(path))
+    if not cfg.token and env.get(TOKEN_ENV):
+        cfg.token = env[TOKEN_ENV]
+    return cfg
+
+
+def _apply(cfg: Config, doc: dict[str, Any], where: str) -> None:
+    known = {*_SECTIONS, "groups", "flows", "thresholds", "controllers"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; expected some of {sorted(known)}")
+    for section, fields in _SECTIONS.items():
+        table = doc.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table")
+        for key, value in table.items():
+            if key not in fields:
+                raise ConfigError(f"{where}: unknown key {section}.{key}; "
+                                  f"expected one of {sorted(fields)}")
+            attr, kind = fields[key]
+            if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{where}: {section}.{key} must be an integer, not {value!r}")
+            if kind is float and not isinstance(value, int | float):
+                raise ConfigError(f"{where}: {section}.{key} must be a number, not {value!r}")
+            if kind is tuple and not (isinstance(value, list)
+                                      and all(isinstance(v, str) for v in value)):
+                raise ConfigError(f"{where}: {section}.{key} must be a list of strings")
+            setattr(cfg, attr, kind(value))
+    for section in ("groups", "flows", "thresholds"):
+        table = doc.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table")
+        cfg.definitions[section] = table
+    controllers = doc.get("controllers", [])
+    if not isinstance(controllers, list):
+        raise ConfigError(f"{where}: controllers must be a list")
+    cfg.controllers = controllers
+
+
+@dataclass
+class StateStore:
+    """A JSON file of groups, flows and thresholds, replaced atomically on every save."""
+
+    path: Path
+
+    def load(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        try:
+            state = json.loads(text)
+        except ValueError as e:
+            raise ConfigError(f"{self.path}: not valid JSON: {e}") from e
+        if not isinstance(state, dict):
+            raise ConfigError(f"{self.path}: expected a JSON object")
+        return state
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(state, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,52 @@
+"""Prometheus text exposition of the metric table (``/prometheus/metrics/{agents}/{metrics}/txt``).
+
+Numeric metrics only (strings have no Prometheus value), one sample per data source, labels
+``agent`` and ``datasource``; ``ALL`` as the metric list exports every metric.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+
+from .engine import Engine
+from .query import parse_agents
+
+_BAD = re.compile(r"[^a-zA-Z0-9_:]")
+
+
+def metric_name(name: str) -> str:
+    clean = _BAD.sub("_", name)
+    return clean if not clean[:1].isdigit() else "_" + clean
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def exposition(engine: Engine, agents: str, metrics: str, now: float | None = None) -> str:
+    """The text format for the selected agents and metrics."""
+    wanted = parse_agents(agents)
+    names: Iterable[str] | None = None
+    if metrics.strip() not in ("ALL", ""):
+        names = [m.strip() for m in metrics.split(",") if m.strip()]
+    series: dict[str, list[str]] = {}
+    with engine.lock:
+        for ds in engine.metrics.select(wanted):
+            for name, value in ds.values.items():
+                if names is not None and name not in names:
+                    continue
+                if isinstance(value, str | bool):
+                    continue
+                v = float(value)
+                text = "NaN" if math.isnan(v) else repr(v) if not math.isinf(v) else (
+                    "+Inf" if v > 0 else "-Inf")
+                series.setdefault(name, []).append(
+                    f'{metric_name(name)}{{agent="{_label(ds.agent)}",'
+                    f'datasource="{_label(ds.name)}"}} {text}')
+    lines: list[str] = []
+    for name in sorted(series):
+        lines.append(f"# TYPE {metric_name(name)} gauge")
+        lines.extend(sorted(series[name]))
+    return "\n".join(lines) + ("\n" if lines else "")

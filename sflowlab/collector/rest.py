@@ -1,0 +1,346 @@
+"""sFlow-RT's REST API over ``http.server``: a small router that only translates.
+
+Every handler calls the engine's Python API (``metric``, ``dump``, ``active_flows``, ...) and
+shapes JSON; bad input answers 4xx with ``{"error": message}`` (unknown path 404, wrong
+method 405, bad JSON or query 400, missing token 401, read-only 403). When a token is set,
+PUT/POST/DELETE need ``Authorization: Bearer <token>``. Long polls (``/events/json``,
+``/flows/json`` with ``eventID``/``flowID`` and ``timeout``) wait outside the engine lock.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sflowlab import __version__
+
+from .engine import Engine
+from .filters import FilterError
+from .flows import FlowSpec
+from .forwarding import Destination, Forwarder
+from .prometheus import exposition
+from .query import QueryError
+from .thresholds import ThresholdSpec
+
+log = logging.getLogger("sflowlab.collector")
+
+MAX_BODY = 16 * 1024 * 1024
+MAX_POLL_S = 60.0
+JSON = "application/json"
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    params: dict[str, str]
+    query: dict[str, list[str]]
+    body: bytes = b""
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError as e:
+            raise HttpError(400, f"bad JSON body: {e}") from None
+
+    def arg(self, name: str, kind: Callable[[str], Any], default: Any) -> Any:
+        values = self.query.get(name)
+        if not values:
+            return default
+        try:
+            return kind(values[-1])
+        except ValueError:
+            raise HttpError(400, f"bad value for {name}: {values[-1]!r}") from None
+
+    def filter(self, *reserved: str) -> dict[str, list[str]]:
+        """Query parameters that are not options: string-metric filters."""
+        return {k: v for k, v in self.query.items() if k not in reserved}
+
+
+Response = tuple[int, str, bytes]
+Handler = Callable[[Request], Any]
+
+
+def _ok(obj: Any) -> Response:
+    return 200, JSON, json.dumps(obj).encode()
+
+
+@dataclass
+class Api:
+    """Routes requests to the engine; ``handle`` is independent of the HTTP server."""
+
+    engine: Engine
+    forwarder: Forwarder = field(default_factory=Forwarder)
+    token: str | None = None
+    readonly: bool = False
+    routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        r = self._route
+        r("/version", GET=lambda q: (200, "text/plain", __version__.encode()))
+        r("/analyzer/json", GET=lambda q: self.engine.analyzer_json())
+        r("/agents/json", GET=lambda q: self.engine.agents_json())
+        r("/metrics/json", GET=lambda q: self.engine.metric_names())
+        r("/metric/{agent}/json", GET=lambda q: self.engine.agent_metrics(q.params["agent"]))
+        r("/metric/{agents}/{metrics}/json", GET=lambda q: self.engine.metric(
+            q.params["agents"], q.params["metrics"], q.filter()))
+        r("/dump/{agents}/{metrics}/json", GET=lambda q: self.engine.dump(
+            q.params["agents"], q.params["metrics"], q.filter()))
+        r("/table/{agents}/{metrics}/json", GET=lambda q: self.engine.table(
+            q.params["agents"], q.params["metrics"], q.filter()))
+        r("/prometheus/metrics/{agents}/{metrics}/txt", GET=lambda q: (
+            200, "text/plain; version=0.0.4",
+            exposition(self.engine, q.params["agents"], q.params["metrics"]).encode()))
+        r("/flowkeys/json", GET=lambda q: self.engine.flow_keys())
+        r("/flow/json", GET=lambda q: self._flow_specs())
+        r("/flow/{name}/json", GET=self._get_flow, PUT=self._put_flow, DELETE=self._delete_flow)
+        r("/activeflows/{agents}/{name}/json", GET=self._active_flows)
+        r("/flowvalue/{agent}/{name}/json", GET=self._flow_value)
+        r("/flows/json", GET=self._logged_flows)
+        r("/groups/json", GET=lambda q: self.engine.groups.all(), PUT=self._put_groups)
+        r("/group/{name}/json", GET=self._get_group, PUT=self._put_group,
+          DELETE=self._delete_group)
+        r("/threshold/json", GET=lambda q: self._threshold_specs())
+        r("/threshold/{name}/json", GET=self._get_threshold, PUT=self._put_threshold,
+          DELETE=self._delete_threshold)
+        r("/events/json", GET=self._events)
+        r("/forwarding/json", GET=lambda q: {
+            n: d.to_json() for n, d in self.forwarder.destinations.items()})
+        r("/forwarding/{name}/json", GET=self._get_forwarding, PUT=self._put_forwarding,
+          DELETE=self._delete_forwarding)
+
+    def _route(self, template: str, **methods: Handler) -> None:
+        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.escape(template).replace(r"\{", "{")
+                         .replace(r"\}", "}"))
+        self.routes.append((re.compile(pattern + "$"), methods))
+
+    # ---------------------------------------------------------------- dispatch
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        """Answer one request: (status, content type, body)."""
+        try:
+            return self._dispatch(method, target, headers, body)
+        except HttpError as e:
+            return e.status, JSON, json.dumps({"error": e.message}).encode()
+        except (QueryError, FilterError, ValueError, TypeError, KeyError) as e:
+            return 400, JSON, json.dumps({"error": str(e)}).encode()
+        except Exception as e:
+            log.exception("event=rest_handler_failed method=%s target=%s", method, target)
+            return 500, JSON, json.dumps({"error": f"internal error: {e}"}).encode()
+
+    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        url = urlsplit(target)
+        path = url.path.rstrip("/") or "/"
+        query = parse_qs(url.query, keep_blank_values=True)
+        for pattern, methods in self.routes:
+            m = pattern.match(path)
+            if m is None:
+                continue
+            handler = methods.get(method)
+            if handler is None:
+                raise HttpError(405, f"{method} not allowed on {path}; allowed: "
+                                + ", ".join(sorted(methods)))
+            if method != "GET":
+                self._authorise(headers)
+            params = {k: unquote(v) for k, v in m.groupdict().items()}
+            result = handler(Request(method, path, params, query, body))
+            if isinstance(result, tuple):
+                return result
+            return _ok(result)
+        raise HttpError(404, f"no such resource: {path}")
+
+    def _authorise(self, headers: dict[str, str]) -> None:
+        if self.token is None:
+            return
+        given = headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            raise HttpError(401, "this call needs 'Authorization: Bearer <token>'")
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise HttpError(403, "read-only: flows, thresholds and groups cannot be changed")
+
+    # ---------------------------------------------------------------- flows
+
+    def _flow_specs(self) -> dict[str, Any]:
+        with self.engine.lock:
+            return {n: s.to_json() for n, s in self.engine.flows.specs().items()}
+
+    def _get_flow(self, q: Request) -> Any:
+        spec = self._flow_specs().get(q.params["name"])
+        if spec is None:
+            raise HttpError(404, f"no flow named {q.params['name']!r}")
+        return spec
+
+    def _put_flow(self, q: Request) -> Any:
+        self._writable()
+        obj = q.json()
+        if not isinstance(obj, dict):
+            raise HttpError(400, "a flow definition is a JSON object")
+        self.engine.set_flow(q.params["name"], FlowSpec.from_json(obj))
+        return self._get_flow(q)
+
+    def _delete_flow(self, q: Request) -> Any:
+        self._writable()
+        if not self.engine.remove_flow(q.params["name"]):
+            raise HttpError(404, f"no flow named {q.params['name']!r}")
+        return {}
+
+    def _active_flows(self, q: Request) -> Any:
+        return self.engine.active_flows(
+            q.params["agents"], q.params["name"], max_flows=q.arg("maxFlows", int, 100),
+            min_value=q.arg("minValue", float, 0.0), agg_mode=q.arg("aggMode", str, "max"))
+
+    def _flow_value(self, q: Request) -> Any:
+        key = q.arg("key", str, None)
+        if key is None:
+            raise HttpError(400, "flowvalue needs ?key=")
+        return self.engine.flow_value(q.params["agent"], q.params["name"], key)
+
+    def _logged_flows(self, q: Request) -> Any:
+        name = q.arg("name", str, None)
+        max_flows = q.arg("maxFlows", int, 100)
+        after = q.arg("flowID", int, -1)
+        timeout = min(q.arg("timeout", float, 0.0), MAX_POLL_S)
+        flows = self.engine.flows
+        if "flowID" in q.query and timeout > 0:
+            flows.wait_logged(after, timeout)
+        with self.engine.lock:
+            return flows.logged(name, max_flows, after)
+
+    # ---------------------------------------------------------------- groups
+
+    def _put_groups(self, q: Request) -> Any:
+        self._writable()
+        obj = q.json()
+        if not isinstance(obj, dict) or not all(isinstance(v, list) for v in obj.values()):
+            raise HttpError(400, 'groups are {"name": ["cidr", ...], ...}')
+        self.engine.set_groups({str(k): [str(c) for c in v] for k, v in obj.items()})
+        return self.engine.groups.all()
+
+    def _get_group(self, q: Request) -> Any:
+        with self.engine.lock:
+            cidrs = self.engine.groups.get(q.params["name"])
+        if cidrs is None:
+            raise HttpError(404, f"no group named {q.params['name']!r}")
+        return cidrs
+
+    def _put_group(self, q: Request) -> Any:
+        self._writable()
+        obj = q.json()
+        if not isinstance(obj, list) or not all(isinstance(c, str) for c in obj):
+            raise HttpError(400, 'a group is a JSON list of CIDR strings: ["10.0.0.0/8", ...]')
+        self.engine.set_group(q.params["name"], obj)
+        return self._get_group(q)
+
+    def _delete_group(self, q: Request) -> Any:
+        self._writable()
+        if not self.engine.remove_group(q.params["name"]):
+            raise HttpError(404, f"no group named {q.params['name']!r}")
+        return {}
+
+    # ---------------------------------------------------------------- thresholds and events
+
+    def _threshold_specs(self) -> dict[str, Any]:
+        with self.engine.lock:
+            return {n: s.to_json() for n, s in self.engine.thresholds.specs().items()}
+
+    def _get_threshold(self, q: Request) -> Any:
+        spec = self._threshold_specs().get(q.params["name"])
+        if spec is None:
+            raise HttpError(404, f"no threshold named {q.params['name']!r}")
+        return spec
+
+    def _put_threshold(self, q: Request) -> Any:
+        self._writable()
+        obj = q.json()
+        if not isinstance(obj, dict):
+            raise HttpError(400, "a threshold definition is a JSON object")
+        self.engine.set_threshold(q.params["name"], ThresholdSpec.from_json(obj))
+        return self._get_threshold(q)
+
+    def _delete_threshold(self, q: Request) -> Any:
+        self._writable()
+        if not self.engine.remove_threshold(q.params["name"]):
+            raise HttpError(404, f"no threshold named {q.params['name']!r}")
+        return {}
+
+    def _events(self, q: Request) -> Any:
+        after = q.arg("eventID", int, -1)
+        timeout = min(q.arg("timeout", float, 0.0), MAX_POLL_S)
+        log_ = self.engine.events
+        if "eventID" in q.query and timeout > 0:
+            log_.wait(after, timeout)
+        events = log_.query(q.arg("thresholdID", str, None), q.arg("maxEvents", int, 100), after)
+        return [e.to_json() for e in events]
+
+    # ---------------------------------------------------------------- forwarding
+
+    def _get_forwarding(self, q: Request) -> Any:
+        dest = self.forwarder.get(q.params["name"])
+        if dest is None:
+            raise HttpError(404, f"no forwarding named {q.params['name']!r}")
+        return dest.to_json()
+
+    def _put_forwarding(self, q: Request) -> Any:
+        self.forwarder.set(q.params["name"], Destination.from_json(q.json()))
+        return self._get_forwarding(q)
+
+    def _delete_forwarding(self, q: Request) -> Any:
+        if not self.forwarder.delete(q.params["name"]):
+            raise HttpError(404, f"no forwarding named {q.params['name']!r}")
+        return {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ApiServer
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._send((413, JSON, json.dumps({"error": "request body too large"}).encode()))
+            return
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self._send(self.server.api.handle(self.command, self.path, headers, body))
+
+    def _send(self, response: Response) -> None:
+        status, ctype, body = response
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("event=http client=%s " + format, self.client_address[0], *args)
+
+
+class ApiServer(ThreadingHTTPServer):
+    """``ThreadingHTTPServer`` serving an :class:`Api` (IPv6 hosts supported)."""
+
+    daemon_threads = True
+
+    def __init__(self, api: Api, host: str, port: int) -> None:
+        self.api = api
+        if ":" in host:
+            self.address_family = socket.AF_INET6
+        super().__init__((host, port), _Handler)
