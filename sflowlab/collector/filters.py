@@ -97,9 +97,15 @@ def compile_keys(keys: str, groups: GroupSet) -> list[CompiledKey]:
 
 
 def _unbracket(arg: str) -> str:
+    """``arg`` without square brackets enclosing all of it."""
     arg = arg.strip()
-    if arg.startswith("[") and arg.endswith("]"):
-        return arg[1:-1].strip()
+    if not arg.startswith("["):
+        return arg
+    depth = 0
+    for i, ch in enumerate(arg):
+        depth += (ch == "[") - (ch == "]")
+        if depth == 0:
+            return arg[1:i].strip() if i == len(arg) - 1 else arg
     return arg
 
 
@@ -111,6 +117,7 @@ def _int_arg(text: str, what: str, whole: str) -> int:
 
 
 def _key(expr: str, groups: GroupSet, refs: set[str], whole: str) -> KeyFn:
+    expr = _unbracket(expr)
     if not expr:
         raise FilterError(f"empty key in {whole!r}")
     if ":" not in expr and "[" not in expr:
