@@ -6,8 +6,7 @@ import itertools
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,15 +18,11 @@ from sflowlab.agent_sim.traffic import TrafficFlow
 from sflowlab.codec import (
     COUNTER_SAMPLES,
     FLOW_SAMPLES,
-    Datagram,
     EthernetCounters,
     ExtendedSwitch,
     IfCounters,
     PortName,
-    SampledHeader,
-    decode_datagram,
 )
-from sflowlab.codec.headers import decode_header
 
 MIXED_FLOWS = [
     TrafficFlow("host1", "host5", "tcp", 40001, 443, 2000, 1500, stop_s=50),
@@ -41,84 +36,9 @@ MIXED_FLOWS = [
 ]
 
 
-@dataclass
-class Run:
-    fabric: Fabric
-    datagrams: list[tuple[float, str, Datagram]]
-    raw: list[bytes]
-
-    @property
-    def switch_of(self) -> dict[str, str]:
-        return {sw.address: name for name, sw in self.fabric.switches.items()}
-
-    def samples(self, kinds: tuple[type, ...]) -> Iterable[tuple[float, str, Any]]:
-        for now, agent, dg in self.datagrams:
-            for s in dg.samples:
-                if isinstance(s, kinds):
-                    yield now, self.switch_of[agent], s
-
-
-def run(spec: FabricSpec, flows: Iterable[TrafficFlow], until: float, step: float = 0.5,
-        seed: int = 7) -> Run:
-    sink = MemorySink()
-    fabric = Fabric(spec, sink, random.Random(seed))
-    for flow in flows:
-        fabric.add_flow(flow)
-    t = 0.0
-    while t < until:
-        t = min(until, t + step)
-        fabric.tick(t)
-    items = sink.drain()
-    return Run(fabric, [(now, a, decode_datagram(d)) for now, a, d in items],
-               [d for _, _, d in items])
-
-
-def header_key(header: SampledHeader) -> tuple[Any, ...]:
-    """(source, destination, protocol, ports) as the codec's header decoder reads them."""
-    keys = decode_header(header.header_protocol, header.header)
-    return (keys.get("ipsource", keys.get("ip6source")),
-            keys.get("ipdestination", keys.get("ip6destination")),
-            keys.get("ipprotocol", keys.get("ip6nexthdr")),
-            keys.get("tcpsourceport", keys.get("udpsourceport", 0)),
-            keys.get("tcpdestinationport", keys.get("udpdestinationport", 0)))
-
-
-def flow_keys(fabric: Fabric) -> dict[tuple[Any, ...], int]:
-    """Each flow's id by its ``header_key`` (addresses as the fabric assigned them)."""
-    out = {}
-    for fid, state in fabric.flows.items():
-        f = state.flow
-        ipv6 = f.inferred_ipv6()
-        proto = 58 if ipv6 and f.protocol == "icmp" else f.protocol_number
-        out[fabric.topology.address_of(f.src, ipv6), fabric.topology.address_of(f.dst, ipv6),
-            proto, f.src_port, f.dst_port] = fid
-    return out
-
-
-def true_counters(fabric: Fabric, dropped_at: dict[int, str] | None = None
-                  ) -> dict[tuple[str, int], list[int]]:
-    """Per (switch, ifIndex): in octets, in ucast, in discards, out octets, out ucast."""
-    dropped_at = dropped_at or {}
-    totals: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0] * 5)
-    for fid, state in fabric.flows.items():
-        n, octets = state.packets, state.packets * (state.flow.packet_bytes + 4)
-        for hop in fabric.path(state.flow):
-            into = totals[hop.switch, hop.in_if]
-            into[0] += octets
-            if dropped_at.get(fid) == hop.switch:
-                into[2] += n
-                break
-            into[1] += n
-            if hop.out_if != INTERNAL:
-                out = totals[hop.switch, hop.out_if]
-                out[3] += octets
-                out[4] += n
-    return totals
-
-
 @pytest.fixture(scope="module")
-def mixed() -> Run:
-    return run(FabricSpec(sampling_rate=50, polling_s=10), MIXED_FLOWS, until=70)
+def mixed(run_fabric: Callable[..., Any]) -> Any:
+    return run_fabric(FabricSpec(sampling_rate=50, polling_s=10), MIXED_FLOWS, until=70)
 
 
 # ---------------------------------------------------------------- topology and paths
@@ -215,27 +135,26 @@ def test_ecmp_spreads_flows_over_spines_and_keeps_each_flow_on_one_path() -> Non
 # ---------------------------------------------------------------- counters
 
 
-def test_port_counters_equal_the_true_traffic_exactly(mixed: Run) -> None:
+def test_port_counters_equal_the_true_traffic_exactly(
+        mixed: Any, counter_values: Callable[..., list[int]]) -> None:
     last: dict[tuple[str, int], IfCounters] = {}
     for _, switch, s in mixed.samples(COUNTER_SAMPLES):
         if_c, eth, name = s.records
         assert isinstance(eth, EthernetCounters) and isinstance(name, PortName)
         assert name.name == f"swp{s.source_id_index}" and if_c.if_index == s.source_id_index
         last[switch, if_c.if_index] = if_c
-    truth = true_counters(mixed.fabric)
+    truth = mixed.true_counters()
     ports = {(n, i) for n, sw in mixed.fabric.switches.items() for i in sw.interfaces}
     assert set(last) == ports
     assert set(truth) <= ports
     for key, c in last.items():
-        got = [c.if_in_octets, c.if_in_ucast_pkts, c.if_in_discards, c.if_out_octets,
-               c.if_out_ucast_pkts]
-        assert got == truth.get(key, [0] * 5), key
+        assert counter_values(c) == truth.get(key, [0] * 5), key
         assert (c.if_type, c.if_direction, c.if_status) == (6, 1, 3)
     leaf1 = last["leaf1", 1]
     assert leaf1.if_in_ucast_pkts == 2000 * 50 and leaf1.if_speed == 10_000_000_000
 
 
-def test_counter_samples_one_per_port_per_interval_with_consecutive_sequences(mixed: Run
+def test_counter_samples_one_per_port_per_interval_with_consecutive_sequences(mixed: Any
                                                                                ) -> None:
     per_port: dict[tuple[str, int], list[tuple[float, int]]] = defaultdict(list)
     for now, switch, s in mixed.samples(COUNTER_SAMPLES):
@@ -253,10 +172,11 @@ def test_counter_samples_one_per_port_per_interval_with_consecutive_sequences(mi
 # ---------------------------------------------------------------- flow samples
 
 
-def test_samples_are_taken_on_the_flow_path_within_binomial_bounds(mixed: Run) -> None:
+def test_samples_are_taken_on_the_flow_path_within_binomial_bounds(
+        mixed: Any, header_key: Callable[..., Any]) -> None:
     fabric = mixed.fabric
     seen: Counter[tuple[int, Hop]] = Counter()
-    by_key = flow_keys(fabric)
+    by_key = mixed.flow_keys()
     paths = {fid: fabric.path(state.flow) for fid, state in fabric.flows.items()}
     for _, switch, s in mixed.samples(FLOW_SAMPLES):
         header, ext = s.records
@@ -278,7 +198,7 @@ def test_samples_are_taken_on_the_flow_path_within_binomial_bounds(mixed: Run) -
                 state.packets * (state.flow.packet_bytes + 4), rel=5 / math.sqrt(expected))
 
 
-def test_sequence_numbers_are_consecutive_per_sampler_and_agent(mixed: Run) -> None:
+def test_sequence_numbers_are_consecutive_per_sampler_and_agent(mixed: Any) -> None:
     per_sampler: dict[tuple[str, int], list[int]] = defaultdict(list)
     pools: dict[tuple[str, int], list[int]] = defaultdict(list)
     for _, switch, s in mixed.samples(FLOW_SAMPLES):
@@ -299,15 +219,18 @@ def test_sequence_numbers_are_consecutive_per_sampler_and_agent(mixed: Run) -> N
             assert iface.sampler.drops == 0
 
 
-def test_sample_pool_equals_the_packets_that_crossed_the_port() -> None:
-    r = run(FabricSpec(sampling_rate=100, polling_s=0),
+def test_sample_pool_equals_the_packets_that_crossed_the_port(
+        run_fabric: Callable[..., Any]) -> None:
+    r = run_fabric(FabricSpec(sampling_rate=100, polling_s=0),
             [TrafficFlow("host1", "host2", "udp", 1, 2, 1000, 200)], until=20, step=1)
     samples = list(r.samples(FLOW_SAMPLES))
     assert 150 <= len(samples) <= 250
     assert all(s.sample_pool == round(now) * 1000 for now, _, s in samples)
 
 
-def test_same_seed_same_bytes_and_another_seed_other_bytes() -> None:
+def test_same_seed_same_bytes_and_another_seed_other_bytes(
+        run_fabric: Callable[..., Any]) -> None:
+    run = run_fabric
     flows = MIXED_FLOWS[:3]
     spec = FabricSpec(sampling_rate=100, polling_s=5)
     assert run(spec, flows, 12, seed=3).raw == run(spec, flows, 12, seed=3).raw
