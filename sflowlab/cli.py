@@ -11,6 +11,7 @@ import importlib
 import sys
 
 COMMANDS = {
+    "agents": "sflowlab.commands.agents",
     "collector": "sflowlab.commands.collector",
     "decode": "sflowlab.commands.decode",
 }

@@ -13,9 +13,12 @@ What goes on the wire follows hsflowd (host-sflow's hsflowd.c, mod_docker.c):
   (hostname = container name); its first sample ~3 s after it starts (``HSP_DOCKER_WAIT_STATS``),
   then one per polling interval from a randomised first poll, and a final sample carrying its
   stopped state when it stops; a container that comes back restarts at sequence 1;
-- packet sampling on the bridge (``docker0``): expanded flow samples with extended_entities
-  (the container's data source) and a sampled_header of the real Ethernet/IPv4/TCP frame,
-  request (input: bridge, output: the container's veth) or response (the reverse).
+- packet sampling on the bridge (``docker0``): expanded flow samples with a sampled_header of
+  the real Ethernet/IPv4/TCP frame (frame_length with the 4-byte FCS, stripped 4) and
+  extended_entities (the container's data source), request (input: the bridge, output: the
+  container's veth) or response (the reverse). hsflowd sends extended_entities first; we send
+  it last because tshark 4.0 does not skip that record (unknown to it) and would misread the
+  sampled_header after it. Collectors must not depend on record order anyway.
 
 Counters are exact functions of what the containers served; u32 wire fields wrap.
 """
@@ -274,7 +277,7 @@ class HostAgent:
             entities = ExtendedEntities(_LOGICAL, c.ds_index, 0, 0)
             ports_at, io = 2, (c.veth_ifindex, self.spec.bridge_ifindex)
         header = pkt.header(self.spec.header_bytes)
-        sample = FlowSampleTemplate((entities, SampledHeader(1, s.length + 4, 4, header)))
+        sample = FlowSampleTemplate((SampledHeader(1, s.length + 4, 4, header), entities))
         at = sample.offset_of(header)
         checksum_at = at + _ETH_IP + 16
         return _Template(sample, at + _ETH_IP + ports_at, checksum_at,
