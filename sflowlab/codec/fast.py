@@ -34,7 +34,10 @@ _FLOW_X = struct.Struct(">11I")  # expanded flow sample: 10 fields + num_records
 _DISCARD = struct.Struct(">8I")  # discarded_packet: 7 fields + num_records
 _COUNTERS = struct.Struct(">2I")  # compact counters sample (num_records read by decode_tlvs)
 _COUNTERS_X = struct.Struct(">3I")
+_FLOW_HEADER = struct.Struct(">8I2I4I")  # compact flow sample + sampled_header's fixed part
+_SWITCH = struct.Struct(">2I4I")  # extended_switch with its tag and length
 _ALL_ONES = 0xFFFFFFFF
+_new = tuple.__new__
 
 _OUTPUT_KEYS: dict[int, str] = {OUTPUT_DISCARDED: "discard", OUTPUT_MULTIPLE: "multiple"}
 
@@ -72,19 +75,24 @@ class FlowSampleView(_FlowSampleFields):
 
         Computed on first call and cached; the dict is shared, so treat it as read-only.
         """
-        try:
-            return self._keys  # type: ignore[has-type,no-any-return]
-        except AttributeError:
-            pass
-        keys = decode_header(self.header_protocol, self.header) if self.header else {}
-        keys["inputifindex"] = self.input
-        keys["outputifindex"] = _OUTPUT_KEYS.get(self.output_format, self.output)
-        if "vlan" not in keys and self.src_vlan is not None:
-            keys["vlan"] = self.src_vlan
-        if self.reason is not None:
-            keys["reason"] = DROP_REASONS.get(self.reason, str(self.reason))
-        self._keys = keys
+        keys: dict[str, int | str] | None = getattr(self, "_keys", None)
+        if keys is None:
+            keys = self._keys = _sample_keys(self)
         return keys
+
+
+def _sample_keys(view: FlowSampleView) -> dict[str, int | str]:
+    (_, _, _, _, _, _, inp, out, out_format, header_protocol, _, _, header, src_vlan, _, _,
+     reason) = view
+    keys = decode_header(header_protocol, header) if header else {}
+    keys["inputifindex"] = inp
+    keys["outputifindex"] = out if out_format == OUTPUT_IFINDEX else _OUTPUT_KEYS.get(
+        out_format, out)
+    if src_vlan is not None and "vlan" not in keys:
+        keys["vlan"] = src_vlan
+    if reason is not None:
+        keys["reason"] = DROP_REASONS.get(reason, str(reason))
+    return keys
 
 
 class CounterSampleView(NamedTuple):
@@ -137,6 +145,7 @@ def decode_for_collector(data: bytes | bytearray | memoryview) -> CollectorDatag
         raise TruncatedError(f"list of {count} elements runs past the end of its element",
                              off, "datagram/samples")
     flows: list[FlowSampleView] = []
+    flows_append = flows.append
     counters: list[CounterSampleView] = []
     bad = 0
     for i in range(count):
@@ -151,12 +160,27 @@ def decode_for_collector(data: bytes | bytearray | memoryview) -> CollectorDatag
                 f"element length {length} runs past the end of its container", off - 4,
                 f"datagram/samples[{i}]",
             )
+        if tag == 1 and length >= 80:
+            # the switch layout: compact sample, sampled_header, then extended_switch
+            (seq, source_id, rate, pool, drops, inp, out, nrec, rtag, rlen, hp, fl, st,
+             hlen) = _FLOW_HEADER.unpack_from(buf, off)
+            at = off + 40 + rlen  # the second record
+            if (nrec == 2 and rtag == 1 and 16 + ((hlen + 3) & ~3) <= rlen
+                    and at + 24 <= stop):
+                stag, slen, src_vlan, _, dst_vlan, _ = _SWITCH.unpack_from(buf, at)
+                if stag == 1001 and 16 <= slen <= stop - at - 8:
+                    flows_append(_new(FlowSampleView, (
+                        source_id >> 24, source_id & 0xFFFFFF, seq, rate, pool, drops,
+                        inp & 0x3FFFFFFF, out & 0x3FFFFFFF, out >> 30, hp, fl, st,
+                        buf[off + 56 : off + 56 + hlen], src_vlan, dst_vlan, False, None)))
+                    off = stop
+                    continue
         if tag == 1 or tag == 3 or tag == 5:
             view = _flow_sample(buf, off, stop, tag)
             if view is None:
                 bad += 1
             else:
-                flows.append(view)
+                flows_append(view)
         elif tag == 2 or tag == 4:
             counter_view = _counter_sample(buf, off, stop, tag)
             if counter_view is None:
@@ -166,8 +190,8 @@ def decode_for_collector(data: bytes | bytearray | memoryview) -> CollectorDatag
         else:
             bad += 1
         off = stop
-    return CollectorDatagram(to_text(address), sub_agent_id, sequence, uptime, flows, counters,
-                             bad)
+    return _new(CollectorDatagram, (to_text(address), sub_agent_id, sequence, uptime, flows,
+                                    counters, bad))
 
 
 def _ipv6_text(raw: bytes) -> str:
@@ -226,9 +250,9 @@ def _flow_sample(buf: bytes, off: int, stop: int, tag: int) -> FlowSampleView | 
             src_vlan, _src_priority, dst_vlan, _dst_priority = _U32x4.unpack_from(buf, off)
             seen_switch = True
         off = rend
-    return FlowSampleView(kind, index, seq, rate, pool, drops, inp, out, out_format,
-                          header_protocol, frame_length, stripped, header, src_vlan, dst_vlan,
-                          discarded, reason)
+    return _new(FlowSampleView, (kind, index, seq, rate, pool, drops, inp, out, out_format,
+                                 header_protocol, frame_length, stripped, header, src_vlan,
+                                 dst_vlan, discarded, reason))
 
 
 def _counter_sample(buf: bytes, off: int, stop: int, tag: int) -> CounterSampleView | None:
@@ -248,4 +272,4 @@ def _counter_sample(buf: bytes, off: int, stop: int, tag: int) -> CounterSampleV
         records, _ = decode_tlvs(buf, off, stop, "counter", "records")
     except DecodeError:
         return None
-    return CounterSampleView(kind, index, seq, records)
+    return _new(CounterSampleView, (kind, index, seq, records))

@@ -53,18 +53,64 @@ _inet_ntop = socket.inet_ntop
 _AF_INET6 = socket.AF_INET6
 
 # Ethernet / IPv4 (20-byte header) / TCP up to the flags byte, or UDP with padding.
-_ETH_IP4_L4 = struct.Struct(">6s6sHBBHHHBB2x4s4sHH8xBB")
+_ETH_IP4_L4 = struct.Struct(">6s6sHBBH2xHBB2x4s4sHH8xBB")
 _ETH_IP4_L4_SIZE = _ETH_IP4_L4.size  # 48
+
+
+_CACHE_LIMIT = 1 << 16
+_mac_texts: dict[bytes, str] = {}
+_ip4_texts: dict[bytes, str] = {}
+
+
+def _mac_text(raw: bytes) -> str:
+    """``macsource`` text of 6 bytes, remembered (addresses repeat; the cache is bounded)."""
+    if len(_mac_texts) >= _CACHE_LIMIT:
+        _mac_texts.clear()
+    text = _mac_texts[raw] = raw.hex().upper()
+    return text
+
+
+def _ip4_text(raw: bytes) -> str:
+    """Dotted quad of 4 bytes, remembered like ``_mac_text``."""
+    if len(_ip4_texts) >= _CACHE_LIMIT:
+        _ip4_texts.clear()
+    text = _ip4_texts[raw] = _inet_ntoa(raw)
+    return text
 
 
 def decode_header(header_protocol: int, data: bytes) -> dict[str, int | str]:
     """Flow keys of a sampled header; ``{}`` for protocols other than 1, 11 and 12."""
     if header_protocol == 1:
         if len(data) >= _ETH_IP4_L4_SIZE:
-            keys = _eth_ip4_l4(data)
-            if keys is not None:
-                return keys
-        keys = {}
+            # the common untagged Ethernet/IPv4 (no options)/TCP-or-UDP layout, one unpack
+            (dst, src, etype, vihl, tos, total, frag, ttl, proto, sip, dip, sport, dport, off_ns,
+             flags) = _ETH_IP4_L4.unpack_from(data)
+            if etype == ETH_IPV4 and vihl == 0x45 and not frag & 0x1FFF:
+                mac_dst = _mac_texts.get(dst) or _mac_text(dst)
+                mac_src = _mac_texts.get(src) or _mac_text(src)
+                ip_src = _ip4_texts.get(sip) or _ip4_text(sip)
+                ip_dst = _ip4_texts.get(dip) or _ip4_text(dip)
+                if proto == IPPROTO_TCP:
+                    return {
+                        "macdestination": mac_dst, "macsource": mac_src,
+                        "ethernetprotocol": ETH_IPV4, "ipsource": ip_src,
+                        "ipdestination": ip_dst, "ipprotocol": IPPROTO_TCP,
+                        "iptos": IP_TOS[tos], "ipdscp": tos >> 2, "ipecn": tos & 3,
+                        "ipttl": ttl, "ipbytes": total, "tcpsourceport": sport,
+                        "tcpdestinationport": dport,
+                        "tcpflags": TCP_FLAGS[((off_ns & 1) << 8) | flags],
+                        "stack": "eth.ip.tcp",
+                    }
+                if proto == IPPROTO_UDP:
+                    return {
+                        "macdestination": mac_dst, "macsource": mac_src,
+                        "ethernetprotocol": ETH_IPV4, "ipsource": ip_src,
+                        "ipdestination": ip_dst, "ipprotocol": IPPROTO_UDP,
+                        "iptos": IP_TOS[tos], "ipdscp": tos >> 2, "ipecn": tos & 3,
+                        "ipttl": ttl, "ipbytes": total, "udpsourceport": sport,
+                        "udpdestinationport": dport, "stack": "eth.ip.udp",
+                    }
+        keys: dict[str, int | str] = {}
         _ethernet(data, keys)
         return keys
     keys = {}
@@ -74,32 +120,6 @@ def decode_header(header_protocol: int, data: bytes) -> dict[str, int | str]:
     elif header_protocol == 12 and version == 6:
         _ipv6(data, 0, keys, ["ip6"])
     return keys
-
-
-def _eth_ip4_l4(data: bytes) -> dict[str, int | str] | None:
-    """The common untagged Ethernet/IPv4/TCP-or-UDP layout in one unpack (None otherwise)."""
-    (dst, src, etype, vihl, tos, total, _ident, frag, ttl, proto, sip, dip, sport, dport,
-     off_ns, flags) = _ETH_IP4_L4.unpack_from(data)
-    if etype != ETH_IPV4 or vihl != 0x45 or frag & 0x1FFF:
-        return None
-    if proto == IPPROTO_TCP:
-        return {
-            "macdestination": dst.hex().upper(), "macsource": src.hex().upper(),
-            "ethernetprotocol": ETH_IPV4, "ipsource": _inet_ntoa(sip),
-            "ipdestination": _inet_ntoa(dip), "ipprotocol": IPPROTO_TCP, "iptos": IP_TOS[tos],
-            "ipdscp": tos >> 2, "ipecn": tos & 3, "ipttl": ttl, "ipbytes": total,
-            "tcpsourceport": sport, "tcpdestinationport": dport,
-            "tcpflags": TCP_FLAGS[((off_ns & 1) << 8) | flags], "stack": "eth.ip.tcp",
-        }
-    if proto == IPPROTO_UDP:
-        return {
-            "macdestination": dst.hex().upper(), "macsource": src.hex().upper(),
-            "ethernetprotocol": ETH_IPV4, "ipsource": _inet_ntoa(sip),
-            "ipdestination": _inet_ntoa(dip), "ipprotocol": IPPROTO_UDP, "iptos": IP_TOS[tos],
-            "ipdscp": tos >> 2, "ipecn": tos & 3, "ipttl": ttl, "ipbytes": total,
-            "udpsourceport": sport, "udpdestinationport": dport, "stack": "eth.ip.udp",
-        }
-    return None
 
 
 def _ethernet(data: bytes, keys: dict[str, int | str]) -> None:

@@ -1,0 +1,111 @@
+"""Decode throughput on one core: the full decoder and the collector's fast path.
+
+Usage: ``python bench/bench_decode.py [--datagrams 2000] [--seconds 2] [--profile]
+[--tshark]``. The capture comes from ``capture.make_capture`` (deterministic). Prints, for
+each path, datagrams/s, samples/s and microseconds per sample (best of several rounds).
+``--profile`` prints the top cProfile entries of the collector path; ``--tshark`` also times
+``tshark`` reading the same capture from a pcap file, for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from capture import make_capture
+
+from sflowlab.codec import decode_datagram
+from sflowlab.codec.fast import decode_for_collector
+from sflowlab.codec.pcap import PcapWriter
+
+
+def full_decode(capture: list[bytes]) -> None:
+    for dg in capture:
+        decode_datagram(dg)
+
+
+def collector_path(capture: list[bytes]) -> None:
+    for dg in capture:
+        for sample in decode_for_collector(dg).flow_samples:
+            sample.keys()
+
+
+def best_rate(run: Callable[[list[bytes]], None], capture: list[bytes], seconds: float) -> float:
+    """Best time of one pass over the capture, repeated for about ``seconds``."""
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    while True:
+        start = time.perf_counter()
+        run(capture)
+        elapsed = time.perf_counter() - start
+        best = min(best, elapsed)
+        if time.perf_counter() >= deadline:
+            return best
+
+
+def report(name: str, elapsed: float, datagrams: int, samples: int) -> None:
+    print(f"{name:<28} {datagrams / elapsed:>10,.0f} datagrams/s {samples / elapsed:>11,.0f} "
+          f"samples/s {elapsed / samples * 1e6:>7.2f} us/sample")
+
+
+def time_tshark(capture: list[bytes], samples: int) -> None:
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        print("tshark: not installed")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "capture.pcap")
+        with PcapWriter(path) as writer:
+            for i, dg in enumerate(capture):
+                writer.write(dg, i * 0.001, ("192.168.0.1", 6343), ("192.168.0.100", 6343))
+        start = time.perf_counter()
+        subprocess.run([tshark, "-n", "-r", path, "-V"], check=True, stdout=subprocess.DEVNULL)
+        elapsed = time.perf_counter() - start
+    report("tshark -V (whole process)", elapsed, len(capture), samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datagrams", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--cpu", type=int, default=None, help="core to pin to (default: last)")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--tshark", action="store_true")
+    args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[-1] if args.cpu is None else args.cpu})
+
+    capture = make_capture(args.datagrams)
+    decoded = [decode_for_collector(dg) for dg in capture]
+    flows = sum(len(d.flow_samples) for d in decoded)
+    counters = sum(len(d.counter_samples) for d in decoded)
+    samples = flows + counters
+    flow_dgs = sum(1 for d in decoded if d.flow_samples)
+    print(f"capture: {len(capture)} datagrams ({flow_dgs} flow, {len(capture) - flow_dgs} "
+          f"counter), {sum(map(len, capture)):,} bytes, {flows} flow + {counters} counter "
+          f"samples; pinned to cpu {sorted(os.sched_getaffinity(0))[0]}")
+    report("full decode_datagram", best_rate(full_decode, capture, args.seconds),
+           len(capture), samples)
+    report("collector path + keys()", best_rate(collector_path, capture, args.seconds),
+           len(capture), samples)
+    if args.tshark:
+        time_tshark(capture, samples)
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(collector_path, capture)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+if __name__ == "__main__":
+    main()
