@@ -210,8 +210,6 @@ class _CompiledFlow:
             entry = table[flow_key] = _Entry(now)
             if prefix == "min" or prefix == "max":
                 entry.b = -math.inf  # no extreme yet
-            if len(table) > max_keys * PRUNE_SLACK:
-                self._prune(src, table, now, max_keys, logged, next_id)
         t = self.t
         dt = now - entry.last
         decay = math.exp(-dt / t) if dt > 0 else 1.0
@@ -233,6 +231,10 @@ class _CompiledFlow:
             entry.a, entry.b = x, now
         if now > entry.last:
             entry.last = now
+        if len(table) > max_keys * PRUNE_SLACK:
+            self._prune(src, table, now, max_keys, logged, next_id)
+            if flow_key not in table:
+                return
         if self.spec.log and entry.log_start is None:
             entry.log_start = now
             entry.total = q if prefix == "rate" else 0.0
