@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, TextIO
 
-from sflowlab.agent_sim.sinks import parse_endpoint
 from sflowlab.codec import DecodeError, decode_datagram
 from sflowlab.codec.pcap import CapturedDatagram, PcapError, read_sflow
 from sflowlab.codec.render import render_text, sample_rows
@@ -39,7 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _listen_endpoint(text: str) -> tuple[str, int]:
-    return ("0.0.0.0", int(text)) if text.isdigit() else parse_endpoint(text)
+    """``"6343"``, ``"127.0.0.1:6343"``, ``"[::1]:0"`` -> (host, port); port 0 = any free one."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected [HOST:]PORT, got {text!r}")
+    return host.removeprefix("[").removesuffix("]") or "0.0.0.0", int(port)
 
 
 def _received(sock: socket.socket, count: int | None) -> Iterator[CapturedDatagram]:
@@ -90,13 +93,17 @@ def run(args: argparse.Namespace) -> int:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             with socket.socket(family, socket.SOCK_DGRAM) as sock:
                 sock.bind((host, port))
+                bound_host, bound_port = sock.getsockname()[:2]
+                shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+                err.write(f"sflowlab decode: listening on UDP {shown}:{bound_port}\n")
+                err.flush()
                 failed = _print_all(_received(sock, args.count), args.json, out, err)
         else:
             failed = _print_all(_capture(args.file, args.port or None), args.json, out, err)
     except BrokenPipeError:
         raise  # the reader went away: cli.main ends quietly
     except (PcapError, OSError, ValueError) as e:
-        what = f"--listen {args.listen}" if args.listen is not None else args.file
-        err.write(f"sflowlab decode: cannot read {what}: {e}\n")
+        what = f"listen on {args.listen}" if args.listen is not None else f"read {args.file}"
+        err.write(f"sflowlab decode: cannot {what}: {e}\n")
         return EXIT_UNREADABLE
     return EXIT_BAD_DATAGRAMS if failed else 0
