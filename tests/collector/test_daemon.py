@@ -1,0 +1,301 @@
+"""The collector as a subprocess: real UDP sockets in, REST over HTTP out.
+
+Each test uses its own agent addresses, so one collector process serves most of them.
+Conditions are polled with a deadline, never waited for with fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from collector_helpers import container, counters, datagram, flow, tcp
+
+from sflowlab.codec import IfCounters
+from sflowlab.codec.pcap import PcapWriter, read_sflow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            result = condition()
+        except (OSError, urllib.error.URLError, KeyError, IndexError):
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Collector:
+    proc: subprocess.Popen[bytes]
+    sflow_port: int
+    http_port: int
+    log_path: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url(path), timeout=10) as r:
+            body = r.read()
+            return json.loads(body) if "json" in r.headers["Content-Type"] else body.decode()
+
+    def send(self, method: str, path: str, body: Any = None,
+             headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url(path), data=data, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, json.loads(e.read())
+
+    def udp(self, *datagrams: bytes, host: str = "127.0.0.1") -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            for d in datagrams:
+                s.sendto(d, (host, self.sflow_port))
+
+    def agent(self, address: str) -> dict[str, Any]:
+        return self.get("/agents/json").get(address, {})
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def start(tmp: Path, *args: str, ready: bool = True) -> Collector:
+    sflow_port, http_port = free_port(socket.SOCK_DGRAM), free_port()
+    log_path = tmp / f"collector-{http_port}.log"
+    cmd = [sys.executable, "-m", "sflowlab.cli", "collector", "--sflow-port", str(sflow_port),
+           "--http-port", str(http_port), "--sflow-host", "127.0.0.1", "--sflow-host", "::1",
+           *args]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "SFLOWLAB_TOKEN": ""})
+    c = Collector(proc, sflow_port, http_port, log_path)
+    if ready:
+        wait_for(lambda: c.get("/version") and "event=listening" in c.log(), 15,
+                 "the collector to answer")
+    return c
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+    tmp = tmp_path_factory.mktemp("collector")
+    c = start(tmp, "--state-dir", str(tmp / "state"))
+    yield c
+    assert c.stop() == 0
+    assert "event=stopped" in c.log()
+
+
+def test_interface_rate_exact_over_udp(collector: Collector) -> None:
+    agent = "10.10.0.1"
+    collector.udp(
+        datagram(agent, 1, 100_000, [counters(1, 0, 3, IfCounters(3, if_speed=10**8,
+                                                                   if_in_octets=5_000))]),
+        datagram(agent, 2, 110_000, [counters(2, 0, 3, IfCounters(3, if_speed=10**8,
+                                                                   if_in_octets=5_000 + 6_250_000,
+                                                                   if_out_octets=1_000))]))
+    dump = wait_for(lambda: collector.get(f"/dump/{agent}/ifinoctets,ifinutilization/json"),
+                    what="interface metrics")
+    assert [(d["metricName"], d["metricValue"]) for d in dump] == [
+        ("ifinoctets", 625_000.0), ("ifinutilization", 5.0)]
+    stats = collector.agent(agent)
+    assert (stats["sFlowDatagramsReceived"], stats["sFlowCounterSamples"]) == (2, 2)
+    assert stats["sFlowDatagramSource"] == ["127.0.0.1"]
+
+
+def test_ipv6_socket_receives(collector: Collector) -> None:
+    collector.udp(datagram("10.10.0.6", 1, 0, [counters(1, 0, 1, IfCounters(1))]), host="::1")
+    assert wait_for(lambda: collector.agent("10.10.0.6"), what="the IPv6 datagram")[
+        "sFlowDatagramSource"] == ["::1"]
+
+
+def test_metric_n_follows_container_start_and_stop(collector: Collector) -> None:
+    agent = "10.10.0.2"
+    q = f"/metric/{agent}/avg:vir_cpu_utilization/json?vir_host_name=app.*"
+    collector.udp(datagram(agent, 1, 0, [container(1, i, f"app.{i}", 0) for i in (1, 2, 3)]))
+    collector.udp(datagram(agent, 2, 10_000, [container(2, i, f"app.{i}", 1000 * i)
+                                              for i in (1, 2, 3)]))
+    first = wait_for(lambda: collector.get(q)[0]["metricN"] == 3 and collector.get(q)[0],
+                     what="three containers")
+    assert first["metricValue"] == pytest.approx(20.0)  # 10, 20, 30 %
+    collector.udp(datagram(agent, 3, 11_000, [container(3, 3, "app.3", 3000, state=4)]))
+    after = wait_for(lambda: collector.get(q)[0]["metricN"] == 2 and collector.get(q)[0],
+                     what="the stopped container to leave")
+    assert after["metricValue"] == pytest.approx(15.0)
+
+
+def test_malformed_flood_never_hides_valid_datagrams(collector: Collector) -> None:
+    agent, n = "10.10.0.3", 300
+    before = collector.get("/analyzer/json")["sFlowParseErrors"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for seq in range(1, n + 1):
+            good = datagram(agent, seq, seq * 1000, [counters(seq, 0, 9, IfCounters(9))])
+            s.sendto(good, ("127.0.0.1", collector.sflow_port))
+            for bad in (good[: len(good) // 2], b"\x00\x00\x00\x04nope", os.urandom(64)):
+                s.sendto(bad, ("127.0.0.1", collector.sflow_port))
+    stats = wait_for(lambda: collector.agent(agent).get("sFlowDatagramsReceived") == n
+                     and collector.agent(agent), what="every valid datagram")
+    assert (stats["sFlowDatagramsLost"], stats["sFlowCounterSamples"]) == (0, n)
+    analyzer = wait_for(lambda: collector.get("/analyzer/json")["sFlowParseErrors"]
+                        - before == 3 * n and collector.get("/analyzer/json"),
+                        what="every bad datagram counted")
+    assert analyzer["sFlowDatagramsDiscarded"] == 0
+    assert collector.get("/version") == "0.1.0"
+
+
+def test_top_flows_scaled_and_deduplicated_across_agents(collector: Collector) -> None:
+    name = "pairs_t1"
+    status, _ = collector.send("PUT", f"/flow/{name}/json",
+                               {"keys": "ipsource,ipdestination", "value": "frames", "t": 10})
+    assert status == 200
+    pkt = tcp("10.66.0.1", "10.66.0.2")
+    for agent, port in (("10.10.0.4", 1), ("10.10.0.5", 2)):
+        collector.udp(*(datagram(agent, s, s * 10, [flow(s, port, pkt, rate=1000)])
+                        for s in range(1, 6)))
+    agents = "10.10.0.4;10.10.0.5"
+    top_sum = wait_for(lambda: collector.get(f"/activeflows/{agents}/{name}/json?aggMode=sum"),
+                       what="active flows")
+    top_max = collector.get(f"/activeflows/{agents}/{name}/json?aggMode=max")
+    assert [f["key"] for f in top_max] == ["10.66.0.1,10.66.0.2"]
+    assert len(top_max) == 1
+    assert top_sum[0]["value"] == pytest.approx(2 * top_max[0]["value"], rel=0.05)
+
+
+def test_threshold_events_long_poll(collector: Collector) -> None:
+    assert collector.send("PUT", "/flow/udp_t2/json",
+                          {"value": "bytes", "filter": "ipsource=10.77.0.1", "t": 1})[0] == 200
+    assert collector.send("PUT", "/threshold/udp_t2_high/json",
+                          {"metric": "udp_t2", "value": 1000})[0] == 200
+    pkt = tcp("10.77.0.1", "10.77.0.2", length=1500)
+    collector.udp(*(datagram("10.10.0.7", s, s * 10, [flow(s, 4, pkt, rate=100)])
+                    for s in range(1, 11)))
+    events = wait_for(lambda: collector.get(
+        "/events/json?thresholdID=udp_t2_high&eventID=-1&timeout=2"), what="the event")
+    assert events[0]["agent"] == "10.10.0.7" and events[0]["value"] > 1000
+    assert events[0]["metric"] == "udp_t2"
+
+
+def test_forwarding_re_exports_datagrams(collector: Collector) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(10)
+        port = peer.getsockname()[1]
+        assert collector.send("PUT", "/forwarding/peer/json",
+                              {"address": "127.0.0.1", "port": port})[0] == 200
+        d = datagram("10.10.0.8", 1, 0, [counters(1, 0, 1, IfCounters(1))])
+        collector.udp(d)
+        assert peer.recvfrom(65535)[0] == d
+        assert collector.send("DELETE", "/forwarding/peer/json")[0] == 200
+
+
+def test_bad_rest_input(collector: Collector) -> None:
+    assert collector.send("GET", "/no/such/path")[0] == 404
+    status, body = collector.send("GET", "/metric/ALL/bogus:load_one/json")
+    assert status == 400 and "aggregation" in body["error"]
+    req = urllib.request.Request(collector.url("/flow/x/json"), data=b"{", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=5)
+    with e.value:
+        assert e.value.code == 400
+
+
+def test_definitions_survive_restart_and_config_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text("""
+controllers = ["elb"]
+[groups]
+lan = ["10.0.0.0/8"]
+[flows.web]
+keys = "ipsource"
+value = "bytes"
+[thresholds.webhigh]
+metric = "web"
+value = 100
+""")
+    state = tmp_path / "state"
+    c = start(tmp_path, "--config", str(cfg), "--state-dir", str(state))
+    try:
+        assert c.get("/groups/json") == {"lan": ["10.0.0.0/8"]}
+        assert c.get("/flow/web/json")["keys"] == "ipsource"
+        assert c.get("/threshold/webhigh/json")["value"] == 100
+        assert "event=controllers_not_loaded count=1" in c.log()
+        assert c.send("PUT", "/group/dmz/json", ["192.0.2.0/24"])[0] == 200
+    finally:
+        assert c.stop() == 0
+    c = start(tmp_path, "--config", str(cfg), "--state-dir", str(state))
+    try:
+        assert c.get("/groups/json") == {"lan": ["10.0.0.0/8"], "dmz": ["192.0.2.0/24"]}
+    finally:
+        c.stop()
+
+
+def test_wide_bind_requires_token(tmp_path: Path) -> None:
+    c = start(tmp_path, "--http-host", "0.0.0.0", ready=False)
+    assert c.proc.wait(timeout=15) == 2
+    assert "token" in c.log()
+
+
+def test_replay_uses_capture_clock_then_serves(tmp_path: Path) -> None:
+    pcap = tmp_path / "in.pcap"
+    agent = "10.20.0.1"
+    with PcapWriter(pcap) as w:
+        for i in range(3):  # datagrams 30 s apart, the agent's uptime 30 s apart too
+            w.write(datagram(agent, i + 1, i * 30_000, [counters(
+                i + 1, 0, 2, IfCounters(2, if_speed=10**9, if_in_octets=i * 3_000_000))]),
+                1_700_000_000 + 30 * i, src=(agent, 6343), dst=("127.0.0.1", 6343))
+    c = start(tmp_path, "--replay", str(pcap), ready=False)
+    try:
+        wait_for(lambda: "event=replay_done datagrams=3" in c.log(), 15, "the replay")
+        [entry] = c.get(f"/dump/{agent}/ifinoctets/json")
+        assert entry["metricValue"] == 100_000.0
+        assert entry["lastUpdate"] == 0  # the clock rests at the last timestamp
+        assert c.get("/analyzer/json")["uptime"] == 60_000
+    finally:
+        assert c.stop() == 0
+
+
+def test_recording_reads_back(tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    c = start(tmp_path, "--record-dir", str(rec))
+    sent = [datagram("10.30.0.1", s, s, [counters(s, 0, 1, IfCounters(1))]) for s in range(1, 21)]
+    try:
+        c.udp(*sent)
+        wait_for(lambda: c.agent("10.30.0.1").get("sFlowDatagramsReceived") == 20,
+                 what="the datagrams")
+    finally:
+        assert c.stop() == 0
+    got = [d.payload for f in sorted(rec.glob("sflow-*.pcap")) for d in read_sflow(f, port=None)]
+    assert got == sent
