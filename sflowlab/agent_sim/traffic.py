@@ -183,14 +183,17 @@ def external_addresses(count: int, prefix: str = "198.51.100.0/24") -> list[str]
 
 def amplification_flood(target: str, sources: int | list[str], rate_pps: float,
                         src_port: int = 123, packet_bytes: int = 468, start_s: float = 0.0,
-                        stop_s: float | None = None, ipv6: bool = False) -> list[TrafficFlow]:
+                        stop_s: float | None = None, ipv6: bool = False,
+                        source_prefix: str | None = None) -> list[TrafficFlow]:
     """A UDP reflection flood (NTP monlist by default) from many sources to one target.
 
-    ``sources`` is a list of external addresses or a count drawn from 198.51.100.0/24
-    (2001:db8::/32 with ``ipv6``); the total ``rate_pps`` is split evenly.
+    ``sources`` is a list of external addresses or a count drawn from ``source_prefix``
+    (default 198.51.100.0/24, or 2001:db8::/32 with ``ipv6``; 198.18.0.0/15 holds more);
+    the total ``rate_pps`` is split evenly.
     """
     if isinstance(sources, int):
-        sources = external_addresses(sources, "2001:db8::/32" if ipv6 else "198.51.100.0/24")
+        prefix = source_prefix or ("2001:db8::/32" if ipv6 else "198.51.100.0/24")
+        sources = external_addresses(sources, prefix)
     if not sources:
         raise ValueError("amplification_flood needs at least one source")
     each = rate_pps / len(sources)

@@ -125,6 +125,8 @@ def test_amplification_flood_splits_the_rate_over_distinct_sources() -> None:
     six = amplification_flood("host1", 3, 30.0, ipv6=True, src_port=53)
     assert [f.src for f in six] == ["2001:db8::1", "2001:db8::2", "2001:db8::3"]
     assert all(f.inferred_ipv6() for f in six)
+    big = amplification_flood("host1", 1000, 1.0, source_prefix="198.18.0.0/15")
+    assert len({f.src for f in big}) == 1000 and big[-1].src == "198.18.3.232"
     with pytest.raises(ValueError, match="fewer"):
         external_addresses(300, "198.51.100.0/24")
     with pytest.raises(ValueError, match="at least one"):
