@@ -11,6 +11,7 @@ Nothing here prints.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ __all__ = ["render_text", "sample_rows", "to_jsonable"]
 _KIND_OF_LIST = {"samples": "sample", "records": "record"}
 
 
+@functools.cache
 def _flow_key_decoder() -> Callable[[int, bytes], dict[str, int | str]] | None:
     try:
         from .headers import decode_header
