@@ -71,7 +71,8 @@ _RATE_POOL_DROPS = struct.Struct(">III")
 
 def _offset(sample_type: type, name: str) -> int:
     """Byte offset of a leading u32 field in an encoded sample (after format and length)."""
-    return 8 + 4 * sample_type._fields.index(name)  # type: ignore[attr-defined]
+    fields: tuple[str, ...] = sample_type._fields  # type: ignore[attr-defined]
+    return 8 + 4 * fields.index(name)
 
 
 @dataclass
@@ -156,8 +157,8 @@ class SwitchAgent:
         for rule_id, rule in hop.mirrors:
             callback = rule.mirror
             assert callback is not None
-            m = min(count, self._mirror_left.get(rule_id, rule.mirror_limit))
-            self._mirror_left[rule_id] = self._mirror_left.get(rule_id, rule.mirror_limit) - m
+            m = min(count, self._mirror_left[rule_id])
+            self._mirror_left[rule_id] -= m
             for i in range(m):
                 callback(replace(hop.packet, seq=(first_seq + i) & M32), self.name, now)
 
@@ -311,15 +312,14 @@ class Fabric:
         vlan = flow.vlan or NATIVE_VLAN
         records = (header, ExtendedSwitch(vlan, 0, vlan, 0))
         in_if, out_if = hs.hop.in_if, hs.hop.out_if
-        rate = hs.inp.sampler.sampling_rate if hs.inp.sampler else 0
         sample: FlowSample | FlowSampleExpanded
         if spec.expanded:
             out_format, out_value = (1, 258) if hs.drop else (0, out_if)
-            sample = FlowSampleExpanded(0, 0, in_if, rate, 0, 0, 0, in_if, out_format,
-                                        out_value, records)
+            sample = FlowSampleExpanded(0, 0, in_if, 0, 0, 0, 0, in_if, out_format, out_value,
+                                        records)
         else:
-            sample = FlowSample(0, in_if, rate, 0, 0, in_if,
-                                ACL_DISCARD if hs.drop else out_if, records)
+            sample = FlowSample(0, in_if, 0, 0, 0, in_if, ACL_DISCARD if hs.drop else out_if,
+                                records)
         kind = type(sample)
         return encode_sample(sample), (_offset(kind, "sequence_number"),
                                        _offset(kind, "sampling_rate"))
