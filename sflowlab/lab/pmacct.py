@@ -50,6 +50,7 @@ class SfprobeLab:
     http_port: int
     sampling_rate: int
     agent_ip: str
+    sub_agent_id: int
     log: Path
 
     @property
@@ -102,7 +103,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def sfprobe_lab(workdir: Path, sampling_rate: int = 4, http_port: int = 8080,
                 server_cidr: str = "10.199.0.1/24", client_cidr: str = "10.199.0.2/24",
-                ) -> Iterator[SfprobeLab]:
+                sub_agent_id: int = 0) -> Iterator[SfprobeLab]:
     """Run the lab until the block exits; everything is stopped and removed afterwards."""
     with veth_pair(server_cidr, client_cidr) as pair:
         receiver = pair.b.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -120,6 +121,7 @@ def sfprobe_lab(workdir: Path, sampling_rate: int = 4, http_port: int = 8080,
                 f"sampling_rate: {sampling_rate}\n"
                 f"sfprobe_receiver: 127.0.0.1:{port}\n"
                 f"sfprobe_agentip: {agent_ip}\n"
+                f"sfprobe_agentsubid: {sub_agent_id}\n"
                 f"logfile: {log}\n"
             )
             server = pair.a.popen(
@@ -133,7 +135,7 @@ def sfprobe_lab(workdir: Path, sampling_rate: int = 4, http_port: int = 8080,
             processes.append(pair.b.popen(
                 [sys.executable, "-c", _CLIENT_LOOP, f"http://{pair.a_address}:{http_port}/"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            yield SfprobeLab(pair, receiver, http_port, sampling_rate, agent_ip, log)
+            yield SfprobeLab(pair, receiver, http_port, sampling_rate, agent_ip, sub_agent_id, log)
         finally:
             for process in reversed(processes):
                 _stop(process)

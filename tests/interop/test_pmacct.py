@@ -14,13 +14,14 @@ pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.pmacct, pytest.ma
 
 SAMPLING_RATE = 4
 HTTP_PORT = 8081
+SUB_AGENT = 1402  # pmacct documents 1402 as the default, but sends 0 unless configured
 
 
 def test_sfprobe_datagrams_decode_to_the_lab_traffic(tmp_path: Path) -> None:
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    with sfprobe_lab(tmp_path, SAMPLING_RATE, HTTP_PORT) as lab:
+    with sfprobe_lab(tmp_path, SAMPLING_RATE, HTTP_PORT, sub_agent_id=SUB_AGENT) as lab:
         server, client = lab.server_address, lab.client_address
         wanted = {
             (client, server, "tcpdestinationport", HTTP_PORT),
@@ -30,7 +31,7 @@ def test_sfprobe_datagrams_decode_to_the_lab_traffic(tmp_path: Path) -> None:
         agents, rates, sources = set(), set(), set()
         for payload, source, _ in lab.datagrams(timeout=30.0):
             dg = decode_datagram(payload)
-            agents.add(dg.agent_address)
+            agents.add((dg.agent_address, dg.sub_agent_id))
             sources.add(source[0])
             for sample in dg.samples:
                 if not isinstance(sample, FlowSample):
@@ -48,6 +49,6 @@ def test_sfprobe_datagrams_decode_to_the_lab_traffic(tmp_path: Path) -> None:
                 break
         log = lab.log_text()
     assert wanted <= seen, f"flows seen: {sorted(seen)[:10]}\npmacctd log:\n{log}"
-    assert agents == {lab.agent_ip}
+    assert agents == {(lab.agent_ip, SUB_AGENT)}
     assert rates == {SAMPLING_RATE}
     assert sources == {"127.0.0.1"}
