@@ -1,0 +1,349 @@
+"""The controller runtime: sFlow-RT's scripting model for Python controllers.
+
+A controller is any object with ``start(api: ControllerApi)``. In ``start`` it registers its
+handlers (interval, flow, event, HTTP) and defines flows, thresholds and groups; afterwards it
+queries metrics and flows through the same ``ControllerApi``. Controllers see nothing else of
+the engine, so the same controller runs in production, in the lab under simulated time, and
+in tests.
+
+| sFlow-RT JavaScript           | ControllerApi                                       |
+|-------------------------------|-----------------------------------------------------|
+| ``setIntervalHandler(f, s)``  | ``set_interval_handler(f, interval_s)``, ``f(now)`` |
+| ``setFlowHandler(f, names)``  | ``set_flow_handler(f, names)``, ``f(record: dict)`` |
+| ``setEventHandler(f, ids)``   | ``set_event_handler(f, ids)``, ``f(event: Event)``  |
+| ``setHttpHandler(f)``         | ``set_http_handler(f)``, ``f(HttpRequest) -> obj``  |
+| ``setFlow``/``clearFlow`` ... | ``set_flow``, ``clear_flow``, ``set_threshold``, ``clear_threshold``, ``set_group``, ``set_groups``, ``clear_group`` |
+| ``metric``, ``dump``, ``table``, ``activeFlows``, ``flowValue`` | same names, snake_case |
+| ``storeGet``/``storeSet``     | ``store_get``/``store_set`` (persistent JSON per controller) |
+| ``sharedGet``/``sharedSet``   | ``shared_get``/``shared_set`` (in memory, across controllers) |
+| ``logInfo``/``logWarning``    | ``api.log`` (a ``logging.Logger``)                  |
+
+Isolation: every call into a controller (``start`` and each handler) is wrapped; an exception
+is logged with its traceback, counted per controller and handler kind, and never reaches the
+engine or the other controllers. ``Runtime.tick(now, result)`` dispatches a tick's events and
+logged flows, then runs the interval handlers that are due, all on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sflowlab.clock import Clock
+
+from .config import ConfigError, StateStore
+from .engine import Agents, Engine, TickResult
+from .events import Event
+from .flows import FlowSpec
+from .query import Filter
+from .thresholds import ThresholdSpec
+
+log = logging.getLogger("sflowlab.collector.runtime")
+
+ENTRY_POINT_GROUP = "sflowlab.controllers"
+
+
+class Controller(Protocol):
+    """What the runtime loads: an object that registers itself when started."""
+
+    def start(self, api: ControllerApi) -> None: ...
+
+
+class ControllerError(Exception):
+    """A controller could not be loaded or configured (bad spec, import failure)."""
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A request to a controller's HTTP handler (``/app/{name}/...``, ``/script/{name}/json``)."""
+
+    method: str
+    path: tuple[str, ...]
+    query: Mapping[str, list[str]]
+    body: Any = None
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """The last value of a query parameter (``?state=enabled`` -> ``"enabled"``)."""
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+
+class HttpError(Exception):
+    """Raised by an HTTP handler to answer with a 4xx/5xx status and a message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class HandlerStats:
+    """Calls and failures per handler kind for one controller (``/app/json``)."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    last_error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"calls": dict(self.calls), "errors": dict(self.errors),
+                "lastError": self.last_error}
+
+
+@dataclass
+class _Interval:
+    fn: Callable[[float], None]
+    interval_s: float
+    next_due: float
+
+
+class ControllerApi:
+    """Everything a controller may do; one instance per loaded controller."""
+
+    def __init__(self, runtime: Runtime, name: str) -> None:
+        self._runtime = runtime
+        self._engine = runtime.engine
+        self.name = name
+        self.log = logging.getLogger(f"sflowlab.controller.{name}")
+        self._intervals: list[_Interval] = []
+        self._flow_handlers: list[tuple[Callable[[dict[str, Any]], None], frozenset[str] | None]] = []
+        self._event_handlers: list[tuple[Callable[[Event], None], frozenset[str] | None]] = []
+        self._http: Callable[[HttpRequest], Any] | None = None
+        self.stats = HandlerStats()
+
+    # ---------------------------------------------------------------- time and handlers
+
+    def now(self) -> float:
+        return self._runtime.clock.now()
+
+    def set_interval_handler(self, fn: Callable[[float], None], interval_s: float = 1.0) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self._intervals.append(_Interval(fn, interval_s, self.now() + interval_s))
+
+    def set_flow_handler(self, fn: Callable[[dict[str, Any]], None],
+                         names: Collection[str] | None = None) -> None:
+        self._flow_handlers.append((fn, frozenset(names) if names is not None else None))
+
+    def set_event_handler(self, fn: Callable[[Event], None],
+                          thresholds: Collection[str] | None = None) -> None:
+        self._event_handlers.append((fn, frozenset(thresholds) if thresholds is not None else None))
+
+    def set_http_handler(self, fn: Callable[[HttpRequest], Any]) -> None:
+        self._http = fn
+
+    # ---------------------------------------------------------------- definitions
+
+    def set_flow(self, name: str, spec: FlowSpec | Mapping[str, Any]) -> None:
+        self._engine.set_flow(name, spec if isinstance(spec, FlowSpec)
+                              else FlowSpec.from_json(dict(spec)))
+
+    def clear_flow(self, name: str) -> bool:
+        return self._engine.remove_flow(name)
+
+    def set_threshold(self, name: str, spec: ThresholdSpec | Mapping[str, Any]) -> None:
+        self._engine.set_threshold(name, spec if isinstance(spec, ThresholdSpec)
+                                   else ThresholdSpec.from_json(dict(spec)))
+
+    def clear_threshold(self, name: str) -> bool:
+        return self._engine.remove_threshold(name)
+
+    def set_group(self, name: str, cidrs: list[str]) -> None:
+        self._engine.set_group(name, cidrs)
+
+    def set_groups(self, groups: dict[str, list[str]]) -> None:
+        self._engine.set_groups(groups)
+
+    def clear_group(self, name: str) -> bool:
+        return self._engine.remove_group(name)
+
+    # ---------------------------------------------------------------- queries
+
+    def metric(self, agents: Agents, metrics: str | Collection[str],
+               filter: Filter | None = None) -> list[dict[str, Any]]:
+        return self._engine.metric(agents, metrics, filter)
+
+    def dump(self, agents: Agents, metrics: str | Collection[str],
+             filter: Filter | None = None) -> list[dict[str, Any]]:
+        return self._engine.dump(agents, metrics, filter)
+
+    def table(self, agents: Agents, metrics: str | Collection[str],
+              filter: Filter | None = None) -> list[list[dict[str, Any]]]:
+        return self._engine.table(agents, metrics, filter)
+
+    def active_flows(self, agents: Agents, name: str, max_flows: int = 100,
+                     min_value: float = 0.0, agg_mode: str = "max") -> list[dict[str, Any]]:
+        return self._engine.active_flows(agents, name, max_flows, min_value, agg_mode)
+
+    def flow_value(self, agent: str, name: str, key: str) -> float:
+        return self._engine.flow_value(agent, name, key)
+
+    # ---------------------------------------------------------------- state
+
+    def store_get(self, key: str, default: Any = None) -> Any:
+        return self._runtime.store(self.name).get(key, default)
+
+    def store_set(self, key: str, value: Any) -> None:
+        """Persist a JSON-able value (survives a restart when the runtime has a state dir)."""
+        self._runtime.store_set(self.name, key, value)
+
+    def shared_get(self, key: str, default: Any = None) -> Any:
+        return self._runtime.shared.get(key, default)
+
+    def shared_set(self, key: str, value: Any) -> None:
+        self._runtime.shared[key] = value
+
+
+class Runtime:
+    """Loads controllers and dispatches engine ticks and HTTP requests to them, isolated."""
+
+    def __init__(self, engine: Engine, clock: Clock, state_dir: Path | None = None) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.state_dir = state_dir
+        self.controllers: dict[str, ControllerApi] = {}
+        self.shared: dict[str, Any] = {}
+        self._stores: dict[str, dict[str, Any]] = {}
+
+    # ---------------------------------------------------------------- loading
+
+    def add(self, name: str, controller: Controller) -> ControllerApi:
+        """Start a controller under ``name``; a failing ``start`` is counted, not raised."""
+        if name in self.controllers:
+            raise ControllerError(f"controller {name!r} is already loaded")
+        api = ControllerApi(self, name)
+        self.controllers[name] = api
+        self._call(api, "start", controller.start, api)
+        log.info("event=controller_started name=%s", name)
+        return api
+
+    def load(self, specs: list[Mapping[str, Any]]) -> None:
+        """Load controllers from configuration entries ``{name, use, params}``.
+
+        ``use`` is an import path ``"package.module:factory"`` or the name of an entry point in
+        the ``sflowlab.controllers`` group; ``factory(**params)`` returns the controller.
+        """
+        for i, spec in enumerate(specs):
+            if not isinstance(spec, Mapping) or not isinstance(spec.get("use"), str):
+                raise ControllerError(f"controllers[{i}]: needs a 'use' string (module:factory "
+                                      "or entry point name)")
+            params = spec.get("params", {})
+            if not isinstance(params, Mapping):
+                raise ControllerError(f"controllers[{i}]: 'params' must be a table")
+            factory = resolve(spec["use"])
+            name = str(spec.get("name") or spec["use"].rpartition(":")[2] or spec["use"])
+            try:
+                controller = factory(**params)
+            except (TypeError, ValueError) as e:
+                raise ControllerError(f"controller {name!r}: bad params: {e}") from e
+            self.add(name, controller)
+
+    # ---------------------------------------------------------------- dispatch
+
+    def tick(self, now: float, result: TickResult) -> None:
+        """Dispatch a tick's events and logged flows, then the interval handlers due."""
+        for api in self.controllers.values():
+            for event in result.events:
+                for fn, ids in api._event_handlers:
+                    if ids is None or event.thresholdID in ids:
+                        self._call(api, "event", fn, event)
+            for record in result.flows:
+                for fn, names in api._flow_handlers:
+                    if names is None or record.get("name") in names:
+                        self._call(api, "flow", fn, record)
+            for iv in api._intervals:
+                if now >= iv.next_due:
+                    # skip intervals missed while the clock jumped, as a timer would
+                    missed = int((now - iv.next_due) // iv.interval_s)
+                    iv.next_due += (missed + 1) * iv.interval_s
+                    self._call(api, "interval", iv.fn, now)
+
+    def http(self, name: str, request: HttpRequest) -> Any:
+        """Call a controller's HTTP handler; ``HttpError`` for unknown names or failures."""
+        api = self.controllers.get(name)
+        if api is None:
+            raise HttpError(404, f"no controller named {name!r}")
+        if api._http is None:
+            raise HttpError(404, f"controller {name!r} has no HTTP handler")
+        stats = api.stats
+        stats.calls["http"] = stats.calls.get("http", 0) + 1
+        try:
+            return api._http(request)
+        except HttpError:
+            raise
+        except Exception as e:
+            self._failed(api, "http", e)
+            raise HttpError(500, f"controller {name!r} failed: {e}") from None
+
+    def status(self) -> dict[str, Any]:
+        """Per controller: handler counts, failures and the last error."""
+        return {name: api.stats.to_json() for name, api in self.controllers.items()}
+
+    def _call(self, api: ControllerApi, kind: str, fn: Callable[..., Any], *args: Any) -> None:
+        stats = api.stats
+        stats.calls[kind] = stats.calls.get(kind, 0) + 1
+        try:
+            fn(*args)
+        except Exception as e:
+            self._failed(api, kind, e)
+
+    @staticmethod
+    def _failed(api: ControllerApi, kind: str, e: Exception) -> None:
+        stats = api.stats
+        stats.errors[kind] = stats.errors.get(kind, 0) + 1
+        stats.last_error = f"{kind}: {type(e).__name__}: {e}"
+        api.log.error("event=controller_failed controller=%s handler=%s error=%r", api.name,
+                      kind, str(e), exc_info=True)
+
+    # ---------------------------------------------------------------- persistent store
+
+    def _store(self, name: str) -> StateStore | None:
+        if self.state_dir is None:
+            return None
+        return StateStore(self.state_dir / "controllers" / f"{name}.json")
+
+    def store(self, name: str) -> dict[str, Any]:
+        """A controller's persistent key-value store (loaded once, saved on every set)."""
+        store = self._stores.get(name)
+        if store is None:
+            backing = self._store(name)
+            store = {}
+            if backing is not None:
+                try:
+                    store = backing.load()
+                except ConfigError as e:
+                    log.error("event=store_unreadable controller=%s error=%r", name, str(e))
+            self._stores[name] = store
+        return store
+
+    def store_set(self, name: str, key: str, value: Any) -> None:
+        store = self.store(name)
+        store[key] = value
+        backing = self._store(name)
+        if backing is not None:
+            backing.save(store)
+
+
+def resolve(use: str) -> Callable[..., Controller]:
+    """An import path ``"pkg.mod:attr"`` or an entry point name -> the controller factory."""
+    if ":" in use:
+        module_name, _, attr = use.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            factory = getattr(module, attr)
+        except (ImportError, AttributeError) as e:
+            raise ControllerError(f"cannot load controller {use!r}: {e}") from e
+        return factory  # type: ignore[no-any-return]
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == use:
+            return ep.load()  # type: ignore[no-any-return]
+    raise ControllerError(f"no controller entry point named {use!r} (group {ENTRY_POINT_GROUP})")
+
+
+__all__ = ["Controller", "ControllerApi", "ControllerError", "HttpError", "HttpRequest",
+           "Runtime", "resolve"]
