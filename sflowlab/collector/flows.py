@@ -44,6 +44,8 @@ from .events import DEFAULT_CAPACITY, LongPollLog
 from .filters import CompiledFilter, CompiledKey, FilterError, compile_filter, compile_keys
 from .groups import GroupSet
 
+_exp = math.exp
+
 EXPIRE_T = 10.0
 LOG_IDLE_T = 5.0
 DEFAULT_MAX_KEYS = 1000
@@ -156,6 +158,41 @@ class _Entry:
         self.seen: dict[Any, float] | None = None  # count: value -> last seen
 
 
+def _key_builder(getters: list[Callable[[Mapping[str, Any]], Any]], fs: str
+                 ) -> Callable[[Mapping[str, Any]], str | None]:
+    """The flow key of a sample's keys (None if a key is missing), built for speed."""
+    if not getters:
+        return lambda keys: ""
+    if len(getters) == 1:
+        (get,) = getters
+
+        def one(keys: Mapping[str, Any]) -> str | None:
+            v = get(keys)
+            return v if v.__class__ is str else None if v is None else str(v)
+        return one
+
+    if len(getters) == 2:
+        first, second = getters
+
+        def two(keys: Mapping[str, Any]) -> str | None:
+            a = first(keys)
+            if a is None:
+                return None
+            b = second(keys)
+            if b is None:
+                return None
+            return ((a if a.__class__ is str else str(a)) + fs
+                    + (b if b.__class__ is str else str(b)))
+        return two
+
+    def many(keys: Mapping[str, Any]) -> str | None:
+        parts = [get(keys) for get in getters]
+        if None in parts:
+            return None
+        return fs.join([v if v.__class__ is str else str(v) for v in parts])
+    return many
+
+
 class _CompiledFlow:
     """A FlowSpec compiled for ingest, plus its tables of entries per (agent, data source)."""
 
@@ -172,36 +209,39 @@ class _CompiledFlow:
                                       self.filter.keys if self.filter else ())
         self.tables: dict[tuple[str, str], dict[str, _Entry]] = {}
         self.t = float(spec.t)
+        self.inv_t = 1.0 / self.t
+        self.dropped, self.log = spec.dropped, spec.log
+        self.test = self.filter.test if self.filter is not None else None
+        self.key_of = _key_builder([k.get for k in self.keys], spec.fs)
 
     # ---------------------------------------------------------------- ingest
 
     def ingest(self, src: tuple[str, str], keys: Mapping[str, Any], sample: Any, now: float,
                max_keys: int, logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
-        if sample.discarded != self.spec.dropped:
+        if sample.discarded is not self.dropped:
             return
-        if self.filter is not None and not self.filter.test(keys):
+        test = self.test
+        if test is not None and not test(keys):
             return
-        parts = []
-        for key in self.keys:
-            v = key.get(keys)
-            if v is None:
-                return
-            parts.append(v if isinstance(v, str) else str(v))
-        flow_key = self.spec.fs.join(parts)
-        base, prefix, rate = self.base, self.prefix, sample.sampling_rate
-        q = 0.0
-        if prefix == "count":
-            x: Any = keys.get(base)
-            if x is None:
-                return
-        elif base == "bytes":
-            x = sample.frame_length
-        elif base == "frames":
-            x = 1
+        flow_key = self.key_of(keys)
+        if flow_key is None:
+            return
+        prefix, base = self.prefix, self.base
+        if prefix == "rate":
+            if base == "bytes":
+                q = sample.frame_length * sample.sampling_rate
+            elif base == "frames":
+                q = sample.sampling_rate
+            else:
+                x = keys.get(base)
+                if x is None or x.__class__ is str:
+                    return
+                q = x * sample.sampling_rate
         else:
-            x = keys.get(base)
-            if x is None or isinstance(x, str):
+            x = keys.get(base) if base != "bytes" else sample.frame_length
+            if x is None or (prefix != "count" and x.__class__ is str):
                 return
+            q = 0
         table = self.tables.get(src)
         if table is None:
             table = self.tables[src] = {}
@@ -210,14 +250,33 @@ class _CompiledFlow:
             entry = table[flow_key] = _Entry(now)
             if prefix == "min" or prefix == "max":
                 entry.b = -math.inf  # no extreme yet
-        t = self.t
         dt = now - entry.last
-        decay = math.exp(-dt / t) if dt > 0 else 1.0
         if prefix == "rate":
-            q = x * rate
-            entry.a = entry.a * decay + q / t
+            if dt > 0:
+                entry.a = entry.a * _exp(-dt * self.inv_t) + q * self.inv_t
+                entry.last = now
+            else:
+                entry.a += q * self.inv_t
             entry.total += q
-        elif prefix == "avg":
+        else:
+            self._update_other(entry, x, sample.sampling_rate, now, dt, max_keys)
+        if len(table) > max_keys * PRUNE_SLACK:
+            self._prune(src, table, now, max_keys, logged, next_id)
+            if flow_key not in table:
+                return
+        if self.log and entry.log_start is None:
+            entry.log_start = now
+            entry.total = q
+            if self.spec.flowStart:
+                value = q if prefix == "rate" else self.value(entry, now)
+                logged.append(self._record(next_id(), src, flow_key, value, now, now))
+
+    def _update_other(self, entry: _Entry, x: Any, rate: int, now: float, dt: float,
+                      max_keys: int) -> None:
+        """avg, count, min and max updates (rate is inlined in ``ingest``)."""
+        prefix, t = self.prefix, self.t
+        if prefix == "avg":
+            decay = math.exp(-dt / t) if dt > 0 else 1.0
             entry.a = entry.a * decay + x * rate
             entry.b = entry.b * decay + rate
         elif prefix == "count":
@@ -229,18 +288,8 @@ class _CompiledFlow:
                 entry.seen = {v: s for v, s in seen.items() if now - s <= t}
         elif (prefix == "max") == (x >= entry.a) or now - entry.b > t:
             entry.a, entry.b = x, now
-        if now > entry.last:
+        if dt > 0:
             entry.last = now
-        if len(table) > max_keys * PRUNE_SLACK:
-            self._prune(src, table, now, max_keys, logged, next_id)
-            if flow_key not in table:
-                return
-        if self.spec.log and entry.log_start is None:
-            entry.log_start = now
-            entry.total = q if prefix == "rate" else 0.0
-            if self.spec.flowStart:
-                value = q if prefix == "rate" else self.value(entry, now)
-                logged.append(self._record(next_id(), src, flow_key, value, now, now))
 
     def _prune(self, src: tuple[str, str], table: dict[str, _Entry], now: float, max_keys: int,
                logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
@@ -313,6 +362,7 @@ class FlowEngine:
         self.groups = groups
         self.max_keys = max_keys
         self._flows: dict[str, _CompiledFlow] = {}
+        self._flow_list: tuple[_CompiledFlow, ...] = ()
         self._needs_agent = False
         self._logged: LongPollLog[dict[str, Any]] = LongPollLog(lambda r: r["flowID"],
                                                                 log_capacity)
@@ -332,12 +382,16 @@ class FlowEngine:
         if current is not None and current.spec == spec:
             return  # an identical re-definition keeps the flow's state
         self._flows[name] = _CompiledFlow(name, spec, self.groups)
-        self._needs_agent = any("agent" in f.refs for f in self._flows.values())
+        self._changed()
 
     def remove(self, name: str) -> bool:
         found = self._flows.pop(name, None) is not None
-        self._needs_agent = any("agent" in f.refs for f in self._flows.values())
+        self._changed()
         return found
+
+    def _changed(self) -> None:
+        self._flow_list = tuple(self._flows.values())
+        self._needs_agent = any("agent" in f.refs for f in self._flow_list)
 
     def specs(self) -> dict[str, FlowSpec]:
         return {name: flow.spec for name, flow in self._flows.items()}
@@ -361,16 +415,19 @@ class FlowEngine:
         if signature not in self._key_names:
             self._key_names[signature] = (*keys, "agent")
         self._key_sets[signature] = now
-        if not self._flows:
+        flows = self._flow_list
+        if not flows:
             return
         if self._needs_agent:
             keys = {**keys, "agent": agent}
-        src = (agent, data_source(sample))
-        before = len(self._pending)
-        for flow in self._flows.values():
-            flow.ingest(src, keys, sample, now, self.max_keys, self._pending, self._next_id)
-        if len(self._pending) > before:
-            self._logged.append(self._pending[before:])
+        kind = sample.source_id_type
+        src = (agent, str(sample.source_id_index) if kind == 0 else data_source(sample))
+        pending = self._pending
+        before = len(pending)
+        for flow in flows:
+            flow.ingest(src, keys, sample, now, self.max_keys, pending, self._next_id)
+        if len(pending) > before:
+            self._logged.append(pending[before:])
 
     def tick(self, now: float) -> list[dict[str, Any]]:
         """End and expire flows; the logged-flow records produced since the last tick."""
