@@ -127,8 +127,9 @@ class PcapWriter:
               dst: tuple[str, int] = ("127.0.0.1", 6343)) -> None:
         """Append one datagram captured at ``timestamp`` (seconds since the epoch)."""
         frame = udp_frame(bytes(payload), src, dst)
-        usec_total = round(timestamp * 1_000_000)
-        sec, usec = divmod(usec_total, 1_000_000)
+        sec, usec = divmod(round(timestamp * 1_000_000), 1_000_000)
+        if not 0 <= sec <= 0xFFFFFFFF:
+            raise ValueError(f"timestamp {timestamp} is outside the pcap range (1970-2106)")
         kept = frame[: self.snaplen]
         self._out.write(struct.pack("<IIII", sec, usec, len(kept), len(frame)))
         self._out.write(kept)

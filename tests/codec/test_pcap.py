@@ -124,11 +124,13 @@ def test_writer_checksums_verify() -> None:
     assert internet_checksum(pseudo6 + frame6[54:]) == 0
 
 
-def test_writer_rejects_mixed_families_and_oversize() -> None:
+def test_writer_rejects_mixed_families_oversize_and_bad_times() -> None:
     with pytest.raises(ValueError, match="address family"):
         udp_frame(b"", V4[0], V6[1])
     with pytest.raises(ValueError, match="does not fit"):
         udp_frame(bytes(65508), *V4)
+    with PcapWriter(io.BytesIO()) as w, pytest.raises(ValueError, match="outside the pcap"):
+        w.write(b"", -1.0)
 
 
 def test_snaplen_cuts_frames_and_keeps_what_fits(tmp_path: Path) -> None:
