@@ -7,7 +7,8 @@ by the compiled decoders. Flow keys are parsed only when ``FlowSampleView.keys()
 
 Framing errors raise ``DecodeError`` exactly where ``decode_datagram`` raises; a sample that
 ``decode_datagram`` would keep as ``Raw`` (unknown format, or malformed) is counted in
-``bad_samples``. Expanded input/output ``0xFFFFFFFF`` is reported as ``INTERNAL``.
+``bad_samples``. Expanded (and discarded_packet) input/output ``0xFFFFFFFF`` is reported
+as ``INTERNAL``.
 """
 
 from __future__ import annotations
@@ -216,16 +217,17 @@ def _flow_sample(buf: bytes, off: int, stop: int, tag: int) -> FlowSampleView | 
         (seq, kind, index, rate, pool, drops, _in_format, inp, out_format, out,
          nrec) = _FLOW_X.unpack_from(buf, off)
         off += 44
-        if inp == _ALL_ONES:
-            inp = INTERNAL
-        if out == _ALL_ONES:
-            out = INTERNAL
     else:
         if off + 32 > stop:
             return None
         seq, kind, index, drops, inp, out, reason, nrec = _DISCARD.unpack_from(buf, off)
         off += 32
         rate, pool, out_format, discarded = 1, 0, OUTPUT_IFINDEX, True
+    if tag != 1:  # expanded ifIndex fields: all ones also means the device itself
+        if inp == _ALL_ONES:
+            inp = INTERNAL
+        if out == _ALL_ONES:
+            out = INTERNAL
     if nrec > (stop - off) // 8:
         return None
     header_protocol = frame_length = stripped = 0
