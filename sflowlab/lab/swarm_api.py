@@ -16,10 +16,9 @@ errors are dockerd's ``{"message": ...}`` with dockerd's status codes.
 
 from __future__ import annotations
 
-import collections
 import json
+import math
 import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -45,7 +44,6 @@ __all__ = ["API_VERSION", "MIN_API_VERSION", "SwarmApi", "docker_events"]
 API_VERSION = "1.50"
 MIN_API_VERSION = "1.24"
 _V = r"(?:/v(?P<api_version>[0-9]+\.[0-9]+))?"
-_HISTORY = 1000  # events kept for ``since``
 
 _SERVICE_FILTERS = {"id", "name", "label", "mode"}
 _TASK_FILTERS = {
@@ -177,38 +175,6 @@ _EVENT_CHECKS: dict[str, Callable[[dict[str, Any], str], bool]] = {
 }
 
 
-class _EventLog:
-    """Docker-shaped events: a bounded history for ``since`` and one queue per open stream."""
-
-    def __init__(self, swarm: Swarm) -> None:
-        self._lock = threading.Lock()
-        self._history: collections.deque[dict[str, Any]] = collections.deque(maxlen=_HISTORY)
-        self._streams: list[queue.SimpleQueue[dict[str, Any]]] = []
-        self.close = swarm.subscribe(self._on_event)
-
-    def _on_event(self, event: SwarmEvent) -> None:
-        with self._lock:
-            for message in docker_events(event):
-                self._history.append(message)
-                for stream in self._streams:
-                    stream.put(message)
-
-    def open(
-        self,
-    ) -> tuple[list[dict[str, Any]], queue.SimpleQueue[dict[str, Any]], Callable[[], None]]:
-        """The history so far, a queue of what follows (no gap, no repeat), and its closer."""
-        stream: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        with self._lock:
-            self._streams.append(stream)
-            history = list(self._history)
-
-        def close() -> None:
-            with self._lock:
-                self._streams.remove(stream)
-
-        return history, stream, close
-
-
 class SwarmApi:
     """The Docker Engine API double for ``swarm``, served on ``host:port`` (0: a free port)."""
 
@@ -216,7 +182,6 @@ class SwarmApi:
 
     def __init__(self, swarm: Swarm, host: str = "127.0.0.1", port: int = 0) -> None:
         self.swarm = swarm
-        self._events = _EventLog(swarm)
         router = Router(headers=self._headers)
         routes: list[tuple[str, str, Callable[[Request], Response]]] = [
             ("GET", "/_ping", self._ping),
@@ -247,7 +212,6 @@ class SwarmApi:
 
     def stop(self) -> None:
         self._server.stop()
-        self._events.close()
 
     def __enter__(self) -> SwarmApi:
         return self.start()
@@ -443,31 +407,29 @@ class SwarmApi:
     def _stream_events(self, request: Request) -> Response:
         filters = _filters(request, _EVENT_FILTERS)
         try:
-            since = float(request.arg("since") or "nan")
+            since = float(request.arg("since") or "-inf")
             until = float(request.arg("until") or "inf")
         except ValueError as exc:
             raise HttpError(400, f"invalid since/until: {exc}") from exc
-        history, stream, close = self._events.open()
-        replay = [m for m in history if m["timeNano"] >= since * 1e9] if since == since else []
+        stream: queue.SimpleQueue[SwarmEvent] = queue.SimpleQueue()
+        unsubscribe = self.swarm.subscribe(stream.put, replay=since > -math.inf)
         now = self.swarm.now
 
         def lines() -> Iterator[bytes]:
             try:
-                for message in replay:
-                    if message["timeNano"] > until * 1e9:
-                        return
-                    if _select([message], filters, _EVENT_CHECKS):
-                        yield json.dumps(message).encode() + b"\n"
-                while not request.closing.is_set() and now() < until:
+                while not request.closing.is_set():
                     try:
-                        message = stream.get(timeout=self.poll_s)
+                        event = stream.get(timeout=self.poll_s if now() < until else 0)
                     except queue.Empty:
+                        if now() >= until:
+                            return
                         continue
-                    if message["timeNano"] > until * 1e9:
+                    if event.at > until:
                         return
-                    if _select([message], filters, _EVENT_CHECKS):
-                        yield json.dumps(message).encode() + b"\n"
+                    for message in docker_events(event):
+                        if event.at >= since and _select([message], filters, _EVENT_CHECKS):
+                            yield json.dumps(message).encode() + b"\n"
             finally:
-                close()
+                unsubscribe()
 
         return Response(200, headers={"Content-Type": "application/json"}, stream=lines())

@@ -17,6 +17,7 @@ run.
 
 from __future__ import annotations
 
+import collections
 import copy
 import datetime as dt
 import itertools
@@ -333,6 +334,8 @@ def _normalise(spec: Any) -> dict[str, Any]:
 class Swarm:
     """A simulated swarm of ``nodes`` (hostname -> address; the first one is the leader)."""
 
+    HISTORY = 1000  # events kept for late subscribers (``/events?since=``)
+
     def __init__(
         self,
         scheduler: Scheduler,
@@ -351,6 +354,7 @@ class Swarm:
         self._index = 0
         self._observers: list[Callable[[SwarmEvent], None]] = []
         self._pending: list[SwarmEvent] = []
+        self._history: collections.deque[SwarmEvent] = collections.deque(maxlen=self.HISTORY)
         self._dispatching = False
         now = scheduler.now()
         self.cluster_id = self._new_id()
@@ -365,9 +369,15 @@ class Swarm:
 
     # -- observers
 
-    def subscribe(self, callback: Callable[[SwarmEvent], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` for every later event; returns the unsubscribe function."""
+    def subscribe(
+        self, callback: Callable[[SwarmEvent], None], replay: bool = False
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` for every later event (first, with ``replay``, for the last
+        ``HISTORY`` events, with no gap between the two); returns the unsubscribe function."""
         with self._lock:
+            if replay:
+                for event in self._history:
+                    callback(event)
             self._observers.append(callback)
 
         def unsubscribe() -> None:
@@ -379,6 +389,7 @@ class Swarm:
 
     def _emit(self, event: SwarmEvent) -> None:
         self._pending.append(event)
+        self._history.append(event)
 
     def _dispatch(self) -> None:
         if self._dispatching:
