@@ -198,6 +198,10 @@ class _CompiledFlow:
 
     def __init__(self, name: str, spec: FlowSpec, groups: GroupSet) -> None:
         self.name, self.spec = name, spec
+        if not (isinstance(spec.t, int | float) and spec.t > 0 and math.isfinite(spec.t)):
+            raise ValueError(f"flow {name!r}: t must be a positive number of seconds")
+        if not (isinstance(spec.n, int) and spec.n > 0):
+            raise ValueError(f"flow {name!r}: n must be a positive integer")
         try:
             self.keys: list[CompiledKey] = compile_keys(spec.keys, groups)
             self.filter: CompiledFilter | None = (

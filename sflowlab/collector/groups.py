@@ -16,7 +16,7 @@ from __future__ import annotations
 import socket
 
 _V4, _V6 = socket.AF_INET, socket.AF_INET6
-_WIDTH = {_V4: 32, _V6: 128}
+_WIDTH: dict[int, int] = {_V4: 32, _V6: 128}
 
 
 def parse_address(address: str) -> tuple[int, int]:

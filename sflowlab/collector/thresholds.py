@@ -131,7 +131,7 @@ class ThresholdEngine:
             for agent, ds, key, value in sorted(_rows(spec, now, metrics)):
                 if value <= spec.value:
                     continue
-                state = (agent, ds, key) if spec.byFlow else (agent, ds)
+                state: tuple[str, ...] = (agent, ds, key) if spec.byFlow else (agent, ds)
                 exceeded.add(state)
                 if state not in disarmed:
                     self._last_event_id += 1

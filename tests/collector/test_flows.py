@@ -334,3 +334,10 @@ def test_bad_flow_definitions_are_refused_clearly(obj: Any, message: str) -> Non
     with pytest.raises(ValueError) as info:
         FlowSpec.from_json(obj)
     assert message in str(info.value)
+
+
+def test_engine_refuses_a_directly_built_spec_it_cannot_run() -> None:
+    with pytest.raises(ValueError, match="t must be a positive number"):
+        engine().define("f", FlowSpec(t=0))
+    with pytest.raises(ValueError, match="bad flow name"):
+        engine().define("", FlowSpec())
