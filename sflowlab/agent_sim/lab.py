@@ -165,12 +165,14 @@ class Lab:
             svc.add_replica(c.id)
             self.placement[c.id] = host.spec.name
 
-    def _apply(self, change: Change) -> None:
+    def _apply(self, change: Change, now: float) -> None:
+        """Apply a change at the first tick at or after its time (the tick's load is served
+        with the settings before it)."""
         svc = self.services[change.service]
         if change.rps is not None or change.clients is not None:
             svc.set_load(change.rps, change.clients)
         if change.replicas is not None:
-            self.scale(change.service, change.replicas, self.start + change.at)
+            self.scale(change.service, change.replicas, now)
 
     # ------------------------------------------------------------------ time
 
@@ -178,8 +180,6 @@ class Lab:
         """Advance the whole lab to ``now``."""
         if now < self.now:
             raise ValueError(f"tick({now}) is before the lab's time {self.now}")
-        while self._pending and self.start + self._pending[0].at <= now:
-            self._apply(self._pending.pop(0))
         dt, self.now = now - self.now, now
         rates: dict[tuple[str, str], int] = {}
         for name, svc in self.services.items():
@@ -190,6 +190,8 @@ class Lab:
         if self.fabric is not None:
             self._drive_fabric(rates, dt)
             self.fabric.tick(now)
+        while self._pending and self.start + self._pending[0].at <= now:
+            self._apply(self._pending.pop(0), now)
         for host in self.hosts.values():
             host.tick(now)
 

@@ -110,7 +110,8 @@ def _report(lab: Lab, counter: CountingSink, stats: RunStats, out: TextIO) -> No
         f"cpu: {stats.cpu_s:.2f} s  ticks: {stats.ticks}\n")
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
     if not args.collector and not args.pcap:
         args.parser.error("give --collector HOST:PORT and/or --pcap FILE")
     if args.simulated and args.duration is None:

@@ -1,0 +1,110 @@
+"""A simulated lab's pcap read by tshark 4.0: datagram headers and flow samples agree with us.
+
+Debian's tshark 4.0 does not know the Host sFlow counter records (2000-2104) and, misreading
+them, loses its place in the rest of the datagram: only the first counter sample of a datagram
+is compared (at the sample level). Flow samples are compared down to the Ethernet, IPv4 and TCP
+headers it dissects inside the sampled_header (it skips extended_entities, unknown to it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sflowlab.agent_sim.lab import Lab, LabSpec
+from sflowlab.agent_sim.runner import run_simulated
+from sflowlab.agent_sim.sinks import PcapSink
+from sflowlab.clock import SimClock
+from sflowlab.codec import COUNTER_SAMPLES, FLOW_SAMPLES, SampledHeader, decode_datagram
+from sflowlab.codec.headers import decode_header
+from sflowlab.codec.pcap import read_sflow
+
+pytestmark = pytest.mark.tshark
+
+
+def _keep_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        k, n = key, 1
+        while k in out:
+            n += 1
+            k = f"{key}#{n}"
+        out[k] = value
+    return out
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    path = tmp_path_factory.mktemp("tshark") / "lab.pcap"
+    with PcapSink(str(path)) as sink:
+        clock = SimClock(1_700_000_000.0)
+        lab = Lab(LabSpec(hosts=2, containers=2, sampling=40, polling_s=5.0), sink, clock.now())
+        run_simulated(lab, clock, 20.0)
+    return path
+
+
+def _tshark(path: Path) -> list[dict[str, Any]]:
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "json"], capture_output=True,
+                         check=True, timeout=120).stdout
+    packets = json.loads(out, object_pairs_hook=_keep_duplicates)
+    return [p["_source"]["layers"]["sflow"] for p in packets]
+
+
+def test_tshark_reads_datagram_headers_and_flow_samples_as_we_do(capture: Path) -> None:
+    ours = [decode_datagram(c.payload) for c in read_sflow(str(capture))]
+    theirs = _tshark(capture)
+    assert len(ours) == len(theirs) > 10
+    flows_checked = 0
+    for dg, sf in zip(ours, theirs, strict=True):
+        assert (sf["sflow_245.version"], sf["sflow_245.agent"], sf["sflow_245.sub_agent_id"],
+                sf["sflow_245.sequence_number"], sf["sflow_245.sysuptime"],
+                sf["sflow_245.numsamples"]) == (
+            "5", dg.agent_address, str(dg.sub_agent_id), str(dg.sequence_number),
+            str(dg.uptime_ms), str(len(dg.samples)))
+        dissected = [v for k, v in sf.items() if k.startswith("Expanded ")]
+        if isinstance(dg.samples[0], COUNTER_SAMPLES):
+            t = dissected[0]
+            assert (t["sflow.counters_sample.sequence_number"],
+                    t["sflow.counters_sample.source_id_type"],
+                    t["sflow.counters_sample.source_id_index"]) == (
+                str(dg.samples[0].sequence_number), str(dg.samples[0].source_id_type),
+                str(dg.samples[0].source_id_index))
+        if any(isinstance(s, COUNTER_SAMPLES) for s in dg.samples):
+            continue  # tshark 4.0 misreads Host sFlow counter records and loses its place
+        assert len(dissected) == len(dg.samples)
+        for s, t in zip(dg.samples, dissected, strict=True):
+            assert isinstance(s, FLOW_SAMPLES)
+            fields = {k.rsplit(".", 1)[-1]: v for k, v in t.items() if isinstance(v, str)}
+            assert (fields["sequence_number"], fields["source_id_index"],
+                    fields["sampling_rate"], fields["sample_pool"], fields["dropped_packets"],
+                    fields["input_interface_value"], fields["output_interface_value"]) == tuple(
+                str(v) for v in (s.sequence_number, s.source_id_index, s.sampling_rate,
+                                 s.sample_pool, s.drops, s.input_value, s.output_value))
+            header = next(r for r in s.records if isinstance(r, SampledHeader))
+            raw = t["Raw packet header"]
+            assert raw["sflow_245.header.frame_length"] == str(header.frame_length)
+            tree = raw["sflow_245.header_tree"]
+            keys = decode_header(1, header.header)
+            assert (tree["ip"]["ip.src"], tree["ip"]["ip.dst"], tree["tcp"]["tcp.srcport"],
+                    tree["tcp"]["tcp.dstport"]) == (
+                keys["ipsource"], keys["ipdestination"], str(keys["tcpsourceport"]),
+                str(keys["tcpdestinationport"]))
+            assert tree["ip"]["ip.checksum.status"] in ("2", "1")  # unverified or good
+            flows_checked += 1
+    assert flows_checked > 100
+
+
+def test_tshark_validates_the_sampled_ip_header_checksums(capture: Path) -> None:
+    out = subprocess.run(
+        ["tshark", "-r", str(capture), "-o", "ip.check_checksum:TRUE", "-T", "fields",
+         "-e", "ip.checksum.status"], capture_output=True, check=True, timeout=120,
+        text=True).stdout
+    statuses = [s for line in out.split() for s in line.split(",")]
+    assert len(statuses) > 100 and set(statuses) == {"1"}  # 1: good
