@@ -14,7 +14,9 @@ Choices, as real switches make them:
 - Counters, per port and exact: ``ifInOctets``/``ifOutOctets`` count frames with FCS
   (``packet_bytes + 4``), ``ifIn/OutUcastPkts`` the packets delivered/sent; one counters
   sample (if_counters, ethernet_counters, port_name) per port per ``polling_s``, first poll
-  randomised.
+  randomised. Like switches running hsflowd (Cumulus, SONiC), each also reports its
+  ``host_descr`` (hostname = switch name) from data source 2.1, so a collector can map
+  topology node and port names to agent and ifIndex.
 - ACL rules (``install_rule``) act at ingress after sampling: a dropped packet counts in
   ``ifInOctets`` and ``ifInDiscards`` (not ``ifInUcastPkts``, RFC 2863) and goes no further;
   its samples say output format 1 (discarded), reason 258 (acl). Every matching rule acts:
@@ -30,7 +32,9 @@ from __future__ import annotations
 
 import random
 import struct
+import uuid
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from sflowlab.codec import (
     CountersSample,
@@ -39,11 +43,13 @@ from sflowlab.codec import (
     ExtendedSwitch,
     FlowSample,
     FlowSampleExpanded,
+    HostDescr,
     IfCounters,
     PortName,
     SampledHeader,
     encode_sample,
 )
+from sflowlab.codec.counter_records import MACHINE_TYPES, OS_NAMES
 
 from .agent import Agent, Poller, Sampler
 from .packets import Packet
@@ -64,6 +70,7 @@ M32 = 0xFFFFFFFF
 M64 = (1 << 64) - 1
 ACL_DISCARD = (1 << 30) | 258  # compact output: format 1 (discarded), reason 258 (acl)
 NATIVE_VLAN = 1
+OS_RELEASE = "5.10.0-cl-1-amd64"  # a Cumulus Linux kernel: switches running hsflowd
 
 _U32 = struct.Struct(">I")
 _RATE_POOL_DROPS = struct.Struct(">III")
@@ -111,6 +118,11 @@ class SwitchAgent:
         self.address = spec.address
         self.expanded = fabric.expanded
         self.agent = Agent(spec.address, sink, boot_time=start, max_datagram=fabric.max_datagram)
+        self.descr = HostDescr(spec.name, str(uuid.uuid5(uuid.NAMESPACE_DNS, spec.name)),
+                               MACHINE_TYPES.index("x86_64"), OS_NAMES.index("linux"),
+                               OS_RELEASE)
+        self.device = Poller(2, 1, fabric.polling_s, rng, start)
+        self.agent.pollers.append(self.device)
         self.rules: dict[str, PacketRule] = {}
         self.interfaces: dict[int, Interface] = {}
         sampling = spec.name not in fabric.counter_only
@@ -163,14 +175,19 @@ class SwitchAgent:
                 callback(replace(hop.packet, seq=(first_seq + i) & M32), self.name, now)
 
     def poll(self, now: float) -> None:
-        """Emit a counters sample for every port whose poll is due."""
+        """Emit a counters sample for the device and every port whose poll is due."""
+        if self.device.due(now):
+            self._emit_counters(self.device, (self.descr,), now)
         for iface in self.interfaces.values():
             if iface.poller.due(now):
-                seq = iface.poller.next_sequence(now)
                 records = (iface.if_counters(), EthernetCounters(), PortName(iface.port.name))
-                sample = (CountersSampleExpanded(seq, 0, iface.if_index, records)
-                          if self.expanded else CountersSample(seq, iface.if_index, records))
-                self.agent.emit(sample, now)
+                self._emit_counters(iface.poller, records, now)
+
+    def _emit_counters(self, poller: Poller, records: tuple[Any, ...], now: float) -> None:
+        seq = poller.next_sequence(now)
+        kind, index = poller.source_id_type, poller.source_id_index
+        self.agent.emit(CountersSampleExpanded(seq, kind, index, records) if self.expanded
+                        else CountersSample(seq, (kind << 24) | index, records), now)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 import zlib
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 INTERNAL = 0x3FFFFFFF
 """Output ifIndex for traffic delivered to the switch itself."""
@@ -287,3 +287,21 @@ class Topology:
             out_if = sw.port_to[nodes[k + 1]] if k + 1 < len(nodes) else INTERNAL
             out.append(Hop(node, sw.port_to[nodes[k - 1]], out_if))
         return out
+
+    # ------------------------------------------------------------------ export
+
+    def sflow_rt_topology(self) -> dict[str, Any]:
+        """The fabric in sFlow-RT's topology JSON (``PUT /topology/json``): switch-to-switch
+        links by node and port name, and each switch's agent address and port ifIndexes."""
+        nodes = {name: {"agent": sw.address,
+                        "ports": {p.name: {"ifindex": str(i)} for i, p in sw.ports.items()}}
+                 for name, sw in self.switches.items()}
+        links = {}
+        for name, sw in self.switches.items():
+            for port in sw.ports.values():
+                peer = self.switches.get(port.peer)
+                if peer is not None and f"{peer.name}-{name}" not in links:
+                    links[f"{name}-{peer.name}"] = {
+                        "node1": name, "port1": port.name,
+                        "node2": peer.name, "port2": peer.ports[peer.port_to[name]].name}
+        return {"nodes": nodes, "links": links}

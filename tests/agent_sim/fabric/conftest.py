@@ -56,10 +56,15 @@ class FabricRun:
                 f.dst_port] = fid
         return out
 
+    def port_counters(self) -> Iterator[tuple[float, str, Any]]:
+        """``(now, switch name, sample)`` for the counters samples of ports (ifIndex sources)."""
+        return ((now, sw, s) for now, sw, s in self.samples(COUNTER_SAMPLES)
+                if s.source_id_type == 0)
+
     def last_counters(self) -> dict[tuple[str, int], IfCounters]:
         """The last if_counters reported per (switch, ifIndex)."""
         return {(switch, s.source_id_index): s.records[0]
-                for _, switch, s in self.samples(COUNTER_SAMPLES)}
+                for _, switch, s in self.port_counters()}
 
     def true_counters(self, dropped_at: dict[int, str] | None = None
                       ) -> dict[tuple[str, int], list[int]]:

@@ -66,6 +66,20 @@ def test_topology_names_ports_and_addresses_are_stable() -> None:
         "fd00:ff::1", "fd00:ff::2", "fd00:ff::3", "fd00:ff::4"]
 
 
+def test_topology_exports_sflow_rt_links_and_nodes() -> None:
+    fabric = Fabric(FabricSpec(spines=3), MemorySink(), random.Random(1))
+    topo = fabric.topology.sflow_rt_topology()
+    assert len(topo["links"]) == 3 * 3  # two leaves and the border leaf, each to three spines
+    assert topo["links"]["leaf2-spine3"] == {
+        "node1": "leaf2", "port1": "swp51", "node2": "spine3", "port2": "swp2"}
+    assert topo["links"]["spine1-border1"] == {
+        "node1": "spine1", "port1": "swp3", "node2": "border1", "port2": "swp49"}
+    assert topo["nodes"]["spine1"] == {
+        "agent": "10.255.0.3", "ports": {"swp1": {"ifindex": "1"}, "swp2": {"ifindex": "2"},
+                                         "swp3": {"ifindex": "3"}}}
+    assert topo["nodes"]["leaf1"]["ports"]["swp49"] == {"ifindex": "49"}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"leaves": 0}, "leaves"), ({"sampling_rate": 0}, "sampling_rate"),
@@ -138,7 +152,7 @@ def test_ecmp_spreads_flows_over_spines_and_keeps_each_flow_on_one_path() -> Non
 def test_port_counters_equal_the_true_traffic_exactly(
         mixed: Any, counter_values: Callable[..., list[int]]) -> None:
     last: dict[tuple[str, int], IfCounters] = {}
-    for _, switch, s in mixed.samples(COUNTER_SAMPLES):
+    for _, switch, s in mixed.port_counters():
         if_c, eth, name = s.records
         assert isinstance(eth, EthernetCounters) and isinstance(name, PortName)
         assert name.name == f"swp{s.source_id_index}" and if_c.if_index == s.source_id_index
@@ -154,13 +168,21 @@ def test_port_counters_equal_the_true_traffic_exactly(
     assert leaf1.if_in_ucast_pkts == 2000 * 50 and leaf1.if_speed == 10_000_000_000
 
 
-def test_counter_samples_one_per_port_per_interval_with_consecutive_sequences(mixed: Any
-                                                                               ) -> None:
-    per_port: dict[tuple[str, int], list[tuple[float, int]]] = defaultdict(list)
+def test_counter_samples_one_per_source_per_interval_with_consecutive_sequences(mixed: Any
+                                                                                 ) -> None:
+    per_source: dict[tuple[str, int, int], list[tuple[float, int]]] = defaultdict(list)
     for now, switch, s in mixed.samples(COUNTER_SAMPLES):
-        per_port[switch, s.source_id_index].append((now, s.sequence_number))
+        if s.source_id_type == 2:  # the device: host_descr naming the switch
+            (descr,) = s.records
+            assert (s.source_id_index, descr.hostname, descr.os_name) == (1, switch, 2)
+        per_source[switch, s.source_id_type, s.source_id_index].append(
+            (now, s.sequence_number))
+    switches = mixed.fabric.switches
+    assert set(per_source) == {(n, 0, i) for n, sw in switches.items() for i in sw.interfaces
+                               } | {(n, 2, 1) for n in switches}
+    assert len({switches[n].descr.uuid for n in switches}) == len(switches)
     firsts = set()
-    for key, polls in per_port.items():
+    for key, polls in per_source.items():
         times, seqs = zip(*polls, strict=True)
         assert list(seqs) == list(range(1, len(seqs) + 1)), key
         assert len(seqs) in (7, 8), key  # 70 s at 10 s, first poll within the first 10 s
