@@ -21,8 +21,10 @@ Values, per (agent, data source, key), all scaled by each sample's own sampling 
 ``requests`` and ``duration`` need HTTP request records, which the collector's decode path
 does not keep: such definitions are refused with a clear error.
 
-Memory: an entry silent for ``EXPIRE_T`` x t (rate decayed by e**-10) is dropped on ``tick``;
-each (flow, data source) keeps at most ``max_keys`` entries, the smallest evicted first.
+Memory: an entry silent for ``EXPIRE_T`` x t (rate decayed by e**-10) is dropped by ``tick``
+(within a further quarter of that, as flows without logging are swept at that pace); each
+(flow, data source) keeps at most ``max_keys`` entries, the smallest evicted first (a
+``count:`` entry also bounds its distinct values to 2 x ``max_keys``).
 
 Logged flows (``log: true``): a flow starts with its first sample and ends when silent for
 ``LOG_IDLE_T`` x t; at the end (or every ``activeTimeout`` seconds while active) a record is
@@ -214,6 +216,7 @@ class _CompiledFlow:
         self.tables: dict[tuple[str, str], dict[str, _Entry]] = {}
         self.t = float(spec.t)
         self.inv_t = 1.0 / self.t
+        self.next_sweep = -math.inf
         self.dropped, self.log = spec.dropped, spec.log
         self.test = self.filter.test if self.filter is not None else None
         self.key_of = _key_builder([k.get for k in self.keys], spec.fs)
@@ -342,8 +345,13 @@ class _CompiledFlow:
         entry.log_start = None
 
     def sweep(self, now: float, logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
-        """End idle or long-active logged flows; drop expired entries and empty tables."""
+        """End idle or long-active logged flows; drop expired entries and empty tables.
+        A flow without logging is swept only every EXPIRE_T x t / 4 seconds."""
         expire, idle = EXPIRE_T * self.t, LOG_IDLE_T * self.t
+        if not self.log:
+            if now < self.next_sweep:
+                return
+            self.next_sweep = now + expire / 4
         log, active_timeout = self.spec.log, self.spec.activeTimeout
         for src, table in list(self.tables.items()):
             for flow_key, entry in list(table.items()):
