@@ -146,6 +146,13 @@ class FlowSpec:
         return asdict(self)
 
 
+class UnknownFlowError(KeyError):
+    """A query named a flow that is not defined (a KeyError whose text reads plainly)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown flow"
+
+
 class _Entry:
     """One (agent, data source, key): value state plus the logged flow in progress."""
 
@@ -411,7 +418,7 @@ class FlowEngine:
     def _flow(self, name: str) -> _CompiledFlow:
         flow = self._flows.get(name)
         if flow is None:
-            raise KeyError(f"no flow named {name!r}")
+            raise UnknownFlowError(f"no flow named {name!r}")
         return flow
 
     # ---------------------------------------------------------------- ingest and tick
