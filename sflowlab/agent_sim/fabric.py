@@ -4,7 +4,10 @@ Choices, as real switches make them:
 
 - Sampling at ingress: every port has a ``Sampler`` over the packets it receives (source id =
   that ifIndex, input = that port, output = the port the packet leaves by, ``0x3FFFFFFF`` when
-  the switch itself is the destination). ``sample_pool`` counts every packet received.
+  the switch itself is the destination). ``sample_pool`` counts every packet received (the
+  samples of one flow's batch in a tick carry the pool after that batch). With
+  ``max_samples_per_s`` a switch sends at most that many samples a second (a CPU policer);
+  the rest count in the sampler's ``drops``.
 - Records: ``sampled_header`` (Ethernet: the first ``header_bytes`` of the frame,
   ``frame_length`` = frame + 4-byte FCS, ``stripped`` = 4; raw IP with ``raw_ip_headers``:
   protocol 11/12, the IP packet, ``frame_length`` = IP length, ``stripped`` = 0) and
