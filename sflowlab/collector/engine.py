@@ -201,11 +201,17 @@ class Engine:
     def metric(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
                now: float | None = None) -> list[dict[str, object]]:
         """sFlow-RT ``metric()``: one aggregated entry per requested metric."""
+        return [metric_result(name, agg, rows)
+                for agg, name, rows in self.metric_rows(agents, metrics, filter, now)]
+
+    def metric_rows(self, agents: Agents, metrics: str | Collection[str],
+                    filter: Filter | None = None, now: float | None = None
+                    ) -> list[tuple[str, str, list[Row]]]:
+        """(aggregation, metric, rows) per requested metric: what ``metric`` aggregates."""
         now = self._now(now)
         wanted, match, names = parse_agents(agents), compile_filter(filter), parse_metrics(metrics)
         with self.lock:
-            return [metric_result(name, agg, self._rows(name, wanted, match, now))
-                    for agg, name in names]
+            return [(agg, name, self._rows(name, wanted, match, now)) for agg, name in names]
 
     def dump(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
              now: float | None = None) -> list[dict[str, object]]:
@@ -251,6 +257,15 @@ class Engine:
             return {f"{ds.name}.{m}": v for ds in self.metrics.select({agent})
                     for m, v in ds.values.items()}
 
+    def numeric_series(self, agents: Agents, names: Collection[str] | None
+                       ) -> list[tuple[str, str, str, float]]:
+        """(metric, agent, data source, value) of numeric counter metrics (Prometheus)."""
+        wanted = parse_agents(agents)
+        with self.lock:
+            return [(m, ds.agent, ds.name, float(v)) for ds in self.metrics.select(wanted)
+                    for m, v in ds.values.items()
+                    if (names is None or m in names) and not isinstance(v, str | bool)]
+
     # ------------------------------------------------------------------ MetricSource
 
     def metric_values(self, metric: str, now: float,
@@ -283,7 +298,37 @@ class Engine:
         with self.lock:
             return self.flows.flow_keys(now)
 
+    def logged_flows(self, name: str | None = None, max_flows: int = 100,
+                     after_id: int = -1) -> list[dict[str, Any]]:
+        """Completed flows of ``log: true`` definitions, newest first (``/flows/json``)."""
+        with self.lock:
+            return self.flows.logged(name, max_flows, after_id)
+
+    def wait_logged(self, after_id: int, timeout_s: float) -> bool:
+        """Long poll: True once a logged flow newer than ``after_id`` exists."""
+        return self.flows.wait_logged(after_id, timeout_s)
+
+    def query_events(self, threshold_id: str | None = None, max_events: int = 100,
+                     after_id: int = -1) -> list[Event]:
+        return self.events.query(threshold_id, max_events, after_id)
+
+    def wait_events(self, after_id: int, timeout_s: float) -> bool:
+        """Long poll: True once an event newer than ``after_id`` exists."""
+        return self.events.wait(after_id, timeout_s)
+
     # ------------------------------------------------------------------ definitions
+
+    def flow_specs(self) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            return {n: s.to_json() for n, s in self.flows.specs().items()}
+
+    def threshold_specs(self) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            return {n: s.to_json() for n, s in self.thresholds.specs().items()}
+
+    def group_specs(self) -> dict[str, list[str]]:
+        with self.lock:
+            return self.groups.all()
 
     def set_flow(self, name: str, spec: FlowSpec) -> None:
         with self.lock:
@@ -329,12 +374,8 @@ class Engine:
 
     def export_state(self) -> dict[str, Any]:
         """Groups, flows and thresholds in the REST API's JSON shapes."""
-        with self.lock:
-            return {
-                "groups": self.groups.all(),
-                "flows": {n: s.to_json() for n, s in self.flows.specs().items()},
-                "thresholds": {n: s.to_json() for n, s in self.thresholds.specs().items()},
-            }
+        return {"groups": self.group_specs(), "flows": self.flow_specs(),
+                "thresholds": self.threshold_specs()}
 
     def import_state(self, state: Mapping[str, Any]) -> None:
         """Load definitions (config file or state file); ``ValueError`` names the bad entry."""

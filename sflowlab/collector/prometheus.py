@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
 
 from .engine import Engine
-from .query import parse_agents
 
 _BAD = re.compile(r"[^a-zA-Z0-9_:]")
 
@@ -25,26 +23,17 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def exposition(engine: Engine, agents: str, metrics: str, now: float | None = None) -> str:
+def exposition(engine: Engine, agents: str, metrics: str) -> str:
     """The text format for the selected agents and metrics."""
-    wanted = parse_agents(agents)
-    names: Iterable[str] | None = None
+    names = None
     if metrics.strip() not in ("ALL", ""):
-        names = [m.strip() for m in metrics.split(",") if m.strip()]
+        names = {m.strip() for m in metrics.split(",") if m.strip()}
     series: dict[str, list[str]] = {}
-    with engine.lock:
-        for ds in engine.metrics.select(wanted):
-            for name, value in ds.values.items():
-                if names is not None and name not in names:
-                    continue
-                if isinstance(value, str | bool):
-                    continue
-                v = float(value)
-                text = "NaN" if math.isnan(v) else repr(v) if not math.isinf(v) else (
-                    "+Inf" if v > 0 else "-Inf")
-                series.setdefault(name, []).append(
-                    f'{metric_name(name)}{{agent="{_label(ds.agent)}",'
-                    f'datasource="{_label(ds.name)}"}} {text}')
+    for name, agent, ds, v in engine.numeric_series(agents, names):
+        text = "NaN" if math.isnan(v) else repr(v) if not math.isinf(v) else (
+            "+Inf" if v > 0 else "-Inf")
+        series.setdefault(name, []).append(
+            f'{metric_name(name)}{{agent="{_label(agent)}",datasource="{_label(ds)}"}} {text}')
     lines: list[str] = []
     for name in sorted(series):
         lines.append(f"# TYPE {metric_name(name)} gauge")

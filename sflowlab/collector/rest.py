@@ -107,15 +107,15 @@ class Api:
             200, "text/plain; version=0.0.4",
             exposition(self.engine, q.params["agents"], q.params["metrics"]).encode()))
         r("/flowkeys/json", GET=lambda q: self.engine.flow_keys())
-        r("/flow/json", GET=lambda q: self._flow_specs())
+        r("/flow/json", GET=lambda q: self.engine.flow_specs())
         r("/flow/{name}/json", GET=self._get_flow, PUT=self._put_flow, DELETE=self._delete_flow)
         r("/activeflows/{agents}/{name}/json", GET=self._active_flows)
         r("/flowvalue/{agent}/{name}/json", GET=self._flow_value)
         r("/flows/json", GET=self._logged_flows)
-        r("/groups/json", GET=lambda q: self.engine.groups.all(), PUT=self._put_groups)
+        r("/groups/json", GET=lambda q: self.engine.group_specs(), PUT=self._put_groups)
         r("/group/{name}/json", GET=self._get_group, PUT=self._put_group,
           DELETE=self._delete_group)
-        r("/threshold/json", GET=lambda q: self._threshold_specs())
+        r("/threshold/json", GET=lambda q: self.engine.threshold_specs())
         r("/threshold/{name}/json", GET=self._get_threshold, PUT=self._put_threshold,
           DELETE=self._delete_threshold)
         r("/events/json", GET=self._events)
@@ -177,12 +177,8 @@ class Api:
 
     # ---------------------------------------------------------------- flows
 
-    def _flow_specs(self) -> dict[str, Any]:
-        with self.engine.lock:
-            return {n: s.to_json() for n, s in self.engine.flows.specs().items()}
-
     def _get_flow(self, q: Request) -> Any:
-        spec = self._flow_specs().get(q.params["name"])
+        spec = self.engine.flow_specs().get(q.params["name"])
         if spec is None:
             raise HttpError(404, f"no flow named {q.params['name']!r}")
         return spec
@@ -217,11 +213,9 @@ class Api:
         max_flows = q.arg("maxFlows", int, 100)
         after = q.arg("flowID", int, -1)
         timeout = min(q.arg("timeout", float, 0.0), MAX_POLL_S)
-        flows = self.engine.flows
         if "flowID" in q.query and timeout > 0:
-            flows.wait_logged(after, timeout)
-        with self.engine.lock:
-            return flows.logged(name, max_flows, after)
+            self.engine.wait_logged(after, timeout)
+        return self.engine.logged_flows(name, max_flows, after)
 
     # ---------------------------------------------------------------- groups
 
@@ -231,11 +225,10 @@ class Api:
         if not isinstance(obj, dict) or not all(isinstance(v, list) for v in obj.values()):
             raise HttpError(400, 'groups are {"name": ["cidr", ...], ...}')
         self.engine.set_groups({str(k): [str(c) for c in v] for k, v in obj.items()})
-        return self.engine.groups.all()
+        return self.engine.group_specs()
 
     def _get_group(self, q: Request) -> Any:
-        with self.engine.lock:
-            cidrs = self.engine.groups.get(q.params["name"])
+        cidrs = self.engine.group_specs().get(q.params["name"])
         if cidrs is None:
             raise HttpError(404, f"no group named {q.params['name']!r}")
         return cidrs
@@ -256,12 +249,8 @@ class Api:
 
     # ---------------------------------------------------------------- thresholds and events
 
-    def _threshold_specs(self) -> dict[str, Any]:
-        with self.engine.lock:
-            return {n: s.to_json() for n, s in self.engine.thresholds.specs().items()}
-
     def _get_threshold(self, q: Request) -> Any:
-        spec = self._threshold_specs().get(q.params["name"])
+        spec = self.engine.threshold_specs().get(q.params["name"])
         if spec is None:
             raise HttpError(404, f"no threshold named {q.params['name']!r}")
         return spec
@@ -283,10 +272,10 @@ class Api:
     def _events(self, q: Request) -> Any:
         after = q.arg("eventID", int, -1)
         timeout = min(q.arg("timeout", float, 0.0), MAX_POLL_S)
-        log_ = self.engine.events
         if "eventID" in q.query and timeout > 0:
-            log_.wait(after, timeout)
-        events = log_.query(q.arg("thresholdID", str, None), q.arg("maxEvents", int, 100), after)
+            self.engine.wait_events(after, timeout)
+        events = self.engine.query_events(q.arg("thresholdID", str, None),
+                                          q.arg("maxEvents", int, 100), after)
         return [e.to_json() for e in events]
 
     # ---------------------------------------------------------------- forwarding
