@@ -12,7 +12,7 @@ Naming and numbering (stable for a given spec):
   (``max(48, H) + 1``), like a 48-port top-of-rack switch; the border leaf numbers its external
   ports 1..E and its spine uplinks the same way;
 - spine ports: leaves at ifIndex 1..L, the border leaf at L+1;
-- hosts ``host1..hostN`` numbered leaf by leaf; host j on leaf i is 10.0.i.j and fd00:0:0:i::j
+- hosts ``host1..hostN`` numbered leaf by leaf; host j on leaf i is 10.0.i.j and fd00::i:j (hex)
   (from ``host_subnet`` / ``host_subnet6``);
 - agents take consecutive addresses of ``agent_subnet`` (``agent_subnet6`` with
   ``ipv6_agents``) in the order leaves, spines, border.
