@@ -268,22 +268,27 @@ class _Parser:
         return test
 
     def or_expr(self) -> Callable[[Keys], bool]:
-        terms = [self.and_expr()]
-        while self.peek() == "|":
-            self.pos += 1
-            terms.append(self.and_expr())
-        if len(terms) == 1:
-            return terms[0]
-        return lambda keys: any(term(keys) for term in terms)
+        return self._chain("|", self.and_expr)
 
     def and_expr(self) -> Callable[[Keys], bool]:
-        factors = [self.factor()]
-        while self.peek() == "&":
+        return self._chain("&", self.factor)
+
+    def _chain(self, op: str, operand: Callable[[], Callable[[Keys], bool]]
+               ) -> Callable[[Keys], bool]:
+        """``operand (op operand)*``, combined with ``or`` for ``|`` and ``and`` for ``&``."""
+        items = [operand()]
+        while self.peek() == op:
             self.pos += 1
-            factors.append(self.factor())
-        if len(factors) == 1:
-            return factors[0]
-        return lambda keys: all(factor(keys) for factor in factors)
+            items.append(operand())
+        if len(items) == 1:
+            return items[0]
+        if len(items) == 2:
+            a, b = items
+            if op == "|":
+                return lambda keys: a(keys) or b(keys)
+            return lambda keys: a(keys) and b(keys)
+        combine = any if op == "|" else all
+        return lambda keys: combine(item(keys) for item in items)
 
     def factor(self) -> Callable[[Keys], bool]:
         ch = self.peek()

@@ -59,17 +59,21 @@ _UNSUPPORTED_VALUES = {"requests", "duration"}
 AGG_MODES = ("max", "sum")
 
 
-def _number(obj: Mapping[str, Any], name: str, low: float, high: float) -> float:
-    value = obj[name]
+def finite_number(value: Any, what: str) -> float:
+    """A JSON number (or numeric string) as a float; ``ValueError`` naming ``what`` if not."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"flow attribute {name!r} must be a number, not {value!r}")
+        raise ValueError(f"{what} must be a number, not {value!r}")
     try:
         number = float(value)
     except ValueError:
-        raise ValueError(f"flow attribute {name!r} must be a number, not {value!r}") from None
+        raise ValueError(f"{what} must be a number, not {value!r}") from None
     if not math.isfinite(number):
-        raise ValueError(f"flow attribute {name!r} must be finite, not {value!r}")
-    return min(max(number, low), high)
+        raise ValueError(f"{what} must be finite, not {value!r}")
+    return number
+
+
+def _number(obj: Mapping[str, Any], name: str, low: float, high: float) -> float:
+    return min(max(finite_number(obj[name], f"flow attribute {name!r}"), low), high)
 
 
 def parse_value(value: str) -> tuple[str, str]:

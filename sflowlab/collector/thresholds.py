@@ -16,12 +16,12 @@ What is compared:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .events import Event
+from .flows import finite_number
 
 
 class MetricSource(Protocol):
@@ -46,8 +46,8 @@ class ThresholdSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.metric, str) or not self.metric.strip():
             raise ValueError(f"threshold metric must be a non-empty string, not {self.metric!r}")
-        self.value = _finite(self.value, "value")
-        self.timeout = _finite(self.timeout, "timeout")
+        self.value = finite_number(self.value, "threshold value")
+        self.timeout = finite_number(self.timeout, "threshold timeout")
         if self.timeout < 0:
             raise ValueError("threshold timeout must not be negative")
         if not isinstance(self.byFlow, bool):
@@ -85,18 +85,6 @@ class ThresholdSpec:
         if self.filter is not None:
             out["filter"] = {k: list(v) for k, v in self.filter.items()}
         return out
-
-
-def _finite(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"threshold {name} must be a number, not {value!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"threshold {name} must be a number, not {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"threshold {name} must be finite, not {value!r}")
-    return number
 
 
 class ThresholdEngine:

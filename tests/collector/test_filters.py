@@ -111,6 +111,9 @@ def test_compiled_key_lists_the_flow_keys_it_reads(groups: GroupSet) -> None:
     ("stack~.*tcp,.*udp", True, True),
     ("stack!~.*tcp", False, True),
     ("ipprotocol=17|stack~eth.ip6.*", False, True),
+    ("ipprotocol=1|ipprotocol=17|ipprotocol=6", True, False),
+    ("ipprotocol=6&tcpsourceport=443&stack~.*tcp", True, False),
+    ("ipprotocol=6&tcpsourceport=443&stack~.*udp", False, False),
     # & binds tighter than |
     ("ipprotocol=17|tcpsourceport=443&ipprotocol=6", True, False),
     ("ipprotocol=6|tcpsourceport=443&ipprotocol=17", True, False),
