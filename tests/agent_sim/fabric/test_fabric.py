@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import random
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -257,6 +260,34 @@ def test_same_seed_same_bytes_and_another_seed_other_bytes(
     spec = FabricSpec(sampling_rate=100, polling_s=5)
     assert run(spec, flows, 12, seed=3).raw == run(spec, flows, 12, seed=3).raw
     assert run(spec, flows, 12, seed=3).raw != run(spec, flows, 12, seed=4).raw
+
+
+_DIGEST_SCRIPT = """
+import hashlib, random
+from sflowlab.agent_sim.fabric import Fabric
+from sflowlab.agent_sim.sinks import MemorySink
+from sflowlab.agent_sim.topology import FabricSpec
+from sflowlab.agent_sim.traffic import TrafficFlow, amplification_flood
+sink = MemorySink()
+fabric = Fabric(FabricSpec(sampling_rate=100, polling_s=5, spines=4), sink, random.Random(9))
+for f in [TrafficFlow("host1", "host6", "tcp", 4000 + i, 80, 500, 700) for i in range(20)]:
+    fabric.add_flow(f)
+for f in amplification_flood("host2", 30, 3000.0):
+    fabric.add_flow(f)
+for t in range(1, 21):
+    fabric.tick(t / 2)
+print(hashlib.sha256(b"".join(d for _, _, d in sink.drain())).hexdigest())
+"""
+
+
+def test_same_seed_same_bytes_across_processes_and_hash_seeds() -> None:
+    digests = {
+        subprocess.run([sys.executable, "-c", _DIGEST_SCRIPT], capture_output=True, text=True,
+                       check=True, timeout=60, env={**os.environ, "PYTHONHASHSEED": seed}
+                       ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1 and len(digests.pop()) == 64
 
 
 def test_rates_change_and_flows_stop_at_runtime() -> None:
