@@ -26,6 +26,13 @@ NAMESPACES = ("sample", "flow", "counter")
 REGISTRY: dict[str, dict[int, type]] = {ns: {} for ns in NAMESPACES}
 BY_NAME: dict[str, type] = {}
 
+FIXED_LAYOUTS: dict[str, dict[int, tuple[type, Callable[[Any, int], tuple[Any, ...]], int]]] = {
+    ns: {} for ns in NAMESPACES
+}
+"""Per namespace, tags whose body is one struct with no conversions: ``(cls, unpack_from,
+size)``, so ``decode_tlvs`` builds them inline (what their compiled decoder does, minus a call).
+"""
+
 FAILURES = [0]
 """How many elements became ``Raw`` because their body failed to decode (only ever grows).
 
@@ -34,6 +41,7 @@ the result to give those ``Raw`` errors their full path; the happy path pays not
 """
 
 _U32 = struct.Struct(">I")
+_tuple_new = tuple.__new__
 _U32x2 = struct.Struct(">II")
 _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 
@@ -112,8 +120,14 @@ def _dbytes(buf: bytes, off: int, end: int, name: str) -> tuple[bytes, int]:
 
 
 def _dstr(buf: bytes, off: int, end: int, name: str) -> tuple[str, int]:
-    raw, off = _dbytes(buf, off, end, name)
-    return raw.decode("utf-8", "surrogateescape"), off
+    if off + 4 > end:
+        raise _truncated(off, name, "length word")
+    (n,) = _U32.unpack_from(buf, off)
+    off += 4
+    padded = off + ((n + 3) & ~3)
+    if padded > end:
+        raise _truncated(off, name, f"{n}-byte value")
+    return buf[off : off + n].decode("utf-8", "surrogateescape"), padded
 
 
 def _daddr(buf: bytes, off: int, end: int, name: str) -> tuple[str, int]:
@@ -138,10 +152,13 @@ def _darr_fixed(
     size = st.size
     if n * size > end - off:
         raise _truncated(off, name, f"array of {n}")
+    if n == 1:  # the usual case (one MAC per adapter): skip the iterator machinery
+        (v,) = st.unpack_from(buf, off)
+        return (v if conv is None else conv(v),), off + size
     if conv is None:
-        items = tuple(v for (v,) in st.iter_unpack(buf[off : off + n * size]))
+        items = tuple([v for (v,) in st.iter_unpack(buf[off : off + n * size])])
     else:
-        items = tuple(conv(v) for (v,) in st.iter_unpack(buf[off : off + n * size]))
+        items = tuple([conv(v) for (v,) in st.iter_unpack(buf[off : off + n * size])])
     return items, off + n * size
 
 
@@ -166,6 +183,7 @@ def decode_tlvs(
 ) -> tuple[tuple[Any, ...], int]:
     """Decode a counted TLV list; a body that fails becomes ``Raw`` with its error."""
     table: dict[int, Any] = REGISTRY[namespace]
+    fixed = FIXED_LAYOUTS[namespace]
     n, off = _dcount(buf, off, end, name)
     if n > (end - off) // 8:
         raise _truncated(off, name, f"list of {n} elements")
@@ -182,6 +200,11 @@ def decode_tlvs(
                 f"element length {length} runs past the end of its container", off - 4,
                 f"{name}[{i}]",
             )
+        layout = fixed.get(tag)
+        if layout is not None and length >= layout[2]:
+            append(_tuple_new(layout[0], layout[1](buf, off)))
+            off = stop
+            continue
         cls = table.get(tag)
         if cls is None:
             append(Raw(tag, buf[off:stop]))
@@ -447,7 +470,9 @@ def compile_structure(cls: type) -> None:
         # one struct, no conversions: a single unpack straight into the tuple
         size = env[f"_S{counter}"].size
         dec = [dec[0], dec[1], f"    return _new(_cls, _S{counter}.unpack_from(buf, off)), off + {size}"]
+        cls._sflow_struct = env[f"_S{counter}"]  # type: ignore[attr-defined]
     else:
+        cls._sflow_struct = None  # type: ignore[attr-defined]
         dec.append(f"    return _new(_cls, ({', '.join(names)}{',' if names else ''})), off")
     if len(enc) == 2:
         enc.append("    pass")
@@ -483,6 +508,9 @@ def _registered(namespace: str, enterprise: int, fmt: int, name: str) -> Callabl
         cls.sflow_name = name  # type: ignore[attr-defined]
         cls.namespace = namespace  # type: ignore[attr-defined]
         REGISTRY[namespace][tag] = cls
+        if cls._sflow_struct is not None:  # type: ignore[attr-defined]
+            st = cls._sflow_struct  # type: ignore[attr-defined]
+            FIXED_LAYOUTS[namespace][tag] = (cls, st.unpack_from, st.size)
         _MEMBERS[namespace].add(cls)
         BY_NAME[f"{namespace}:{name}"] = cls
         return cls
