@@ -39,7 +39,7 @@ def samples_per_cpu_second(seconds: float) -> None:
     kinds = lab.summary()["samples"]
     total = sum(kinds.values())
     print(f"[1] busy lab, {seconds:.0f} simulated s: {total} samples ({kinds}), "
-          f"{sink.datagrams} datagrams, {sink.bytes / 1e6:.1f} MB in {cpu:.2f} CPU s")
+          f"{sink.datagrams} datagrams, {sink.octets / 1e6:.1f} MB in {cpu:.2f} CPU s")
     print(f"    samples per CPU second: {total / cpu:,.0f}  (target >= 100,000)")
 
 

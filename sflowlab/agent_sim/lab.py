@@ -184,9 +184,9 @@ class Lab:
         rates: dict[tuple[str, str], int] = {}
         for name, svc in self.services.items():
             for cid, n, first in svc.step(dt):
-                host = self.placement[cid]
-                self.hosts[host].serve(cid, n, first, now)
-                rates[(name, host)] = rates.get((name, host), 0) + n
+                where = self.placement[cid]
+                self.hosts[where].serve(cid, n, first, now)
+                rates[(name, where)] = rates.get((name, where), 0) + n
         if self.fabric is not None:
             self._drive_fabric(rates, dt)
             self.fabric.tick(now)
@@ -198,9 +198,9 @@ class Lab:
     def _drive_fabric(self, served: dict[tuple[str, str], int], dt: float) -> None:
         """Set the client<->host flows to the packet rates the replicas served this tick."""
         assert self.fabric is not None
-        for (name, host, _, _), flow_id in self._flows.items():
+        for (name, host, _, _), known in self._flows.items():
             if (name, host) not in served:
-                self.fabric.set_rate(flow_id, 0.0)
+                self.fabric.set_rate(known, 0.0)
         for (name, host), n in served.items():
             svc = self.services[name]
             ex, clients = svc.exchange, svc.spec.client_addresses
@@ -271,7 +271,7 @@ def load_lab_spec(path: str | Path, **overrides: Any) -> LabSpec:
         if p.suffix == ".toml":
             data = tomllib.loads(text)
         elif p.suffix in (".yaml", ".yml"):
-            import yaml  # optional: the lab extra
+            import yaml  # type: ignore[import-untyped]  # optional: the lab extra
 
             data = yaml.safe_load(text)
         else:

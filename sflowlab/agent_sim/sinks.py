@@ -146,10 +146,10 @@ class CountingSink:
 
     inner: Sink | None = None
     datagrams: int = 0
-    bytes: int = 0
+    octets: int = 0
 
     def __call__(self, datagram: bytes, agent_address: str, now: float) -> None:
         self.datagrams += 1
-        self.bytes += len(datagram)
+        self.octets += len(datagram)
         if self.inner is not None:
             self.inner(datagram, agent_address, now)

@@ -104,7 +104,7 @@ def _report(lab: Lab, counter: CountingSink, stats: RunStats, out: TextIO) -> No
     out.write(
         f"agents: {s['agents']} ({s['hosts']} hosts, {s['switches']} switches), "
         f"containers: {s['containers']}\n"
-        f"datagrams: {counter.datagrams}  bytes: {counter.bytes}\n"
+        f"datagrams: {counter.datagrams}  bytes: {counter.octets}\n"
         f"samples: {sum(s['samples'].values())} ({kinds})\n"
         f"simulated: {stats.simulated_s:.1f} s  wall: {stats.wall_s:.2f} s  "
         f"cpu: {stats.cpu_s:.2f} s  ticks: {stats.ticks}\n")

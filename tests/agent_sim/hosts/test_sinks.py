@@ -71,7 +71,7 @@ def test_tee_and_counting_sinks_pass_everything_on() -> None:
     counter = CountingSink(TeeSink(a, b))
     counter(b"xyz", "10.0.0.1", 3.0)
     assert a.drain() == b.drain() == [(3.0, "10.0.0.1", b"xyz")]
-    assert (counter.datagrams, counter.bytes) == (1, 3)
+    assert (counter.datagrams, counter.octets) == (1, 3)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
