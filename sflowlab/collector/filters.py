@@ -216,6 +216,8 @@ def _tokens(inner: list[KeyFn], args: list[str], whole: str, last: bool) -> KeyF
     get, delim, n = inner[0], args[0], _int_arg(args[1], "token count", whole)
     if not delim:
         raise FilterError(f"empty delimiter in {whole!r}")
+    if n < 1:
+        raise FilterError(f"token count must be at least 1 in {whole!r}")
 
     def tokens(keys: Keys) -> Any:
         value = get(keys)

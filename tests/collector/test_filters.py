@@ -153,6 +153,8 @@ def test_filter_grammar(groups: GroupSet, expr: str, tcp: bool, udp6: bool) -> N
     ("mask:ipsource:x=1", "must be an integer"),
     ("range:ipttl:1=true", "needs 3 arguments"),
     ("ip source=1", "bad key name"),
+    ("prefix:stack:.:0=eth", "token count must be at least 1"),
+    ("suffix:stack::1=tcp", "empty delimiter"),
 ])
 def test_filter_errors_say_what_and_where(groups: GroupSet, expr: str, message: str) -> None:
     with pytest.raises(FilterError, match="filter") as info:
