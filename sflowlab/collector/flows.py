@@ -236,7 +236,7 @@ class _CompiledFlow:
 
     def ingest(self, src: tuple[str, str], keys: Mapping[str, Any], sample: Any, now: float,
                max_keys: int, logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
-        if sample.discarded is not self.dropped:
+        if sample.discarded != self.dropped:
             return
         test = self.test
         if test is not None and not test(keys):
