@@ -11,6 +11,8 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from sflowlab.codec.pcap import internet_checksum
+
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 ETH_VLAN = 0x8100
@@ -18,15 +20,6 @@ ETH_QINQ = 0x88A8
 TCP, UDP, ICMP, ICMPV6 = 6, 17, 1, 58
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 @dataclass(frozen=True)
@@ -93,12 +86,12 @@ class Packet:
         body = self._with_checksum(body, cksum_at, b"" if self.protocol == ICMP else pseudo)
         head = struct.pack("!BBHHHBBH4s4s", 0x45, self.tos, 20 + len(body), self.seq & 0xFFFF,
                            0x4000, self.ttl, self.protocol, 0, src, dst)
-        head = head[:10] + struct.pack("!H", _checksum(head)) + head[12:]
+        head = head[:10] + struct.pack("!H", internet_checksum(head)) + head[12:]
         return head + body
 
     @staticmethod
     def _with_checksum(body: bytes, at: int, pseudo: bytes) -> bytes:
-        cksum = _checksum(pseudo + body) or 0xFFFF
+        cksum = internet_checksum(pseudo + body) or 0xFFFF
         return body[:at] + struct.pack("!H", cksum) + body[at + 2:]
 
     def frame(self) -> bytes:
