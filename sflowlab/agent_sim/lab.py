@@ -18,7 +18,7 @@ import json
 import random
 import string
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,13 +114,16 @@ class Lab:
         self._flows: dict[tuple[str, str, str, bool], int] = {}
         self._pending = sorted(spec.schedule, key=lambda c: c.at)
         for s in spec.services:
-            self.services[s.name] = Service(s)
+            self.services[s.name] = Service(replace(s))  # its load changes: keep spec intact
             self._slots[s.name] = {}
             self.scale(s.name, s.replicas, start)
 
     def _host_spec(self, i: int) -> HostSpec:
         if self.fabric is not None:
-            port = self.fabric.hosts[f"host{i + 1}"]
+            port = self.fabric.hosts.get(f"host{i + 1}")
+            if port is None:
+                raise ValueError(f"the fabric has {len(self.fabric.hosts)} host ports, "
+                                 f"fewer than the lab's {self.spec.hosts} hosts")
             name, ip, mac = port.name, port.ip, port.mac
         else:
             net = ipaddress.IPv4Network(self.spec.host_subnet)

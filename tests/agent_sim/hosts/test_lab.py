@@ -11,6 +11,7 @@ import pytest
 from sflowlab.agent_sim.lab import Change, Lab, LabSpec, lab_spec_from_dict, load_lab_spec
 from sflowlab.agent_sim.runner import run_simulated, tick_times
 from sflowlab.agent_sim.sinks import MemorySink, PcapSink, TeeSink
+from sflowlab.agent_sim.topology import FabricSpec
 from sflowlab.agent_sim.workload import ServiceSpec
 from sflowlab.clock import SimClock
 from sflowlab.codec import COUNTER_SAMPLES, FlowSampleExpanded, HostDescr, VirtCpu
@@ -138,3 +139,13 @@ def test_tick_times_cover_the_duration_exactly() -> None:
     assert tick_times(0.0, 0.0, 1.0) == []
     with pytest.raises(ValueError):
         tick_times(0.0, 1.0, 0.0)
+
+
+def test_lab_leaves_its_spec_untouched_and_checks_the_fabric_size() -> None:
+    spec = LabSpec(hosts=1, services=[ServiceSpec(name="web", rps=10.0)],
+                   schedule=[Change(at=1, service="web", rps=99.0)])
+    run_lab(spec, 3.0, MemorySink())
+    assert spec.services[0].rps == 10.0
+    with pytest.raises(ValueError, match="fewer than the lab's 5 hosts"):
+        Lab(LabSpec(hosts=5, fabric=FabricSpec(leaves=1, spines=1, hosts_per_leaf=2)),
+            MemorySink())
