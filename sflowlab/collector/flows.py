@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ..codec import data_source
@@ -210,7 +210,7 @@ class _CompiledFlow:
     """A FlowSpec compiled for ingest, plus its tables of entries per (agent, data source)."""
 
     def __init__(self, name: str, spec: FlowSpec, groups: GroupSet) -> None:
-        self.name, self.spec = name, spec
+        self.name, self.spec = name, replace(spec)  # a copy: callers may reuse theirs
         if not (isinstance(spec.t, int | float) and spec.t > 0 and math.isfinite(spec.t)):
             raise ValueError(f"flow {name!r}: t must be a positive number of seconds")
         if not (isinstance(spec.n, int) and spec.n > 0):
@@ -417,7 +417,7 @@ class FlowEngine:
         self._needs_agent = any("agent" in f.refs for f in self._flow_list)
 
     def specs(self) -> dict[str, FlowSpec]:
-        return {name: flow.spec for name, flow in self._flows.items()}
+        return {name: replace(flow.spec) for name, flow in self._flows.items()}
 
     def _flow(self, name: str) -> _CompiledFlow:
         flow = self._flows.get(name)

@@ -235,6 +235,13 @@ def test_identical_redefinition_keeps_state_changed_one_restarts() -> None:
     assert len(fe.flow_values("f", 0.0)) == 1
     define(fe, "f", keys="ipsource", value="bytes")
     assert fe.flow_values("f", 0.0) == []
+    fe.ingest(A1, view(), 0.0)
+    spec = fe.specs()["f"]
+    spec.t = 10  # changing the caller's copy changes nothing until it is defined again
+    assert fe.specs()["f"].t == 2
+    fe.define("f", spec)
+    assert fe.specs()["f"].t == 10
+    assert fe.flow_values("f", 0.0) == []
     assert fe.remove("f") is True
     assert fe.remove("f") is False
     assert fe.specs() == {}
