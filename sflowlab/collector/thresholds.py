@@ -17,7 +17,7 @@ What is compared:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from .events import Event
@@ -101,14 +101,14 @@ class ThresholdEngine:
             raise ValueError(f"bad threshold name {name!r}")
         if self._specs.get(name) != spec:
             self._disarmed[name] = {}
-        self._specs[name] = spec
+        self._specs[name] = replace(spec)  # a copy: callers may reuse theirs
 
     def delete(self, name: str) -> None:
         self._specs.pop(name, None)
         self._disarmed.pop(name, None)
 
     def specs(self) -> dict[str, ThresholdSpec]:
-        return dict(self._specs)
+        return {name: replace(spec) for name, spec in self._specs.items()}
 
     def evaluate(self, now: float, metrics: MetricSource) -> list[Event]:
         """Compare every threshold with current values; the events that fired, in order."""
