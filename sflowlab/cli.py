@@ -14,6 +14,7 @@ COMMANDS = {
     "agents": "sflowlab.commands.agents",
     "collector": "sflowlab.commands.collector",
     "decode": "sflowlab.commands.decode",
+    "lab": "sflowlab.commands.lab",
 }
 
 
