@@ -180,8 +180,6 @@ class HostAgent:
         self._read_bytes = 0
         self._last_cpu_ns = 0
         self._last_poll = start
-        self.flow_samples = 0
-        self.counter_samples = 0
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -247,7 +245,6 @@ class HostAgent:
             request, seg = divmod(self.rng.randrange(requests * per), per)
             client, port = service.client_of(first_connection + request)
             self.agent.emit(self._flow_sample(c, service, seg, client, port), now)
-        self.flow_samples += taken
 
     def _flow_sample(self, c: Container, service: Service, seg: int, client: str,
                      port: int) -> bytes:
@@ -316,7 +313,6 @@ class HostAgent:
         )
         seq = c.poller.next_sequence(now, reschedule)
         self.agent.emit(CountersSampleExpanded(seq, _LOGICAL, c.ds_index, records), now)
-        self.counter_samples += 1
 
     def cpu_ns(self) -> int:
         """CPU time used by all containers this host has run."""
@@ -366,7 +362,6 @@ class HostAgent:
         )
         seq = self.poller.next_sequence(now)
         self.agent.emit(CountersSampleExpanded(seq, _PHYSICAL, 1, records), now)
-        self.counter_samples += 1
 
 
 def _checksum_update(checksum: int, old: int, new: int) -> int:
