@@ -1,20 +1,26 @@
 """The quirks a real network produces, on request: raw IP headers, traffic to the switch itself,
-counter-only agents, huge sampling rates, IPv6 agents, expanded samples, agent drops."""
+counter-only agents, huge sampling rates, IPv6 agents, expanded samples, agent drops, and
+counters that wrap."""
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from typing import Any
 
+from sflowlab.agent_sim.fabric import Fabric
+from sflowlab.agent_sim.sinks import MemorySink
 from sflowlab.agent_sim.topology import INTERNAL, FabricSpec
 from sflowlab.agent_sim.traffic import TrafficFlow
 from sflowlab.codec import (
     COUNTER_SAMPLES,
     FLOW_SAMPLES,
+    CountersSample,
     CountersSampleExpanded,
     FlowSample,
     FlowSampleExpanded,
+    decode_datagram,
 )
 
 FLOWS = [
@@ -96,3 +102,19 @@ def test_a_sample_budget_turns_the_excess_into_drops(run_fabric: Runner) -> None
     assert abs(sampler.drops + len(samples) - 1000) <= 5 * math.sqrt(1000)
     drops = [s.drops for s in samples]
     assert drops == sorted(drops) and drops[0] > 0
+
+
+def test_packet_counters_and_pool_wrap_at_32_bits() -> None:
+    sink = MemorySink()
+    fabric = Fabric(FabricSpec(sampling_rate=1000, polling_s=1), sink, random.Random(1))
+    port = fabric.switches["leaf1"].interfaces[1]
+    assert port.sampler is not None
+    port.in_ucast_pkts = port.sampler.sample_pool = 2**32 - 10
+    fabric.add_flow(TrafficFlow("host1", "host2", "udp", 1, 2, 100, 100))
+    fabric.tick(1.5)
+    leaf1 = fabric.switches["leaf1"].address
+    polled = [s.records[0] for _, agent, d in sink.drain() if agent == leaf1
+              for s in decode_datagram(d).samples
+              if isinstance(s, CountersSample) and s.source_id == 1]
+    assert [(c.if_in_ucast_pkts, c.if_in_octets) for c in polled] == [(140, 150 * 104)]
+    assert port.sampler.sample_pool == 140
