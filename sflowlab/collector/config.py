@@ -17,6 +17,7 @@ readonly = false
 state_dir = "/var/lib/sflowlab"
 metric_timeout_s = 60
 tick_s = 1.0
+workers = 0               # >0: analytics sharded by agent over this many processes
 
 [recording]               # optional rotating pcap of received datagrams
 dir = "/var/lib/sflowlab/pcap"
@@ -69,6 +70,7 @@ class Config:
     state_dir: Path | None = None
     metric_timeout_s: float = 60.0
     tick_s: float = 1.0
+    workers: int = 0
     record_dir: Path | None = None
     record_max_bytes: int = 100_000_000
     record_max_files: int = 10
@@ -90,7 +92,7 @@ _SECTIONS = {
     "http": {"host": ("http_host", str), "port": ("http_port", int), "token": ("token", str),
              "readonly": ("readonly", bool)},
     "collector": {"state_dir": ("state_dir", Path), "metric_timeout_s": ("metric_timeout_s", float),
-                  "tick_s": ("tick_s", float)},
+                  "tick_s": ("tick_s", float), "workers": ("workers", int)},
     "recording": {"dir": ("record_dir", Path), "max_bytes": ("record_max_bytes", int),
                   "max_files": ("record_max_files", int)},
 }

@@ -2,7 +2,8 @@
 
 ``Daemon(config).run()`` loads the configuration's groups, flows and thresholds, then the
 state file (definitions made over REST, which therefore survive a restart), starts the REST
-server and the UDP listener, and runs until SIGTERM/SIGINT. ``replay(path, speed)`` feeds a
+server and the UDP listener (analytics in-process, or sharded over ``workers`` processes),
+and runs until SIGTERM/SIGINT. ``replay(path, speed)`` feeds a
 capture instead of listening, with the capture's timestamps as the engine's clock, and leaves
 the clock resting at the last timestamp so the REST API keeps answering about it.
 """
@@ -25,27 +26,9 @@ from .forwarding import Forwarder
 from .listener import Listener, ListenerConfig
 from .recording import Recorder
 from .rest import Api, ApiServer
+from .shards import ShardedEngine
 
 log = logging.getLogger("sflowlab.collector")
-
-
-class LogFormatter(logging.Formatter):
-    """key=value lines: ``ts=... level=... logger=... event=... k=v``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = (f"ts={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')} "
-                f"level={record.levelname.lower()} logger={record.name} {record.getMessage()}")
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
-        return text
-
-
-def setup_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(LogFormatter())
-    root = logging.getLogger("sflowlab")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
 
 
 @dataclass
@@ -62,7 +45,7 @@ class ReplayClock:
 class Daemon:
     config: Config
     clock: Clock = field(default_factory=SystemClock)
-    engine: Engine = field(init=False)
+    engine: Engine | ShardedEngine = field(init=False)
     forwarder: Forwarder = field(default_factory=Forwarder, init=False)
     recorder: Recorder | None = field(default=None, init=False)
     listener: Listener | None = field(default=None, init=False)
@@ -71,7 +54,11 @@ class Daemon:
     def __post_init__(self) -> None:
         cfg = self.config
         cfg.check()
-        self.engine = Engine(self.clock, metric_timeout_s=cfg.metric_timeout_s)
+        if cfg.workers > 0 and not isinstance(self.clock, ReplayClock):
+            self.engine = ShardedEngine(cfg.workers, self.clock,
+                                        metric_timeout_s=cfg.metric_timeout_s)
+        else:
+            self.engine = Engine(self.clock, metric_timeout_s=cfg.metric_timeout_s)
         self.engine.import_state(cfg.definitions)
         if cfg.state_dir is not None:
             store = StateStore(Path(cfg.state_dir) / "state.json")
@@ -84,6 +71,7 @@ class Daemon:
             self.recorder = Recorder(Path(cfg.record_dir), cfg.record_max_bytes,
                                      cfg.record_max_files, cfg.sflow_port)
         self._stop = threading.Event()
+        self._stopped = False
         self._threads: list[threading.Thread] = []
 
     @property
@@ -108,8 +96,8 @@ class Daemon:
 
     def replay(self, path: str | Path, speed: float = 0.0) -> int:
         """Feed a capture with its own timestamps as the clock; 0 = as fast as possible."""
-        clock = self.clock
-        if not isinstance(clock, ReplayClock):
+        clock, engine = self.clock, self.engine
+        if not isinstance(clock, ReplayClock) or not isinstance(engine, Engine):
             raise TypeError("replay needs the daemon built with a ReplayClock")
         count, first, next_tick = 0, None, None
         taps = self.taps
@@ -117,21 +105,21 @@ class Daemon:
             ts = cap.timestamp
             if first is None:
                 first, next_tick = ts, ts + self.config.tick_s
-                self.engine.started = ts
+                engine.started = ts
             elif speed > 0 and ts > clock.time and self._stop.wait((ts - clock.time) / speed):
                 break
             while next_tick is not None and ts >= next_tick:
                 clock.time = next_tick
-                self.engine.tick(next_tick)
+                engine.tick(next_tick)
                 next_tick += self.config.tick_s
             clock.time = max(clock.time, ts)
-            self.engine.ingest(cap.payload, cap.src, ts)
+            engine.ingest(cap.payload, cap.src, ts)
             for tap in taps:
                 tap(cap.payload, cap.src, ts)
             count += 1
             if self._stop.is_set():
                 break
-        self.engine.tick(clock.time)
+        engine.tick(clock.time)
         log.info("event=replay_done datagrams=%d clock=%.6f", count, clock.time)
         return count
 
@@ -146,6 +134,9 @@ class Daemon:
             pass
 
     def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         if self.listener is not None:
             self.listener.stop()
@@ -155,4 +146,7 @@ class Daemon:
         if self.recorder is not None:
             self.recorder.close()
         self.forwarder.close()
-        log.info("event=stopped datagrams=%d", self.engine.totals.datagrams)
+        log.info("event=stopped datagrams=%s",
+                 self.engine.analyzer_json()["sFlowDatagramsReceived"])
+        if isinstance(self.engine, ShardedEngine):
+            self.engine.close()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from sflowlab.clock import Clock
 
 from .engine import Engine, TickResult
+from .shards import ShardedEngine
 
 log = logging.getLogger("sflowlab.collector")
 
@@ -41,7 +42,7 @@ class ListenerConfig:
 class Listener:
     """Owns the sockets and threads; ``start()``, then ``stop()``."""
 
-    engine: Engine
+    engine: Engine | ShardedEngine
     clock: Clock
     config: ListenerConfig = field(default_factory=ListenerConfig)
     taps: list[Tap] = field(default_factory=list)

@@ -10,6 +10,7 @@ import math
 import re
 
 from .engine import Engine
+from .shards import ShardedEngine
 
 _BAD = re.compile(r"[^a-zA-Z0-9_:]")
 
@@ -23,7 +24,7 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def exposition(engine: Engine, agents: str, metrics: str) -> str:
+def exposition(engine: Engine | ShardedEngine, agents: str, metrics: str) -> str:
     """The text format for the selected agents and metrics."""
     names = None
     if metrics.strip() not in ("ALL", ""):

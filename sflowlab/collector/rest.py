@@ -28,6 +28,7 @@ from .flows import FlowSpec
 from .forwarding import Destination, Forwarder
 from .prometheus import exposition
 from .query import QueryError
+from .shards import ShardedEngine
 from .thresholds import ThresholdSpec
 
 log = logging.getLogger("sflowlab.collector")
@@ -84,7 +85,7 @@ def _ok(obj: Any) -> Response:
 class Api:
     """Routes requests to the engine; ``handle`` is independent of the HTTP server."""
 
-    engine: Engine
+    engine: Engine | ShardedEngine
     forwarder: Forwarder = field(default_factory=Forwarder)
     token: str | None = None
     readonly: bool = False

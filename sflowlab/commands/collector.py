@@ -24,6 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--http-port", type=int, help="REST API port (default 8008)")
     p.add_argument("--http-host", help="REST API address (default 127.0.0.1)")
     p.add_argument("--state-dir", type=Path, help="where REST definitions persist")
+    p.add_argument("--workers", type=int,
+                   help="analytics processes, sharded by agent (default 0: in-process)")
     p.add_argument("--record-dir", type=Path, help="record received datagrams to rotating pcaps")
     p.add_argument("--replay", metavar="FILE.pcap", help="feed a capture instead of listening")
     p.add_argument("--speed", type=float, default=0.0,
@@ -35,14 +37,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from sflowlab.codec.pcap import PcapError
     from sflowlab.collector.config import ConfigError, load_config
-    from sflowlab.collector.daemon import Daemon, ReplayClock, setup_logging
+    from sflowlab.collector.daemon import Daemon, ReplayClock
+    from sflowlab.collector.logs import setup_logging
 
     setup_logging(args.log_level.upper())
     try:
         cfg = load_config(args.config)
         for option, attr in (("sflow_port", "sflow_port"), ("http_port", "http_port"),
                              ("http_host", "http_host"), ("state_dir", "state_dir"),
-                             ("record_dir", "record_dir")):
+                             ("record_dir", "record_dir"), ("workers", "workers")):
             if getattr(args, option) is not None:
                 setattr(cfg, attr, getattr(args, option))
         if args.sflow_host:

@@ -110,10 +110,11 @@ def start(tmp: Path, *args: str, ready: bool = True) -> Collector:
     return c
 
 
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+@pytest.fixture(scope="module", params=[0, 2], ids=["in-process", "2-workers"])
+def collector(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     tmp = tmp_path_factory.mktemp("collector")
-    c = start(tmp, "--state-dir", str(tmp / "state"))
+    c = start(tmp, "--state-dir", str(tmp / "state"), "--workers", str(request.param))
     yield c
     assert c.stop() == 0
     assert "event=stopped" in c.log()

@@ -1,0 +1,336 @@
+"""The engine sharded by agent over worker processes, so analytics uses every core.
+
+``ShardedEngine`` offers the query facade of :class:`~sflowlab.collector.engine.Engine`
+(what REST, Prometheus and the listener call). Each worker process runs an ordinary
+``Engine``; a datagram goes to the worker chosen by a hash of its agent address (every
+datagram of one agent lands in one worker, so sequence accounting and rates stay exact), in
+batches over a pipe. Queries fan out and merge:
+
+- ``metric``: rows from every worker, aggregated here (exact for every aggregation);
+- ``dump``, ``table`` (each data source lives in one worker; sorted and cut again here),
+  ``agents``, ``metrics``, ``flowkeys``, ``analyzer`` (sums): exact;
+- ``activeflows``: each worker's per-key aggregate (``max``: largest, ``sum``: total) merged
+  the same way over workers (agent and data source of the largest contributor); each worker
+  returns up to 4x ``maxFlows`` keys (at least 100), so a key outside every worker's top is
+  not counted (exact when fewer keys are active);
+- definitions go to every worker; thresholds are evaluated per worker on its own data sources
+  on ``tick``; events and logged flows are renumbered here into one log and one id sequence.
+
+Datagrams pending in a batch are flushed before any query and on every ``tick``, so a query
+sees every datagram ingested before it. The in-process ``Engine`` stays the interface for
+scenario runs; this class is the daemon's ``--workers N`` option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import itertools
+import logging
+import multiprocessing
+import threading
+import zlib
+from collections.abc import Callable, Collection, Mapping
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sflowlab.clock import Clock, SystemClock
+
+from .agents import to_ms
+from .engine import Agents, Engine, TickResult
+from .events import Event, EventLog, LongPollLog
+from .flows import FlowSpec
+from .logs import setup_logging
+from .query import Filter, metric_result, parse_table_columns, sort_table
+from .thresholds import ThresholdSpec
+
+BATCH = 64
+
+
+def _serve(conn: Connection, metric_timeout_s: float, log_level: int) -> None:
+    """A worker: an Engine fed batches, answering calls, until the pipe closes."""
+    setup_logging(log_level)
+    engine = Engine(SystemClock(), metric_timeout_s=metric_timeout_s)
+    ingest = engine.ingest
+    while True:
+        try:
+            op, payload = conn.recv()
+        except (EOFError, OSError):
+            return
+        if op == "ingest":
+            for data, source, received_at in payload:
+                ingest(data, source, received_at)
+            continue
+        method, args, kwargs = payload
+        try:
+            result: Any = ("ok", getattr(engine, method)(*args, **kwargs))
+        except Exception as e:  # sent back and raised in the caller
+            result = ("err", e)
+        conn.send(result)
+
+
+def shard_of(agent: bytes | str, shards: int) -> int:
+    """The worker of an agent: crc32 of its packed address (bytes, or text as in the API)."""
+    packed = agent if isinstance(agent, bytes) else ipaddress.ip_address(agent).packed
+    return zlib.crc32(packed) % shards
+
+
+class _Worker:
+    def __init__(self, ctx: Any, metric_timeout_s: float) -> None:
+        self.conn, child = ctx.Pipe()
+        level = logging.getLogger("sflowlab").getEffectiveLevel()
+        self.proc = ctx.Process(target=_serve, args=(child, metric_timeout_s, level),
+                                daemon=True, name="sflow-shard")
+        self.proc.start()
+        child.close()
+        self.lock = threading.Lock()
+        self.pending: list[tuple[bytes, tuple[str, int], float]] = []
+
+    def flush_locked(self) -> None:
+        if self.pending:
+            self.conn.send(("ingest", self.pending))
+            self.pending = []
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            self.flush_locked()
+            self.conn.send(("call", (method, args, kwargs)))
+            status, result = self.conn.recv()
+        if status == "err":
+            raise result
+        return result
+
+
+class ShardedEngine:
+    """The Engine facade over ``workers`` processes; see the module docstring."""
+
+    def __init__(self, workers: int, clock: Clock | None = None, *,
+                 metric_timeout_s: float = 60.0) -> None:
+        if workers < 1:
+            raise ValueError("a sharded engine needs at least one worker")
+        self.clock = clock or SystemClock()
+        self.started = self.clock.now()
+        ctx = multiprocessing.get_context("spawn")
+        self.workers = [_Worker(ctx, metric_timeout_s) for _ in range(workers)]
+        self.events = EventLog()
+        self.logged: LongPollLog[dict[str, Any]] = LongPollLog(lambda f: int(f["flowID"]))
+        self.on_change: Callable[[], None] | None = None
+        self._event_ids = itertools.count(1)
+        self._flow_ids = itertools.count(1)
+        self._discarded = 0
+        self._tick_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ ingest and tick
+
+    def ingest(self, data: bytes, source: tuple[str, int], received_at: float) -> bool:
+        """Queue one datagram for its agent's worker (analysed asynchronously)."""
+        n = len(self.workers)
+        if n == 1 or len(data) < 12:
+            w = self.workers[0]
+        else:
+            w = self.workers[zlib.crc32(data[8:24] if data[7] == 2 else data[8:12]) % n]
+        with w.lock:
+            w.pending.append((data, source, received_at))
+            if len(w.pending) >= BATCH:
+                w.flush_locked()
+        return True
+
+    def tick(self, now: float) -> TickResult:
+        """Tick every worker; renumber their events and logged flows into one sequence."""
+        with self._tick_lock:
+            events: list[Event] = []
+            flows: list[dict[str, Any]] = []
+            for w in self.workers:
+                r: TickResult = w.call("tick", now)
+                events.extend(dataclasses.replace(e, eventID=next(self._event_ids))
+                              for e in r.events)
+                flows.extend({**f, "flowID": next(self._flow_ids)} for f in r.flows)
+            if events:
+                self.events.append(events)
+            if flows:
+                self.logged.append(flows)
+        return TickResult(events, flows)
+
+    def count_discarded(self, n: int = 1) -> None:
+        self._discarded += n
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.conn.close()
+        for w in self.workers:
+            w.proc.join(timeout=5)
+            if w.proc.is_alive():
+                w.proc.terminate()
+
+    # ------------------------------------------------------------------ fan-out helpers
+
+    def _now(self, now: float | None) -> float:
+        return self.clock.now() if now is None else now
+
+    def _all(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        return [w.call(method, *args, **kwargs) for w in self.workers]
+
+    def _owner(self, agent: str) -> _Worker:
+        try:
+            return self.workers[shard_of(agent, len(self.workers))]
+        except ValueError:
+            return self.workers[0]  # not an address: no worker knows it
+
+    # ------------------------------------------------------------------ queries
+
+    def metric(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
+               now: float | None = None) -> list[dict[str, object]]:
+        parts = self._all("metric_rows", agents, metrics, filter, self._now(now))
+        return [metric_result(name, agg, [r for part in parts for r in part[i][2]])
+                for i, (agg, name, _) in enumerate(parts[0])]
+
+    def dump(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
+             now: float | None = None) -> list[dict[str, object]]:
+        now = self._now(now)
+        tokens = metrics.split(",") if isinstance(metrics, str) else list(metrics)
+        return [e for t in tokens if t.strip()
+                for part in self._all("dump", agents, t, filter, now) for e in part]
+
+    def table(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
+              now: float | None = None) -> list[list[dict[str, object]]]:
+        _, sort = parse_table_columns(metrics)
+        rows = [row for part in self._all("table", agents, metrics, filter, self._now(now))
+                for row in part]
+        return sort_table(rows, sort)
+
+    def metric_names(self, now: float | None = None) -> dict[str, int]:
+        return _merge_min(self._all("metric_names", self._now(now)))
+
+    def agent_metrics(self, agent: str, now: float | None = None) -> dict[str, object]:
+        result: dict[str, object] = self._owner(agent).call("agent_metrics", agent)
+        return result
+
+    def numeric_series(self, agents: Agents, names: Collection[str] | None
+                       ) -> list[tuple[str, str, str, float]]:
+        return [s for part in self._all("numeric_series", agents, names) for s in part]
+
+    def agents_json(self, now: float | None = None) -> dict[str, dict[str, object]]:
+        out: dict[str, dict[str, object]] = {}
+        for part in self._all("agents_json", self._now(now)):
+            out.update(part)
+        return out
+
+    def analyzer_json(self, now: float | None = None) -> dict[str, object]:
+        now = self._now(now)
+        parts = self._all("analyzer_json", now)
+        out: dict[str, object] = {"uptime": to_ms(now - self.started)}
+        for key in parts[0]:
+            if key == "uptime":
+                continue
+            if key == "parseErrorsBySource":
+                merged: dict[str, int] = {}
+                for p in parts:
+                    for src, n in p[key].items():
+                        merged[src] = merged.get(src, 0) + n
+                out[key] = merged
+            else:
+                out[key] = sum(int(p[key]) for p in parts)
+        out["sFlowDatagramsDiscarded"] = int(out["sFlowDatagramsDiscarded"]) + self._discarded  # type: ignore[call-overload]
+        out["workers"] = len(self.workers)
+        return out
+
+    # ------------------------------------------------------------------ flows
+
+    def active_flows(self, agents: Agents, name: str, max_flows: int = 100, min_value: float = 0.0,
+                     agg_mode: str = "max", now: float | None = None) -> list[dict[str, Any]]:
+        now, wide = self._now(now), max(4 * max_flows, 100)
+        best: dict[str, dict[str, Any]] = {}  # largest single value, its agent and data source
+        for flow in (f for part in self._all("active_flows", agents, name, wide, 0.0, "max", now)
+                     for f in part):
+            seen = best.get(flow["key"])
+            if seen is None or flow["value"] > seen["value"]:
+                best[flow["key"]] = dict(flow)
+        if agg_mode != "max":
+            totals: dict[str, float] = {}
+            for flow in (f for part in self._all("active_flows", agents, name, wide, 0.0,
+                                                 agg_mode, now) for f in part):
+                totals[flow["key"]] = totals.get(flow["key"], 0.0) + flow["value"]
+            best = {k: {**best[k], "value": v} for k, v in totals.items() if k in best}
+        top = sorted((f for f in best.values() if f["value"] >= min_value),
+                     key=lambda f: (-f["value"], f["key"]))
+        return top[:max(max_flows, 0)]
+
+    def flow_value(self, agent: str, name: str, key: str, now: float | None = None) -> float:
+        return float(self._owner(agent).call("flow_value", agent, name, key, self._now(now)))
+
+    def flow_keys(self, now: float | None = None) -> dict[str, int]:
+        return _merge_min(self._all("flow_keys", self._now(now)))
+
+    def logged_flows(self, name: str | None = None, max_flows: int = 100,
+                     after_id: int = -1) -> list[dict[str, Any]]:
+        where = None if name is None else (lambda f: f["name"] == name)
+        return self.logged.query(max_flows, after_id, where)
+
+    def wait_logged(self, after_id: int, timeout_s: float) -> bool:
+        return self.logged.wait(after_id, timeout_s)
+
+    def query_events(self, threshold_id: str | None = None, max_events: int = 100,
+                     after_id: int = -1) -> list[Event]:
+        return self.events.query(threshold_id, max_events, after_id)
+
+    def wait_events(self, after_id: int, timeout_s: float) -> bool:
+        return self.events.wait(after_id, timeout_s)
+
+    # ------------------------------------------------------------------ definitions
+
+    def _broadcast(self, method: str, *args: Any) -> Any:
+        results = self._all(method, *args)
+        if self.on_change is not None:
+            self.on_change()
+        return results[0]
+
+    def flow_specs(self) -> dict[str, dict[str, Any]]:
+        result: dict[str, dict[str, Any]] = self.workers[0].call("flow_specs")
+        return result
+
+    def threshold_specs(self) -> dict[str, dict[str, Any]]:
+        result: dict[str, dict[str, Any]] = self.workers[0].call("threshold_specs")
+        return result
+
+    def group_specs(self) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = self.workers[0].call("group_specs")
+        return result
+
+    def set_flow(self, name: str, spec: FlowSpec) -> None:
+        self._broadcast("set_flow", name, spec)
+
+    def remove_flow(self, name: str) -> bool:
+        return bool(self._broadcast("remove_flow", name))
+
+    def set_threshold(self, name: str, spec: ThresholdSpec) -> None:
+        self._broadcast("set_threshold", name, spec)
+
+    def remove_threshold(self, name: str) -> bool:
+        return bool(self._broadcast("remove_threshold", name))
+
+    def set_group(self, name: str, cidrs: list[str]) -> None:
+        self._broadcast("set_group", name, cidrs)
+
+    def set_groups(self, groups: dict[str, list[str]]) -> None:
+        self._broadcast("set_groups", groups)
+
+    def remove_group(self, name: str) -> bool:
+        return bool(self._broadcast("remove_group", name))
+
+    def export_state(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.workers[0].call("export_state")
+        return result
+
+    def import_state(self, state: Mapping[str, Any]) -> None:
+        self._all("import_state", dict(state))
+
+
+def _merge_min(parts: list[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in parts:
+        for k, v in part.items():
+            out[k] = min(v, out.get(k, v))
+    return out
+
+
+__all__ = ["ShardedEngine", "shard_of"]
