@@ -13,6 +13,7 @@ fabric from the external clients to the hosts and back, at the rates the replica
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import json
 import random
@@ -113,6 +114,8 @@ class Lab:
         self._slots: dict[str, dict[int, str]] = {}
         self._flows: dict[tuple[str, str, str, bool], int] = {}
         self._pending = sorted(spec.schedule, key=lambda c: c.at)
+        self._order = {name: i for i, name in enumerate(self.hosts)}
+        self._load = [(0, i, name) for i, name in enumerate(self.hosts)]
         for s in spec.services:
             self.services[s.name] = Service(replace(s))  # its load changes: keep spec intact
             self._slots[s.name] = {}
@@ -156,17 +159,30 @@ class Lab:
             slot = max(slots)
             cid = slots.pop(slot)
             svc.remove_replica(cid)
-            self.hosts[self.placement[cid]].stop_container(cid, now, "exited")
+            host = self.hosts[self.placement[cid]]
+            host.stop_container(cid, now, "exited")
+            heapq.heappush(self._load, (len(host.containers), self._order[host.spec.name],
+                                        host.spec.name))
         slot = 1
         while len(slots) < replicas:
             while slot in slots:
                 slot += 1
-            host = min(self.hosts.values(), key=lambda h: len(h.containers))
+            host = self._emptiest_host()
             task = "".join(self.rng.choice(_TASK_ID) for _ in range(25))
             c = host.start_container(f"{service}.{slot}.{task}", now, svc)
             slots[slot] = c.id
             svc.add_replica(c.id)
             self.placement[c.id] = host.spec.name
+
+    def _emptiest_host(self) -> HostAgent:
+        """The host with the fewest running containers (the first such), via a lazy heap."""
+        while True:
+            count, _, name = self._load[0]
+            host = self.hosts[name]
+            if count == len(host.containers):
+                heapq.heapreplace(self._load, (count + 1, self._order[name], name))
+                return host
+            heapq.heappop(self._load)  # stale entry: a fresher one is in the heap
 
     def _apply(self, change: Change, now: float) -> None:
         """Apply a change at the first tick at or after its time (the tick's load is served
