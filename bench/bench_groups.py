@@ -4,7 +4,8 @@ Usage: ``python bench/bench_groups.py [--prefixes 300000] [--lookups 200000] [--
 Builds one group of random prefixes (90 % IPv4, mostly /32 and /24 as in real blocklists,
 10 % IPv6) plus a small ``internal`` group, then prints the build time, and lookups/s for
 ``match`` (one group, as ``group:ipdestination:blocklist``) and ``lookup`` (most specific
-group across all) on random addresses (mostly misses) and on addresses inside the prefixes.
+group across all) on random addresses (mostly misses), on addresses inside the prefixes, and
+on 1,100 addresses repeated (as traffic repeats them; answers are remembered).
 """
 
 from __future__ import annotations
@@ -62,10 +63,11 @@ def main() -> None:
     combined = time.perf_counter() - start
     misses = [str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(args.lookups)]
     hits = [inside(rng, rng.choice(cidrs)) for _ in range(args.lookups // 10)]
+    repeats = [rng.choice(misses[:1000] + hits[:100]) for _ in range(args.lookups)]
     print(f"prefixes {len(cidrs):,}: set() {build:.2f} s, combined table {combined:.2f} s")
     match = lambda a: groups.match("blocklist", a)  # noqa: E731
     for name, fn in (("match", match), ("lookup", groups.lookup)):
-        for kind, addresses in (("random", misses), ("inside", hits)):
+        for kind, addresses in (("random", misses), ("inside", hits), ("repeat", repeats)):
             r = rate(fn, addresses)
             print(f"{name:<7} {kind:<7} {r:>12,.0f} lookups/s {1e6 / r:>6.2f} us/lookup")
 

@@ -2,8 +2,9 @@
 
 Each group compiles into a ``_PrefixTable``: per address family, one dict per prefix length
 present, mapping the integer network address to a value. A lookup shifts the address once per
-length present, longest first, and probes a dict: a 300,000-prefix blocklist usually has a
-handful of lengths, so a lookup costs a few microseconds. ``lookup`` searches one combined
+length present, longest first, and probes a dict: a 300,000-prefix blocklist has at most 33
+lengths (129 for IPv6), so a lookup costs a few microseconds; recent answers are remembered,
+so a repeated address costs a dict probe. ``lookup`` searches one combined
 table of all groups (the most specific prefix wins; on an identical prefix, the group first in
 name order), built lazily after a change.
 
@@ -17,6 +18,7 @@ import socket
 
 _V4, _V6 = socket.AF_INET, socket.AF_INET6
 _WIDTH: dict[int, int] = {_V4: 32, _V6: 128}
+MEMO_SIZE = 65_536  # answers remembered per table (cleared when full)
 
 
 def parse_address(address: str) -> tuple[int, int]:
@@ -66,10 +68,11 @@ def _parse_group(name: str, cidrs: list[str]) -> list[tuple[int, int, int]]:
 class _PrefixTable:
     """Longest-prefix match over prefixes of both families, each mapped to a value."""
 
-    __slots__ = ("_levels",)
+    __slots__ = ("_levels", "_memo")
 
     def __init__(self) -> None:
         self._levels: dict[int, list[tuple[int, dict[int, str]]]] = {_V4: [], _V6: []}
+        self._memo: dict[str, str | None] = {}
 
     @classmethod
     def build(cls, entries: list[tuple[tuple[int, int, int], str]]) -> _PrefixTable:
@@ -89,6 +92,21 @@ class _PrefixTable:
             if hit is not None:
                 return hit
         return None
+
+    def find(self, address: str) -> str | None:
+        """``lookup`` of an address string (None if malformed), remembering recent answers:
+        traffic repeats its addresses, and a changed group builds a new table."""
+        memo = self._memo
+        if address in memo:
+            return memo[address]
+        try:
+            result = self.lookup(*parse_address(address))
+        except ValueError:
+            result = None
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[address] = result
+        return result
 
 
 class GroupSet:
@@ -139,11 +157,7 @@ class GroupSet:
         table = self._tables.get(name)
         if table is None:
             return None
-        try:
-            family, value = parse_address(address)
-        except ValueError:
-            return None
-        return name if table.lookup(family, value) is not None else None
+        return name if table.find(address) is not None else None
 
     def lookup(self, address: str) -> str | None:
         """The group holding the most specific prefix containing ``address``, or None."""
@@ -152,8 +166,4 @@ class GroupSet:
                 (prefix, name) for name in sorted(self._prefixes)
                 for prefix in self._prefixes[name]
             ])
-        try:
-            family, value = parse_address(address)
-        except ValueError:
-            return None
-        return self._combined.lookup(family, value)
+        return self._combined.find(address)

@@ -114,6 +114,15 @@ def test_crud_and_lookup_follow_changes(groups: GroupSet) -> None:
     assert groups.lookup("8.8.8.8") is None
 
 
+def test_remembered_answers_stay_right_when_the_memo_fills(
+        groups: GroupSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sflowlab.collector.groups.MEMO_SIZE", 2)
+    for _ in range(3):
+        assert [groups.lookup(a) for a in ("10.1.2.3", "10.1.2.4", "8.8.8.8", "bad")] == [
+            "server", "lab", "external", None]
+        assert [groups.match("lab", a) for a in ("10.1.2.3", "10.2.0.1")] == ["lab", None]
+
+
 prefixes_v4 = st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 32))
 
 
