@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from socket import AF_INET
 from typing import Any
 
-from .groups import GroupSet, format_address, parse_address
+from .groups import MEMO_SIZE, GroupSet, format_address, parse_address
 
 Keys = Mapping[str, Any]
 KeyFn = Callable[[Keys], Any]
@@ -165,16 +165,25 @@ def _mask(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> 
     if bits < 0:
         raise FilterError(f"mask length must not be negative in {whole!r}")
 
+    memo: dict[str, str | None] = {}  # traffic repeats its addresses
+
     def mask(keys: Keys) -> Any:
         address = get(keys)
         if not isinstance(address, str):
             return None
+        if address in memo:
+            return memo[address]
         try:
             family, value = parse_address(address)
         except ValueError:
-            return None
-        drop = max((32 if family == AF_INET else 128) - bits, 0)
-        return format_address(family, value >> drop << drop)
+            masked = None
+        else:
+            drop = max((32 if family == AF_INET else 128) - bits, 0)
+            masked = format_address(family, value >> drop << drop)
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[address] = masked
+        return masked
     return mask
 
 

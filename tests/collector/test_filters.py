@@ -61,6 +61,10 @@ def test_mask_function_clears_host_bits(groups: GroupSet) -> None:
     assert key("mask:ip6source:48", UDP6_KEYS, groups) == "2001:db8:1::"
     assert key("mask:ip6source:0", UDP6_KEYS, groups) == "::"
     assert key("mask:tcpsourceport:8", TCP_KEYS, groups) is None  # not an address
+    compiled = compile_key("mask:ipsource:16", groups)
+    for _ in range(2):  # the second round answers from memory
+        assert compiled(TCP_KEYS) == "10.1.0.0"
+        assert compiled({"ipsource": "10.1.2"}) is None
 
 
 def test_range_function_labels_membership(groups: GroupSet) -> None:
