@@ -12,8 +12,8 @@ import argparse
 import random
 import signal
 import threading
-from collections.abc import Callable
 
+from sflowlab.lab.httpserver import ServedApi
 from sflowlab.lab.iptables import ParsedRule
 from sflowlab.lab.scheduler import RealTimeScheduler
 from sflowlab.lab.swarm_api import SwarmApi
@@ -108,8 +108,8 @@ def _service(text: str) -> tuple[str, int, str]:
     return name, int(replicas), image or DEFAULT_IMAGE
 
 
-def _serve_until_signalled(stop: Callable[[], None]) -> int:
-    """Block until SIGINT or SIGTERM, then ``stop()``."""
+def _serve_until_signalled(api: ServedApi, scheduler: RealTimeScheduler) -> int:
+    """Block until SIGINT or SIGTERM, then stop ``api`` and ``scheduler``."""
     done = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -119,7 +119,8 @@ def _serve_until_signalled(stop: Callable[[], None]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        stop()
+        api.stop()
+        scheduler.close()
     return 0
 
 
@@ -150,11 +151,7 @@ def run_swarm_api(args: argparse.Namespace) -> int:
         flush=True,
     )
 
-    def stop() -> None:
-        api.stop()
-        scheduler.close()
-
-    return _serve_until_signalled(stop)
+    return _serve_until_signalled(api, scheduler)
 
 
 class PrintTarget:
@@ -183,8 +180,4 @@ def run_switch_api(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    def stop() -> None:
-        api.stop()
-        scheduler.close()
-
-    return _serve_until_signalled(stop)
+    return _serve_until_signalled(api, scheduler)

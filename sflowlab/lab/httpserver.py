@@ -19,12 +19,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["HttpError", "HttpServer", "Request", "Response", "Router", "json_response"]
+__all__ = [
+    "HttpError",
+    "HttpServer",
+    "Request",
+    "Response",
+    "Router",
+    "ServedApi",
+    "json_response",
+]
 
 
 class HttpError(Exception):
@@ -244,6 +252,29 @@ class HttpServer:
         self._server.server_close()
 
     def __enter__(self) -> HttpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ServedApi:
+    """Base of an API double served by an ``HttpServer`` (set as ``self._server``)."""
+
+    _server: HttpServer
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> Self:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

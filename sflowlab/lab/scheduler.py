@@ -4,16 +4,19 @@ A double schedules its delayed work (a task starting, an ACL being applied) thro
 ``Scheduler``. ``SimClock`` is one (tests advance it; callbacks run in the advancing thread);
 ``RealTimeScheduler`` runs callbacks at wall-clock times from one worker thread, for the
 doubles started standalone.
+
+A double guards its state with its own lock, so HTTP threads and the real-time worker may run
+at once. ``SimClock`` is not thread-safe: advance it from one thread, between requests (as
+the tests and the lab's runner do).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
+import contextlib
 import logging
+import sched
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sflowlab.clock import SystemClock
@@ -33,61 +36,53 @@ class Scheduler(Protocol):
     def cancel(self, timer: Any) -> None: ...
 
 
-@dataclass(order=True)
-class _Timer:
-    due: float
-    order: int
-    callback: Callable[[float], None] = field(compare=False)
-    cancelled: bool = field(default=False, compare=False)
-
-
 class RealTimeScheduler:
-    """Wall-clock timers served by one daemon thread; a callback that raises is logged."""
+    """Wall-clock timers (stdlib ``sched``) served by one daemon thread; a callback that raises
+    is logged."""
 
     def __init__(self, clock: SystemClock | None = None) -> None:
         self._clock = clock or SystemClock()
-        self._timers: list[_Timer] = []
-        self._order = itertools.count()
-        self._wake = threading.Condition()
+        self._wake = threading.Event()
         self._closed = False
+        self._sched = sched.scheduler(self._clock.now, self._sleep)
         self._thread = threading.Thread(target=self._run, name="lab-scheduler", daemon=True)
         self._thread.start()
 
     def now(self) -> float:
         return self._clock.now()
 
-    def call_later(self, delay_s: float, callback: Callable[[float], None]) -> _Timer:
-        timer = _Timer(self.now() + max(0.0, delay_s), next(self._order), callback)
-        with self._wake:
-            heapq.heappush(self._timers, timer)
-            self._wake.notify()
+    def call_later(self, delay_s: float, callback: Callable[[float], None]) -> sched.Event:
+        timer = self._sched.enter(max(0.0, delay_s), 0, self._fire, (callback,))
+        self._wake.set()
         return timer
 
-    def cancel(self, timer: _Timer) -> None:
-        timer.cancelled = True
+    def cancel(self, timer: sched.Event) -> None:
+        with contextlib.suppress(ValueError):  # already run or cancelled
+            self._sched.cancel(timer)
 
     def close(self) -> None:
         """Stop the worker; pending timers never fire."""
-        with self._wake:
-            self._closed = True
-            self._wake.notify()
+        self._closed = True
+        for timer in self._sched.queue:
+            self.cancel(timer)
+        self._wake.set()
         self._thread.join()
 
+    def _sleep(self, seconds: float | None) -> None:
+        """``sched``'s delay: ends early when a timer is added (``sched`` then re-reads its queue)."""
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _fire(self, callback: Callable[[float], None]) -> None:
+        if self._closed:
+            return
+        try:
+            callback(self.now())
+        except Exception:
+            _log.exception("scheduled callback failed")
+
     def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._closed:
-                    if self._timers and self._timers[0].cancelled:
-                        heapq.heappop(self._timers)
-                        continue
-                    wait = self._timers[0].due - self.now() if self._timers else None
-                    if wait is not None and wait <= 0:
-                        break
-                    self._wake.wait(wait)
-                if self._closed:
-                    return
-                timer = heapq.heappop(self._timers)
-            try:
-                timer.callback(self.now())
-            except Exception:
-                _log.exception("scheduled callback failed")
+        while not self._closed:
+            self._sched.run()
+            if not self._closed and self._sched.empty():
+                self._sleep(None)

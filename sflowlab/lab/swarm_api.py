@@ -22,7 +22,15 @@ import queue
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from sflowlab.lab.httpserver import HttpError, HttpServer, Request, Response, Router, json_response
+from sflowlab.lab.httpserver import (
+    HttpError,
+    HttpServer,
+    Request,
+    Response,
+    Router,
+    ServedApi,
+    json_response,
+)
 from sflowlab.lab.swarm_model import (
     ENGINE_VERSION,
     ContainerEvent,
@@ -175,7 +183,7 @@ _EVENT_CHECKS: dict[str, Callable[[dict[str, Any], str], bool]] = {
 }
 
 
-class SwarmApi:
+class SwarmApi(ServedApi):
     """The Docker Engine API double for ``swarm``, served on ``host:port`` (0: a free port)."""
 
     poll_s = 0.1  # how often an idle event stream checks whether to end
@@ -201,23 +209,6 @@ class SwarmApi:
         for method, path, handler in routes:
             router.add(method, _V + path, self._versioned(handler))
         self._server = HttpServer(router, host, port)
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> SwarmApi:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> SwarmApi:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- plumbing
 
@@ -385,7 +376,7 @@ class SwarmApi:
 
     def _up_to_date(self, task: Task) -> bool:
         try:
-            return task.spec == self.swarm.service(task.service_id).spec["TaskTemplate"]
+            return bool(task.spec == self.swarm.service(task.service_id).spec["TaskTemplate"])
         except SwarmError:
             return False
 

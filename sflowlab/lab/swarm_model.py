@@ -27,7 +27,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sflowlab.lab.scheduler import Scheduler
 
@@ -299,17 +299,17 @@ def _canonical(value: Any, fields: dict[str, Any]) -> Any:
     names = {name.lower(): name for name in fields}
     out = {}
     for key, item in value.items():
-        name = key if key in fields else names.get(key.lower(), key)
+        name: str = key if key in fields else names.get(str(key).lower(), str(key))
         sub = fields.get(name)
         out[name] = _canonical(item, sub) if sub else item
     return out
 
 
-def _normalise(spec: Any) -> dict[str, Any]:
+def _normalise(sent: Any) -> dict[str, Any]:
     """A copy of a service spec with swarm's defaults filled in; SwarmError when invalid."""
-    if not isinstance(spec, dict):
+    if not isinstance(sent, dict):
         raise SwarmError(400, "service spec must be a JSON object")
-    spec = copy.deepcopy(_canonical(spec, _SPEC_FIELDS))
+    spec: dict[str, Any] = copy.deepcopy(_canonical(sent, _SPEC_FIELDS))
     spec.setdefault("Labels", {})
     mode = spec.setdefault("Mode", {"Replicated": {"Replicas": 1}})
     if not isinstance(mode, dict) or set(mode) != {"Replicated"}:
@@ -329,6 +329,13 @@ def _normalise(spec: Any) -> dict[str, Any]:
     template.setdefault("Runtime", "container")
     spec.setdefault("EndpointSpec", {"Mode": "vip"})
     return spec
+
+
+_T = TypeVar("_T", Service, Node)
+
+
+def _id(item: Service | Node) -> str:
+    return item.id
 
 
 class Swarm:
@@ -439,11 +446,11 @@ class Swarm:
             return self._resolve("node", ref, self.nodes, lambda n: n.hostname)
 
     @staticmethod
-    def _resolve(kind: str, ref: str, items: list[Any], name: Callable[[Any], str]) -> Any:
+    def _resolve(kind: str, ref: str, items: list[_T], name: Callable[[_T], str]) -> _T:
         for match in (
-            [i for i in items if i.id == ref],
+            [i for i in items if _id(i) == ref],
             [i for i in items if name(i) == ref],
-            [i for i in items if i.id.startswith(ref)] if ref else [],
+            [i for i in items if _id(i).startswith(ref)] if ref else [],
         ):
             if len(match) == 1:
                 return match[0]

@@ -33,7 +33,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sflowlab.lab.httpserver import HttpError, HttpServer, Request, Response, Router, json_response
+from sflowlab.lab.httpserver import (
+    HttpError,
+    HttpServer,
+    Request,
+    Response,
+    Router,
+    ServedApi,
+    json_response,
+)
 from sflowlab.lab.iptables import ParsedRule, RuleError, parse_acl
 from sflowlab.lab.scheduler import Scheduler
 
@@ -162,7 +170,7 @@ class AclSwitch:
             self.last_error = {"returncode": 1, "lines": errors} if errors else None
 
 
-class SwitchApi:
+class SwitchApi(ServedApi):
     """Serves the ACL API of ``switches`` on ``host:port`` (0: a free port)."""
 
     def __init__(
@@ -182,10 +190,6 @@ class SwitchApi:
         router.add("DELETE", prefix + "(?P<acl>[^/]+)", self._delete)
         self._server = HttpServer(router, host, port)
 
-    @property
-    def url(self) -> str:
-        return self._server.url
-
     def url_for(self, switch: AclSwitch) -> str:
         """The base URL of one switch's API (append ``/acl/...``)."""
         return self.url if len(self.switches) == 1 else f"{self.url}/switches/{switch.name}"
@@ -193,19 +197,6 @@ class SwitchApi:
     def acl_urls(self) -> dict[str, str]:
         """sFlow agent address -> that switch's base URL."""
         return {s.agent: self.url_for(s) for s in self.switches}
-
-    def start(self) -> SwitchApi:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> SwitchApi:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- handlers
 
