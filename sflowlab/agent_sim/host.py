@@ -18,7 +18,10 @@ What goes on the wire follows hsflowd (host-sflow's hsflowd.c, mod_docker.c):
   extended_entities (the container's data source), request (input: the bridge, output: the
   container's veth) or response (the reverse). hsflowd sends extended_entities first; we send
   it last because tshark 4.0 does not skip that record (unknown to it) and would misread the
-  sampled_header after it. Collectors must not depend on record order anyway.
+  sampled_header after it. Collectors must not depend on record order anyway;
+- the sampled bridge is polled too (hsflowd polls the interfaces it samples): data source
+  0.<bridge ifIndex>, records port_name and if_counters (the bridge receives the responses
+  and sends the requests).
 
 Counters are exact functions of what the containers served; u32 wire fields wrap.
 """
@@ -41,10 +44,12 @@ from sflowlab.codec import (
     HostMemory,
     HostNetIo,
     HostParent,
+    IfCounters,
     Mib2IcmpGroup,
     Mib2IpGroup,
     Mib2TcpGroup,
     Mib2UdpGroup,
+    PortName,
     SampledHeader,
     VirtCpu,
     VirtDiskIo,
@@ -66,6 +71,7 @@ FIRST_STATS_DELAY_S = 3.0
 STATES = {"created": 0, "running": 1, "paused": 3, "exited": 4, "deleted": 4, "stopped": 5}
 """Docker container state -> virDomainState, as getCounters_DOCKER maps them."""
 OS_LINUX, MACHINE_X86_64 = 2, 3
+BRIDGE_NAME = "docker0"
 _PHYSICAL, _LOGICAL = 2, 3
 _ETH_IP = 14 + 20  # offset of the TCP header in an untagged IPv4 frame
 _U16 = struct.Struct(">H")
@@ -164,6 +170,9 @@ class HostAgent:
         self.poller = Poller(_PHYSICAL, 1, spec.polling_s, rng, start)
         self.sampler = (Sampler(0, spec.bridge_ifindex, spec.sampling, rng)
                         if spec.sampling else None)
+        self.bridge_poller = (Poller(0, spec.bridge_ifindex, spec.polling_s, rng, start)
+                              if spec.sampling else None)
+        """hsflowd polls the interfaces it samples (``evt_request_poller``)."""
         net = ipaddress.IPv4Network(spec.bridge_subnet)
         self.bridge_ip = str(net.network_address + 1)
         self.bridge_mac = _mac_of(self.bridge_ip)
@@ -293,6 +302,8 @@ class HostAgent:
                 self._emit_counters(c, now)
         if self.poller.due(now):
             self._emit_host(now)
+        if self.bridge_poller is not None and self.bridge_poller.due(now):
+            self._emit_bridge(self.bridge_poller, now)
         self.agent.flush(now)
 
     def _emit_counters(self, c: Container, now: float, reschedule: bool = True) -> None:
@@ -313,6 +324,17 @@ class HostAgent:
         )
         seq = c.poller.next_sequence(now, reschedule)
         self.agent.emit(CountersSampleExpanded(seq, _LOGICAL, c.ds_index, records), now)
+
+    def _emit_bridge(self, poller: Poller, now: float) -> None:
+        """The bridge's interface counters: it receives the responses, sends the requests."""
+        t, m = self._traffic, U32_MASK
+        records = (
+            PortName(BRIDGE_NAME),
+            IfCounters(self.spec.bridge_ifindex, 6, 0, 1, 3, t.bytes_out, t.pkts_out & m, 0, 0,
+                       0, 0, 0, t.bytes_in, t.pkts_in & m, 0, 0, 0, 0, 0),
+        )
+        seq = poller.next_sequence(now)
+        self.agent.emit(CountersSampleExpanded(seq, 0, self.spec.bridge_ifindex, records), now)
 
     def cpu_ns(self) -> int:
         """CPU time used by all containers this host has run."""

@@ -198,3 +198,23 @@ def test_same_seed_same_bytes(sim: Helpers) -> None:
         return [d for _, _, d in r.sink.drain()]
 
     assert run(11) == run(11) != run(12)
+
+
+def test_bridge_interface_counters_count_whole_exchanges(sim: Helpers) -> None:
+    run = sim.host_run(replicas=2, sampling=100, rps=90.0, polling_s=5.0)
+    run.advance(31.0)
+    bridge = [s for _, s in sim.samples(sim.decoded(run.sink), COUNTER_SAMPLES)
+              if s.source_id_type == 0]
+    assert [s.sequence_number for s in bridge] == list(range(1, len(bridge) + 1))
+    assert len(bridge) >= 5 and {s.source_id_index for s in bridge} == {3}
+    assert formats(bridge[-1]) == [1005, 1]
+    ex = run.service.exchange
+    for s in bridge:
+        port, counters = s.records
+        assert port.name == "docker0" and counters.if_index == 3
+        requests = counters.if_out_ucast_pkts // ex.pkts_in
+        assert (counters.if_out_octets, counters.if_out_ucast_pkts) == (
+            requests * ex.bytes_in, requests * ex.pkts_in)
+        assert (counters.if_in_octets, counters.if_in_ucast_pkts) == (
+            requests * ex.bytes_out, requests * ex.pkts_out)
+    assert 0 < requests <= sum(s.requests for s in run.service.served.values())
