@@ -37,6 +37,8 @@ _COUNTERS = struct.Struct(">2I")  # compact counters sample (num_records read by
 _COUNTERS_X = struct.Struct(">3I")
 _FLOW_HEADER = struct.Struct(">8I2I4I")  # compact flow sample + sampled_header's fixed part
 _SWITCH = struct.Struct(">2I4I")  # extended_switch with its tag and length
+_SWITCH_SAMPLE_TAG = struct.pack(">II", 1, 208)  # flow_sample, 208-byte body
+_SWITCH_SAMPLE = struct.Struct(">8I2I4I128s2I4I")  # its body when the header has 128 bytes
 _ALL_ONES = 0xFFFFFFFF
 _new = tuple.__new__
 
@@ -153,6 +155,19 @@ def decode_for_collector(data: bytes | bytearray | memoryview) -> CollectorDatag
         if off + 8 > end:
             raise TruncatedError("element header runs past the end of its element", off,
                                  f"datagram/samples[{i}]")
+        if buf.startswith(_SWITCH_SAMPLE_TAG, off) and off + 216 <= end:
+            # a switch's usual sample: 128-byte sampled_header + extended_switch, 216 bytes
+            (seq, source_id, rate, pool, drops, inp, out, nrec, rtag, rlen, hp, fl, st, hlen,
+             header, stag, slen, src_vlan, _, dst_vlan, _) = _SWITCH_SAMPLE.unpack_from(
+                buf, off + 8)
+            if (nrec == 2 and rtag == 1 and rlen == 144 and hlen == 128 and stag == 1001
+                    and slen == 16):
+                flows_append(_new(FlowSampleView, (
+                    source_id >> 24, source_id & 0xFFFFFF, seq, rate, pool, drops,
+                    inp & 0x3FFFFFFF, out & 0x3FFFFFFF, out >> 30, hp, fl, st, header,
+                    src_vlan, dst_vlan, False, None)))
+                off += 216
+                continue
         tag, length = _U32x2.unpack_from(buf, off)
         off += 8
         stop = off + length

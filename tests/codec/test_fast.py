@@ -132,7 +132,7 @@ def packet_headers(draw: st.DrawFn) -> tuple[int, bytes]:
     )
     raw_ip = draw(st.booleans())
     protocol = (12 if v6 else 11) if raw_ip else 1
-    return protocol, packet.header(draw(st.integers(0, 128)), raw_ip=raw_ip)
+    return protocol, packet.header(draw(st.just(128) | st.integers(0, 128)), raw_ip=raw_ip)
 
 
 def sampled_headers() -> st.SearchStrategy[SampledHeader]:
@@ -213,6 +213,17 @@ def test_benchmark_capture_matches_the_full_decoder() -> None:
         counters += len(got.counter_samples)
         assert got.bad_samples == 0
     assert flows > 200 and counters > 40
+
+
+@pytest.mark.parametrize("kind", ["flow_samples", "counter_samples"])
+def test_every_word_of_a_real_datagram_damaged(kind: str) -> None:
+    """Each 4-byte word of a switch (or host) datagram set to values that break layouts."""
+    capture = _load_bench_capture().make_capture(20, seed=3)
+    data = next(d for d in capture if getattr(decode_for_collector(d), kind))
+    for at in range(0, len(data), 4):
+        (word,) = struct.unpack_from(">I", data, at)
+        for value in {0, 1, 16, word + 4, word - 4 & 0xFFFFFFFF, 0xFFFFFFFF}:
+            assert_same(data[:at] + struct.pack(">I", value) + data[at + 4 :])
 
 
 # ---------------------------------------------------------------- exact values
