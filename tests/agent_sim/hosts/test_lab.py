@@ -149,3 +149,12 @@ def test_lab_leaves_its_spec_untouched_and_checks_the_fabric_size() -> None:
     with pytest.raises(ValueError, match="fewer than the lab's 5 hosts"):
         Lab(LabSpec(hosts=5, fabric=FabricSpec(leaves=1, spines=1, hosts_per_leaf=2)),
             MemorySink())
+
+
+def test_lab_files_in_yaml(tmp_path: Path) -> None:
+    pytest.importorskip("yaml", reason="PyYAML (the lab extra) is not installed")
+    (tmp_path / "lab.yaml").write_text(
+        "hosts: 3\nswitches: 4\nservices:\n  - name: shop\n    replicas: 6\n    rps: 250\n")
+    spec = load_lab_spec(tmp_path / "lab.yaml", seed=9)
+    assert (spec.hosts, spec.switches, spec.seed) == (3, 4, 9)
+    assert spec.services[0].name == "shop" and spec.services[0].rps == 250
