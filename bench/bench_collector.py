@@ -2,12 +2,13 @@
 
 1. In-process (one core): ``Engine.ingest`` over an in-order capture with analytics on (host
    and container counter metrics, three flow definitions), as samples/s and µs/sample.
-2. Loopback: the collector runs as a subprocess (``sflowlab collector``, pinned to one CPU,
-   the sender to the other); for each rate the sender paces the capture over UDP to
+2. Loopback: the collector runs as a subprocess (``sflowlab collector``), once in-process
+   (pinned to one CPU, the sender to the other) and once with ``--workers 2`` (analytics
+   sharded by agent over two processes; nothing pinned); for each rate the sender paces the capture over UDP to
    127.0.0.1 with fresh agent addresses (so every step starts its own sequence numbers),
    waits until the collector's accounting stops moving, and reports loss from sequence
    accounting (``/agents/json``), queue drops (``sFlowDatagramsDiscarded``), kernel receive
-   buffer drops (``/proc/net/snmp`` RcvbufErrors) and the collector's CPU time per sample.
+   buffer drops (``/proc/net/snmp`` RcvbufErrors) and the collector's CPU time per sample (all its processes).
    A rate is held when loss stays under 0.1 % and the backlog (queue and socket buffer)
    drains within 20 % of the step after the sender stops (a queue can hide a short overload).
    It stops at the first rate not held and prints the highest rate held.
@@ -134,15 +135,21 @@ def accounted(http: int, prefix: str) -> int:
                if addr.startswith(prefix))
 
 
+def worker_pids(pid: int) -> list[int]:
+    """Children of the collector (its shard workers; spawn also starts a resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+
 def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], seconds: float,
-             sflow: int, http: int, pid: int) -> tuple[float, float, dict[str, Any]]:
+             sflow: int, http: int, pids: list[int]) -> tuple[float, float, dict[str, Any]]:
     """Send at ``rate`` samples/s; returns (achieved rate, loss, details)."""
     data = relabel(capture, step)
     per_dg = sum(counts) / len(counts)
     n = min(len(data), int(rate * seconds / per_dg))
     interval = per_dg / rate
     before = get(http, "/analyzer/json")
-    kernel0, cpu0 = rcvbuf_errors(), cpu_seconds(pid)
+    kernel0, cpu0 = rcvbuf_errors(), sum(cpu_seconds(p) for p in pids)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sendto, target = sock.sendto, ("127.0.0.1", sflow)
     start = time.perf_counter()
@@ -169,12 +176,16 @@ def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], se
         "datagrams": n, "received": last, "lag_s": max(0.0, changed - start - sent_s),
         "queue_drops": after["sFlowDatagramsDiscarded"] - before["sFlowDatagramsDiscarded"],
         "kernel_drops": rcvbuf_errors() - kernel0,
-        "cpu_us_per_sample": (cpu_seconds(pid) - cpu0) / max(1, samples) * 1e6,
+        "cpu_us_per_sample": (sum(cpu_seconds(p) for p in pids) - cpu0) / max(1, samples) * 1e6,
     }
     return samples / sent_s, 1 - last / n, details
 
 
-def loopback(capture: list[bytes], counts: list[int], rates: list[float], seconds: float) -> None:
+def loopback(capture: list[bytes], counts: list[int], rates: list[float], seconds: float,
+             workers: int) -> None:
+    print(f"loopback UDP, collector with --workers {workers}"
+          + (" (pinned to CPU 1, sender on CPU 0)" if workers == 0 else
+             " (unpinned: receiver, workers and sender share the 2 CPUs)"))
     sflow, http = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "bench.toml"
@@ -184,11 +195,13 @@ def loopback(capture: list[bytes], counts: list[int], rates: list[float], second
         proc = subprocess.Popen(
             [sys.executable, "-m", "sflowlab.cli", "collector", "--config", str(cfg),
              "--sflow-port", str(sflow), "--http-port", str(http), "--sflow-host", "127.0.0.1",
-             "--log-level", "WARNING"], cwd=ROOT)
+             "--workers", str(workers), "--log-level", "WARNING"], cwd=ROOT)
         try:
-            if os.cpu_count() and os.cpu_count() >= 2:  # type: ignore[operator]
+            if workers == 0 and (os.cpu_count() or 1) >= 2:
                 os.sched_setaffinity(proc.pid, {1})
                 os.sched_setaffinity(0, {0})
+            elif (os.cpu_count() or 1) >= 2:
+                os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
             deadline = time.time() + 15
             while True:
                 try:
@@ -199,9 +212,10 @@ def loopback(capture: list[bytes], counts: list[int], rates: list[float], second
                         raise
                     time.sleep(0.05)
             best = 0.0
+            pids = [proc.pid, *worker_pids(proc.pid)]
             for step, rate in enumerate(rates, start=1):
                 achieved, loss, d = run_step(step, rate, capture, counts, seconds, sflow, http,
-                                             proc.pid)
+                                             pids)
                 kept_up = d["lag_s"] <= LAG_LIMIT * seconds
                 print(f"target {rate:>9,.0f} samples/s: sent {achieved:>9,.0f}/s, "
                       f"loss {loss * 100:6.3f} % ({d['received']}/{d['datagrams']} datagrams; "
@@ -222,6 +236,8 @@ def main() -> None:
     parser.add_argument("--datagrams", type=int, default=30_000)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--quick", action="store_true", help="a small capture and few rates")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2],
+                        help="collector --workers values to measure (default 0 2)")
     args = parser.parse_args()
     n = 4_000 if args.quick else args.datagrams
     t0 = time.perf_counter()
@@ -233,7 +249,8 @@ def main() -> None:
     in_process(capture, samples)
     rates = [10_000, 20_000, 40_000] if args.quick else [
         10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000, 150_000, 200_000]
-    loopback(capture, counts, [float(r) for r in rates], args.seconds)
+    for workers in args.workers:
+        loopback(capture, counts, [float(r) for r in rates], args.seconds, workers)
 
 
 if __name__ == "__main__":

@@ -80,13 +80,22 @@ class Daemon:
 
     def start_http(self) -> None:
         cfg = self.config
-        api = Api(self.engine, self.forwarder, token=cfg.token, readonly=cfg.readonly)
+        api = Api(self.engine, self.forwarder, token=cfg.token, readonly=cfg.readonly,
+                  analyzer_extra=self._listener_stats)
         self.server = ApiServer(api, cfg.http_host, cfg.http_port)
         t = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
         t.start()
         self._threads.append(t)
         log.info("event=http_listening host=%s port=%d auth=%s", cfg.http_host,
                  self.server.server_address[1], "token" if cfg.token else "none")
+
+    def _listener_stats(self) -> dict[str, Any]:
+        lst = self.listener
+        if lst is None:
+            return {}
+        return {"sFlowReceiveBufferBytes": lst.rcvbuf_granted,
+                "sFlowSocketDatagrams": lst.received, "sFlowQueueSize": lst.config.queue_size,
+                "sFlowQueueDepth": lst.queue_depth()}
 
     def start_listener(self) -> None:
         cfg = self.config

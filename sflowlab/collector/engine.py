@@ -11,6 +11,7 @@ one query at a time. ``tick`` returns the events and logged flows it produced
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -119,6 +120,9 @@ class Engine:
                 totals.parse_errors += 1
                 src = source[0]
                 self.parse_errors_by_source[src] = self.parse_errors_by_source.get(src, 0) + 1
+                known = self.agents.get(_header_agent(data))
+                if known is not None:
+                    known.parse_errors += 1
                 self._bad_log.warn(received_at, "event=bad_datagram source=%s bytes=%d error=%r",
                                    src, len(data), str(e))
                 return False
@@ -189,8 +193,8 @@ class Engine:
                 if agents is not None and agent not in agents:
                     continue
                 if match is not None:
-                    ds = sources.get((agent, dsn))
-                    if ds is None or not match(ds.values):
+                    source = sources.get((agent, dsn))
+                    if source is None or not match(source.values):
                         continue
                 rows.append(Row(agent, dsn, value, 0))
         return rows
@@ -432,6 +436,18 @@ class Engine:
                 "eventsGenerated": t.events_generated,
                 "parseErrorsBySource": dict(self.parse_errors_by_source),
             }
+
+
+def _header_agent(data: bytes) -> tuple[str, int]:
+    """The (agent, sub-agent) a datagram's header names, as far as it can be read."""
+    try:
+        if data[4:8] == b"\0\0\0\x01":
+            return socket.inet_ntoa(data[8:12]), int.from_bytes(data[12:16])
+        if data[4:8] == b"\0\0\0\x02":
+            return socket.inet_ntop(socket.AF_INET6, data[8:24]), int.from_bytes(data[24:28])
+    except (OSError, ValueError):
+        pass
+    return "", -1
 
 
 __all__ = ["Engine", "QueryError", "TickResult", "Totals"]

@@ -91,6 +91,9 @@ class Listener:
             self._spawn(self._receive, sock, name="sflow-receive")
         self._spawn(self._analyse, name="sflow-analytics")
 
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
     def _spawn(self, target: Callable[..., None], *args: object, name: str) -> None:
         t = threading.Thread(target=target, args=args, name=name, daemon=True)
         t.start()

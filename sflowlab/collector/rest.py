@@ -89,12 +89,14 @@ class Api:
     forwarder: Forwarder = field(default_factory=Forwarder)
     token: str | None = None
     readonly: bool = False
+    analyzer_extra: Callable[[], dict[str, Any]] | None = None
     routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         r = self._route
         r("/version", GET=lambda q: (200, "text/plain", __version__.encode()))
-        r("/analyzer/json", GET=lambda q: self.engine.analyzer_json())
+        r("/analyzer/json", GET=lambda q: {
+            **self.engine.analyzer_json(), **(self.analyzer_extra() if self.analyzer_extra else {})})
         r("/agents/json", GET=lambda q: self.engine.agents_json())
         r("/metrics/json", GET=lambda q: self.engine.metric_names())
         r("/metric/{agent}/json", GET=lambda q: self.engine.agent_metrics(q.params["agent"]))

@@ -174,6 +174,7 @@ def test_malformed_flood_never_hides_valid_datagrams(collector: Collector) -> No
                         - before == 3 * n and collector.get("/analyzer/json"),
                         what="every bad datagram counted")
     assert analyzer["sFlowDatagramsDiscarded"] == 0
+    assert analyzer["sFlowReceiveBufferBytes"] > 0
     assert collector.get("/version") == "0.1.0"
 
 

@@ -134,6 +134,7 @@ def test_malformed_datagrams_counted_never_hide_valid_ones(engine: Engine, feed:
     stats = engine.agents_json()[A]
     assert stats["sFlowDatagramsReceived"] == 50 and stats["sFlowDatagramsLost"] == 0
     assert stats["sFlowCounterSamples"] == 50
+    assert stats["sFlowParseErrors"] == 25  # the truncated ones still name their agent
     assert a["parseErrorsBySource"] == {SOURCE[0]: 100}
 
 
