@@ -100,6 +100,7 @@ def server() -> Any:
     router.add("GET", "/bug", _bug)
     router.add("GET", "/coffee/(?P<who>[a-z]+)", _teapot)
     router.add("GET", "/stream", _stream)
+    router.add("POST", "/echo", lambda r: json_response(r.body.decode()))
     with HttpServer(router) as srv:
         yield srv
 
@@ -124,6 +125,15 @@ def test_routing_errors_and_headers(server: HttpServer) -> None:
     assert (teapot.status_code, teapot.json()) == (418, {"message": "no coffee for bob"})
     bug = requests.get(f"{server.url}/bug", timeout=5)
     assert bug.status_code == 500 and "handler bug" in bug.json()["message"]
+
+
+def test_request_bodies_with_a_length_or_chunked(server: HttpServer) -> None:
+    assert requests.post(f"{server.url}/echo", data="plain", timeout=5).json() == "plain"
+    chunked = requests.post(f"{server.url}/echo", data=iter([b"chu", b"nked"]), timeout=5)
+    assert chunked.json() == "chunked"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+        raw.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 400 ")
 
 
 def test_keep_alive_connections_are_reused(server: HttpServer) -> None:
