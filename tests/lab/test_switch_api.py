@@ -347,6 +347,40 @@ def test_a_drop_acl_put_over_rest_drops_the_flow_in_the_fabric(fabric_lab: Any) 
     assert fabric.flows[attack_id].dropped == 100
 
 
+def test_an_ip6tables_acl_drops_ipv6_and_a_new_version_replaces_the_old_rules(
+    fabric_lab: Any,
+) -> None:
+    clock, fabric, api, _, _ = fabric_lab
+    flow = TrafficFlow("2001:db8::7", "host1", "udp", 53, 4444, rate_pps=50, packet_bytes=500)
+    flow_id = fabric.add_flow(flow)
+    name, agent = first_hop(fabric, flow)
+    url = api.acl_urls()[agent] + "/acl/ddos6"
+    target = fabric.hosts["host1"].ip6
+
+    first = [
+        "[ip6tables]",
+        f"-A FORWARD --in-interface swp+ -s 2001:db8::7 -d {target} -p udp --sport 53 -j DROP",
+        f"-A FORWARD --in-interface swp+ -d {target} -p tcp --dport 9999 -j DROP",
+    ]
+    assert requests.put(url, json=first, timeout=5).status_code == 202
+    clock.advance_to(1.0)
+    fabric.tick(1.0)
+    assert fabric.flows[flow_id].dropped == 50
+    assert sorted(fabric.switches[name].rules) == ["ddos6/0", "ddos6/1"]
+    assert (
+        requests.put(
+            url,
+            json=["[ip6tables]", "-A FORWARD -s 2001:db8::7 -p udp --sport 54 -j DROP"],
+            timeout=5,
+        ).status_code
+        == 202
+    )
+    clock.advance_to(2.0)
+    fabric.tick(2.0)
+    assert fabric.flows[flow_id].dropped == 50
+    assert sorted(fabric.switches[name].rules) == ["ddos6/0"]
+
+
 def test_a_rule_the_fabric_cannot_honour_shows_in_last_error(fabric_lab: Any) -> None:
     clock, fabric, api, _, _ = fabric_lab
     url = api.acl_urls()[fabric.switches["leaf1"].address]
