@@ -86,6 +86,8 @@ class AgentStats:
     counter_samples: int = 0
     datagrams: SequenceTracker = field(default_factory=SequenceTracker)
     samplers: dict[tuple[str, int, int], SequenceTracker] = field(default_factory=dict)
+    """Per sampler, keyed ("flow" | "counter" | "discard", ds type, ds index); the engine
+    adds to them and to the sample counts on its hot path."""
     sources: set[str] = field(default_factory=set)
 
     def datagram(self, seq: int, uptime_ms: int, size: int, source: str, now: float) -> str:
@@ -103,18 +105,6 @@ class AgentStats:
         if source not in self.sources:
             self.sources.add(source)
         return verdict
-
-    def sample(self, kind: str, ds_type: int, ds_index: int, seq: int) -> str:
-        """Account one sample of ``kind`` "flow", "counter" or "discard" from one sampler."""
-        key = (kind, ds_type, ds_index)
-        tracker = self.samplers.get(key)
-        if tracker is None:
-            tracker = self.samplers[key] = SequenceTracker()
-        if kind == "counter":
-            self.counter_samples += 1
-        else:
-            self.flow_samples += 1
-        return tracker.add(seq)
 
     def sampler_totals(self, kind: str) -> tuple[int, int, int]:
         """(lost, duplicates, out of order) summed over the samplers of one kind."""

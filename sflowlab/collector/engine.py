@@ -21,7 +21,7 @@ from sflowlab.clock import Clock, SystemClock
 from sflowlab.codec import DecodeError
 from sflowlab.codec.fast import decode_for_collector
 
-from .agents import AgentStats, agents_json, to_ms
+from .agents import AgentStats, SequenceTracker, agents_json, to_ms
 from .events import Event, EventLog
 from .flows import FlowEngine, FlowSpec
 from .groups import GroupSet
@@ -141,22 +141,31 @@ class Engine:
                 totals.duplicate_datagrams += 1
                 return True
             restart = verdict == "reset"
-            update = self.metrics.update
-            for cs in dg.counter_samples:
-                v = agent.sample("counter", cs.source_id_type, cs.source_id_index,
-                                 cs.sequence_number)
-                if v == "dup" or v == "ooo":
-                    continue
-                update(addr, cs.source_id_type, cs.source_id_index, cs.records, dg.uptime_ms,
-                       received_at, restart or v == "reset")
-            totals.counter_samples += len(dg.counter_samples)
-            ingest_flow = self.flows.ingest
-            for fs in dg.flow_samples:
-                v = agent.sample("discard" if fs.discarded else "flow", fs.source_id_type,
-                                 fs.source_id_index, fs.sequence_number)
-                if v != "dup":
-                    ingest_flow(addr, fs, received_at)
-            totals.flow_samples += len(dg.flow_samples)
+            samplers = agent.samplers
+            counter_samples, flow_samples = dg.counter_samples, dg.flow_samples
+            if counter_samples:
+                update = self.metrics.update
+                for cs in counter_samples:
+                    ds_type, ds_index = cs.source_id_type, cs.source_id_index
+                    key = ("counter", ds_type, ds_index)
+                    tracker = samplers.get(key) or samplers.setdefault(key, SequenceTracker())
+                    v = tracker.add(cs.sequence_number)
+                    if v == "dup" or v == "ooo":
+                        continue
+                    update(addr, ds_type, ds_index, cs.records, dg.uptime_ms, received_at,
+                           restart or v == "reset")
+                agent.counter_samples += len(counter_samples)
+                totals.counter_samples += len(counter_samples)
+            if flow_samples:
+                ingest_flow = self.flows.ingest
+                for fs in flow_samples:
+                    key = ("discard" if fs.discarded else "flow", fs.source_id_type,
+                           fs.source_id_index)
+                    tracker = samplers.get(key) or samplers.setdefault(key, SequenceTracker())
+                    if tracker.add(fs.sequence_number) != "dup":
+                        ingest_flow(addr, fs, received_at)
+                agent.flow_samples += len(flow_samples)
+                totals.flow_samples += len(flow_samples)
             return True
 
     def tick(self, now: float) -> TickResult:
@@ -251,7 +260,7 @@ class Engine:
         """``/metrics/json``: metric name -> ms since last seen (keyless flows: 0)."""
         now = self._now(now)
         with self.lock:
-            out = {m: to_ms(now - t) for m, t in self.metrics.seen.items()}
+            out = {m: to_ms(now - t) for m, t in self.metrics.last_seen().items()}
             out.update(dict.fromkeys(self._keyless_flows(), 0))
         return out
 

@@ -279,7 +279,6 @@ class MetricTable:
 
     timeout_s: float = 60.0
     sources: dict[tuple[str, str], DataSource] = field(default_factory=dict)
-    seen: dict[str, float] = field(default_factory=dict)
     expired: int = 0
     stopped: int = 0
 
@@ -315,9 +314,6 @@ class MetricTable:
             if cls is VirtCpu and rec.state in STOPPED_STATES:
                 stopped = True
         ds.last_update = received_at
-        seen = self.seen
-        for m in out:
-            seen[m] = received_at
         if stopped:
             del self.sources[key]
             self.stopped += 1
@@ -329,6 +325,16 @@ class MetricTable:
             del self.sources[k]
         self.expired += len(old)
         return len(old)
+
+    def last_seen(self) -> dict[str, float]:
+        """Metric name -> latest update time over the live data sources."""
+        seen: dict[str, float] = {}
+        for ds in self.sources.values():
+            t = ds.last_update
+            for m in ds.values:
+                if seen.get(m, -1.0) < t:
+                    seen[m] = t
+        return seen
 
     def select(self, agents: set[str] | None) -> Iterator[DataSource]:
         """The data sources of the given agents (all when ``None``)."""
