@@ -1,0 +1,153 @@
+"""Swarm services through the docker SDK: read a service, scale it, translate the errors.
+
+Any Docker Engine API endpoint: ``unix:///var/run/docker.sock`` (the default) or
+``tcp://host:2376`` with a TLS directory holding ``cert.pem``, ``key.pem`` and ``ca.pem`` (as
+the seed's ``/tls/``). The client is made on first use, so a Docker API that is down when the
+controller starts is an outage like any other, not a failure to start.
+
+Scaling carries the version just read: ``services.get`` reads the service afresh and
+``Service.scale(n)`` (docker SDK 7) posts ``/services/{id}/update?version=<that version>`` with
+the current spec and the new count. If anyone changed the service in between, swarm refuses
+with "update out of sequence" (:class:`VersionConflict`) and nothing changes.
+
+Foreign exceptions are translated here, once: :class:`DockerUnavailable` (connection refused,
+timeouts, 5xx), :class:`VersionConflict`, :class:`ServiceError` (the rest: 4xx such as an
+unknown service, a global-mode service).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import requests
+
+__all__ = ["DEFAULT_DOCKER_URL", "Backoff", "DockerUnavailable", "ServiceError", "ServiceState",
+           "SwarmServices", "VersionConflict"]
+
+DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
+OUT_OF_SEQUENCE = "update out of sequence"
+TLS_FILES = ("cert.pem", "key.pem", "ca.pem")
+
+
+class DockerUnavailable(Exception):
+    """The Docker API could not be reached, timed out, or failed (5xx)."""
+
+
+class VersionConflict(Exception):
+    """The service changed since it was read (swarm: "update out of sequence")."""
+
+
+class ServiceError(Exception):
+    """The Docker API refused the request (unknown service, not a replicated service, ...)."""
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """A service as just read: its replica count and the version an update must name."""
+
+    name: str
+    id: str
+    replicas: int
+    version: int
+    model: Any = field(repr=False, compare=False)
+    """The docker SDK's ``Service`` it was read from (scaling goes through it)."""
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except docker.errors.APIError as e:
+        explanation = str(e.explanation or e)
+        if OUT_OF_SEQUENCE in explanation:
+            raise VersionConflict(f"{what}: {explanation}") from e
+        if e.is_server_error() or e.status_code is None:
+            raise DockerUnavailable(f"{what}: {explanation}") from e
+        raise ServiceError(f"{what}: {explanation}") from e
+    except (requests.exceptions.RequestException, docker.errors.DockerException) as e:
+        raise DockerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
+
+
+def tls_config(tls_dir: str | Path) -> docker.tls.TLSConfig:
+    """Mutual TLS from a directory with cert.pem, key.pem, ca.pem; ValueError if one is missing."""
+    d = Path(tls_dir)
+    missing = [f for f in TLS_FILES if not (d / f).is_file()]
+    if missing:
+        raise ValueError(f"tls_dir {d}: missing {', '.join(missing)} (needs {', '.join(TLS_FILES)})")
+    return docker.tls.TLSConfig(client_cert=(str(d / "cert.pem"), str(d / "key.pem")),
+                                ca_cert=str(d / "ca.pem"), verify=True)
+
+
+class SwarmServices:
+    """Reads and scales swarm services through one docker SDK client (made on first use)."""
+
+    def __init__(self, docker_url: str = DEFAULT_DOCKER_URL, tls_dir: str | Path | None = None,
+                 timeout_s: float = 5.0, api_version: str | None = None,
+                 client: docker.DockerClient | None = None) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        self.url = docker_url
+        tls = tls_config(tls_dir) if tls_dir is not None else False
+        self._connect: Callable[[], docker.DockerClient] = lambda: docker.DockerClient(
+            base_url=docker_url, tls=tls, timeout=timeout_s, version=api_version or "auto")
+        self._client = client
+
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            with _translated(f"connect {self.url}"):
+                self._client = self._connect()
+        return self._client
+
+    def read(self, name: str) -> ServiceState:
+        """The service as it is now (a fresh ``GET /services/{name}``)."""
+        client = self.client()
+        with _translated(f"read service {name}"):
+            service = client.services.get(name)
+        attrs = service.attrs
+        try:
+            replicas = int(attrs["Spec"]["Mode"]["Replicated"]["Replicas"])
+            version = int(attrs["Version"]["Index"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ServiceError(f"service {name} is not a replicated service ({e!r} missing)") from e
+        return ServiceState(name, service.id, replicas, version, service)
+
+    def scale(self, state: ServiceState, replicas: int) -> None:
+        """Set the replica count, naming the version ``state`` was read at."""
+        with _translated(f"scale service {state.name} to {replicas}"):
+            state.model.scale(replicas)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff on a controller clock: ``base_s``, doubling to ``max_s``."""
+
+    base_s: float = 2.0
+    max_s: float = 60.0
+    failures: int = 0
+    retry_at: float = -math.inf
+
+    def ready(self, now: float) -> bool:
+        return now >= self.retry_at
+
+    def failed(self, now: float) -> float:
+        """Count a failure; the delay before the next attempt."""
+        self.failures += 1
+        delay = min(self.max_s, self.base_s * 2.0 ** min(self.failures - 1, 60))
+        self.retry_at = now + delay
+        return delay
+
+    def succeeded(self) -> int:
+        """Reset; the number of consecutive failures that ended."""
+        failures, self.failures, self.retry_at = self.failures, 0, -math.inf
+        return failures
