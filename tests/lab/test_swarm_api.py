@@ -266,6 +266,18 @@ def test_a_new_image_replaces_every_task(sim: tuple[SimClock, Swarm, Recorder]) 
     ]
 
 
+def test_task_history_keeps_five_tasks_per_slot(sim: tuple[SimClock, Swarm, Recorder]) -> None:
+    clock, swarm, _ = sim
+    swarm.create_service(apache_spec())
+    for n in range(8):
+        service = swarm.service("apache")
+        swarm.update_service("apache", service.version, apache_spec(image=f"httpd:{n}"))
+        clock.advance(5.0)
+    tasks = swarm.tasks()
+    assert [t.image for t in tasks] == ["httpd:3", "httpd:4", "httpd:5", "httpd:6", "httpd:7"]
+    assert [t.state for t in tasks] == ["shutdown"] * 4 + ["running"]
+
+
 def test_removing_a_service_stops_its_containers_and_forgets_its_tasks(
     sim: tuple[SimClock, Swarm, Recorder],
 ) -> None:
@@ -349,6 +361,16 @@ def test_sdk_update_with_a_stale_version_raises_the_real_error(client: docker.Do
     assert info.value.explanation == OUT_OF_SEQUENCE
     service.reload()
     assert service.attrs["Spec"]["Mode"]["Replicated"]["Replicas"] == 2
+
+
+def test_sdk_create_with_a_taken_name_conflicts(client: docker.DockerClient) -> None:
+    with pytest.raises(docker.errors.APIError) as info:
+        client.services.create("httpd:2.4", name="apache")
+    assert info.value.status_code == 409
+    assert (
+        info.value.explanation
+        == "rpc error: code = AlreadyExists desc = service apache already exists"
+    )
 
 
 def test_sdk_unknown_service_is_not_found(client: docker.DockerClient) -> None:
