@@ -89,22 +89,27 @@ def flow_samples(rng: random.Random, hosts: int = 200) -> Any:
 
 
 def host_samples(rng: random.Random, host: int, seq: int) -> list[Any]:
-    """One polling round of an hsflowd-like host: the host sample, then its containers'."""
-    name = f"node{host}"
-    adapters = HostAdapters(tuple(HostAdapter(i, (_mac(rng),)) for i in range(1, 4)))
+    """One polling round of an hsflowd-like host: the host sample, then its containers'.
+
+    Descriptions (names, UUIDs, MACs) are the same every round for a given host, as an agent's
+    are; the counters are fresh random values.
+    """
+    ident = random.Random(host)
+    adapters = HostAdapters(tuple(HostAdapter(i, (_mac(ident),)) for i in range(1, 4)))
+    host_descr = _filled(HostDescr, ident, hostname=f"node{host}", uuid=_uuid(ident),
+                         os_release="6.1.0-13-amd64")
     out = [CountersSampleExpanded(seq, 2, 1, (
         _filled(VirtNode, rng, num_domains=CONTAINERS_PER_HOST), adapters,
         _filled(Mib2IpGroup, rng), _filled(Mib2IcmpGroup, rng), _filled(Mib2TcpGroup, rng),
         _filled(Mib2UdpGroup, rng), _filled(HostDiskIo, rng), _filled(HostMemory, rng),
-        _filled(HostCpu, rng), _filled(HostNetIo, rng),
-        _filled(HostDescr, rng, hostname=name, uuid=_uuid(rng), os_release="6.1.0-13-amd64"),
+        _filled(HostCpu, rng), _filled(HostNetIo, rng), host_descr,
     ))]
     for c in range(CONTAINERS_PER_HOST):
+        descr = _filled(HostDescr, ident, hostname=f"web.{c + 1}.{ident.getrandbits(40):010x}",
+                        uuid=_uuid(ident), os_release="6.1.0-13-amd64")
         out.append(CountersSampleExpanded(seq, 3, 100000 + host * 100 + c, (
             HostAdapters(), _filled(VirtDiskIo, rng), _filled(VirtMemory, rng),
-            _filled(VirtCpu, rng, state=1), _filled(VirtNetIo, rng), HostParent(2, 1),
-            _filled(HostDescr, rng, hostname=f"web.{c + 1}.{rng.getrandbits(40):010x}",
-                    uuid=_uuid(rng), os_release="6.1.0-13-amd64"),
+            _filled(VirtCpu, rng, state=1), _filled(VirtNetIo, rng), HostParent(2, 1), descr,
         )))
     return out
 

@@ -17,7 +17,7 @@ import socket
 import struct
 from typing import Any, NamedTuple
 
-from ._compile import decode_tlvs
+from ._compile import FIXED_LAYOUTS, REGISTRY, Raw, data_format, decode_tlvs
 from ._errors import DecodeError, TruncatedError
 from .headers import decode_header
 from .samples import DROP_REASONS, INTERNAL
@@ -27,6 +27,7 @@ OUTPUT_IFINDEX, OUTPUT_DISCARDED, OUTPUT_MULTIPLE = 0, 1, 2
 _U32 = struct.Struct(">I")
 _U32x2 = struct.Struct(">II")
 _U32x4 = struct.Struct(">4I")
+_V5_IPV4 = struct.pack(">II", 5, 1)
 _HEAD_V4 = struct.Struct(">4s4I")  # address, sub_agent_id, sequence, uptime, num_samples
 _HEAD_V6 = struct.Struct(">16s4I")
 _HEAD_NONE = struct.Struct(">0s4I")  # address type 0: no address
@@ -41,6 +42,16 @@ _SWITCH_SAMPLE_TAG = struct.pack(">II", 1, 208)  # flow_sample, 208-byte body
 _SWITCH_SAMPLE = struct.Struct(">8I2I4I128s2I4I")  # its body when the header has 128 bytes
 _ALL_ONES = 0xFFFFFFFF
 _new = tuple.__new__
+
+DESCRIPTIVE_RECORDS = frozenset(data_format(0, f) for f in (1005, 2000, 2001, 2002))
+"""Counter records that describe a data source rather than count (port_name, host_descr,
+host_adapters, host_parent): agents repeat the same bytes every poll, so the fast path
+decodes each distinct body once (a bounded memo; the decoded records are immutable)."""
+_DESCRIBED_LIMIT = 1 << 14
+_described: dict[bytes, Any] = {}
+_agent_texts: dict[bytes, str] = {}
+_COUNTER_CLASSES = REGISTRY["counter"]
+_FIXED_COUNTERS = FIXED_LAYOUTS["counter"]
 
 _OUTPUT_KEYS: dict[int, str] = {OUTPUT_DISCARDED: "discard", OUTPUT_MULTIPLE: "multiple"}
 
@@ -123,6 +134,10 @@ def decode_for_collector(data: bytes | bytearray | memoryview) -> CollectorDatag
     """Decode one datagram for the collector; raises ``DecodeError`` on framing errors."""
     buf = bytes(data)
     end = len(buf)
+    if buf.startswith(_V5_IPV4) and end >= 28:  # the usual header: version 5, IPv4 agent
+        address, sub_agent_id, sequence, uptime, count = _HEAD_V4.unpack_from(buf, 8)
+        agent = _agent_texts.get(address) or _agent_text(address)
+        return _samples(buf, 28, end, count, agent, sub_agent_id, sequence, uptime)
     if end < 4:
         raise DecodeError("datagram shorter than its version word", 0, "datagram")
     (version,) = _U32.unpack_from(buf, 0)
@@ -143,7 +158,12 @@ def decode_for_collector(data: bytes | bytearray | memoryview) -> CollectorDatag
     if end < size:
         raise TruncatedError("field runs past the end of its element", 8, "datagram")
     address, sub_agent_id, sequence, uptime, count = head.unpack_from(buf, 8)
-    off = size
+    return _samples(buf, size, end, count, to_text(address), sub_agent_id, sequence, uptime)
+
+
+def _samples(buf: bytes, off: int, end: int, count: int, agent: str, sub_agent_id: int,
+             sequence: int, uptime: int) -> CollectorDatagram:
+    """Walk the ``count`` samples from ``off``: the datagram after its header."""
     if count > (end - off) // 8:
         raise TruncatedError(f"list of {count} elements runs past the end of its element",
                              off, "datagram/samples")
@@ -206,12 +226,20 @@ def decode_for_collector(data: bytes | bytearray | memoryview) -> CollectorDatag
         else:
             bad += 1
         off = stop
-    return _new(CollectorDatagram, (to_text(address), sub_agent_id, sequence, uptime, flows,
-                                    counters, bad))
+    return _new(CollectorDatagram, (agent, sub_agent_id, sequence, uptime, flows, counters,
+                                    bad))
 
 
 def _ipv6_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, raw)
+
+
+def _agent_text(raw: bytes) -> str:
+    """An IPv4 agent address as text, remembered (a collector hears from few agents)."""
+    if len(_agent_texts) >= _DESCRIBED_LIMIT:
+        _agent_texts.clear()
+    text = _agent_texts[raw] = socket.inet_ntoa(raw)
+    return text
 
 
 def _flow_sample(buf: bytes, off: int, stop: int, tag: int) -> FlowSampleView | None:
@@ -286,7 +314,58 @@ def _counter_sample(buf: bytes, off: int, stop: int, tag: int) -> CounterSampleV
         seq, kind, index = _COUNTERS_X.unpack_from(buf, off)
         off += 12
     try:
-        records, _ = decode_tlvs(buf, off, stop, "counter", "records")
+        records = _counter_records(buf, off, stop)
     except DecodeError:
         return None
     return _new(CounterSampleView, (kind, index, seq, records))
+
+
+def _counter_records(buf: bytes, off: int, stop: int) -> tuple[Any, ...]:
+    """The record list at ``off``, as ``decode_tlvs`` gives it, which takes over on any error.
+
+    One-struct records are built inline; descriptive records are decoded once per distinct
+    bytes and remembered.
+    """
+    start = off
+    if off + 4 <= stop:
+        (count,) = _U32.unpack_from(buf, off)
+        off += 4
+        if count <= (stop - off) // 8:
+            items: list[Any] = []
+            append = items.append
+            for _ in range(count):
+                if off + 8 > stop:
+                    break
+                tag, length = _U32x2.unpack_from(buf, off)
+                body = off + 8
+                rend = body + length
+                if rend > stop:
+                    break
+                layout = _FIXED_COUNTERS.get(tag)
+                if layout is not None and length >= layout[2]:
+                    append(_new(layout[0], layout[1](buf, body)))
+                elif tag in DESCRIPTIVE_RECORDS:
+                    key = buf[off:rend]
+                    record = _described.get(key)
+                    if record is None:
+                        try:
+                            record = _COUNTER_CLASSES[tag]._sflow_decode(buf, body, rend)[0]
+                        except DecodeError:
+                            break
+                        if len(_described) >= _DESCRIBED_LIMIT:
+                            _described.clear()
+                        _described[key] = record
+                    append(record)
+                else:
+                    cls = _COUNTER_CLASSES.get(tag)
+                    if cls is None:
+                        append(Raw(tag, buf[body:rend]))
+                    else:
+                        try:
+                            append(cls._sflow_decode(buf, body, rend)[0])
+                        except DecodeError:
+                            break
+                off = rend
+            else:
+                return tuple(items)
+    return decode_tlvs(buf, start, stop, "counter", "records")[0]  # type: ignore[no-any-return]
