@@ -496,13 +496,13 @@ class Swarm:
             if version != service.version:
                 raise _rpc_error(500, "Unknown", "update out of sequence")
             spec = _normalise(spec)
-            if spec.get("Name", service.name) != service.name:
+            if (spec.get("Name") or service.name) != service.name:
                 raise _rpc_error(501, "Unimplemented", "renaming services is not supported")
             spec["Name"] = service.name
+            ports = self._ports(spec, service.ports)  # may refuse: before changing anything
             old_replicas, old_image = service.replicas, service.image
             now = self.now()
-            service.previous_spec, service.spec = service.spec, spec
-            service.ports = self._ports(spec, service.ports)
+            service.previous_spec, service.spec, service.ports = service.spec, spec, ports
             service.version, service.updated_at = self._bump(), now
             self._emit(
                 ServiceUpdated(
@@ -545,6 +545,8 @@ class Swarm:
         }
         ports = []
         for port in spec["EndpointSpec"].get("Ports") or []:
+            if not isinstance(port, dict) or not isinstance(port.get("TargetPort"), int):
+                raise _rpc_error(400, "InvalidArgument", f"EndpointSpec: bad port {port!r}")
             port = {"Protocol": "tcp", "PublishMode": "ingress", **port}
             if not port.get("PublishedPort"):
                 known = [p for p in current if p["TargetPort"] == port.get("TargetPort")]
@@ -569,7 +571,8 @@ class Swarm:
         return [t for t in self._tasks.values() if t.service_id == service_id]
 
     def _reconcile(self, service: Service) -> None:
-        """Converge the service's tasks to its spec: replace outdated ones, then scale."""
+        """Converge the service's tasks to its spec: stop the excess (highest slots first),
+        replace the tasks of an outdated template (stop first, then start), fill free slots."""
         active = {t.slot: t for t in self._tasks_of(service.id) if t.desired_state == "running"}
         for slot in sorted(active, reverse=True)[: max(0, len(active) - service.replicas)]:
             self._shutdown(active.pop(slot))

@@ -241,6 +241,22 @@ def test_bad_specs_are_refused(
     assert [s.name for s in swarm.services()] == ["apache"]
 
 
+def test_published_ports_dynamic_taken_and_refused(sim: tuple[SimClock, Swarm, Recorder]) -> None:
+    _, swarm, _ = sim
+    apache = swarm.create_service(apache_spec())
+    web = {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "nginx"}}}
+    dynamic = swarm.create_service({**web, "EndpointSpec": {"Ports": [{"TargetPort": 8080}]}})
+    assert [p["PublishedPort"] for p in dynamic.ports] == [30000]
+    taken = {**web, "EndpointSpec": {"Ports": [{"TargetPort": 80, "PublishedPort": 80}]}}
+    with pytest.raises(SwarmError, match="port '80' is already in use"):
+        swarm.update_service("web", dynamic.version, taken)
+    with pytest.raises(SwarmError, match="bad port"):
+        swarm.update_service("web", dynamic.version, {**web, "EndpointSpec": {"Ports": ["80:80"]}})
+    assert swarm.service("web").spec["EndpointSpec"]["Ports"] == [{"TargetPort": 8080}]
+    assert [p["PublishedPort"] for p in swarm.service("web").ports] == [30000]
+    assert [p["PublishedPort"] for p in apache.ports] == [80]
+
+
 def test_lookup_by_id_name_and_prefix(sim: tuple[SimClock, Swarm, Recorder]) -> None:
     _, swarm, _ = sim
     service = swarm.create_service(apache_spec())
