@@ -315,7 +315,7 @@ def _earr_fixed_one(
     out += st.pack(conv(value) if conv else value)
 
 
-def _encode_failure(cls: type, obj: Any, exc: Exception, offset: int) -> EncodeError:
+def _encode_failure(cls: type, obj: Any, exc: Exception | None, offset: int) -> EncodeError:
     """Name the field of ``obj`` that made ``cls``'s generated encoder raise ``exc``."""
     fields: tuple[WireField, ...] = cls._sflow_fields  # type: ignore[attr-defined]
     if not isinstance(obj, tuple) or len(obj) != len(fields):
@@ -417,6 +417,10 @@ def compile_structure(cls: type) -> None:
             enc.append(f"    if {first} is not None:")
             indent = "        "
         enc.append(f"{indent}out += _S{counter}.pack({', '.join(args)})")
+        if run_is_tail and len(run) > 1:  # a half-set tail would be dropped silently
+            rest = " or ".join(f"{n} is not None" for n, _ in run[1:])
+            enc.append(f"    elif {rest}:")
+            enc.append("        raise _fail(_cls, obj, None, len(out))")
         run = []
         run_is_tail = False
 

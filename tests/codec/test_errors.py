@@ -178,6 +178,7 @@ def test_ipv6_agent_header_is_read() -> None:
         (HttpRequest(status=2**31), "status"),
         (HostCpu(load_one=1e39), "load_one"),
         (HostCpu(cpu_guest=None), "cpu_guest"),
+        (HostCpu(cpu_steal=None, cpu_guest=None), "cpu_guest_nice"),  # half a tail
         (SampledHeader(header="text"), "header"),  # type: ignore[arg-type]
     ],
 )
