@@ -1,9 +1,26 @@
 """``sflowlab agents``: run simulated sFlow agents (hsflowd hosts with containers, a fabric).
 
-The lab comes from options or a file (``--lab lab.json|.toml|.yaml``; options given on the
-command line override the file). Datagrams go to UDP collectors and/or a pcap file, in real
-time or, with ``--simulated``, as fast as the CPU allows. Progress goes to stderr (redrawn in
-place on a terminal), a summary to stdout at the end.
+The lab comes from options or a file (``--lab``; options given on the command line override
+the file). Datagrams go to UDP collectors and/or a pcap file, in real time or, with
+``--simulated``, as fast as the CPU allows. Progress goes to stderr (redrawn in place on a
+terminal), a summary to stdout at the end.
+
+A lab file (.json, .toml or .yaml with the same keys), in TOML for example::
+
+    seed = 7
+    hosts = 4
+    sampling = 400
+    polling_s = 10
+    switches = 4                  # or a [fabric] table with FabricSpec's fields
+    [[services]]
+    name = "apache"
+    replicas = 6
+    clients = 4                   # closed loop like ab -c 4 (or rps = 300: open loop)
+    client_addresses = ["192.168.100.10"]
+    [[schedule]]
+    at = 300
+    service = "apache"
+    replicas = 9                  # or rps / clients
 """
 
 from __future__ import annotations
@@ -29,8 +46,10 @@ EXIT_USAGE = 2
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "agents", help="run simulated sFlow agents (hosts, containers, switches)",
-        description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--lab", metavar="FILE", help="lab description (.json, .toml, .yaml)")
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lab", metavar="FILE",
+                   help="lab description (.json, .toml, .yaml): seed, hosts, containers, "
+                        "sampling, polling_s, switches or fabric, services, schedule")
     p.add_argument("--hosts", type=int, metavar="N", help="Docker hosts running hsflowd (2)")
     p.add_argument("--containers", type=int, metavar="N",
                    help="replicas per host of the default service (2)")
