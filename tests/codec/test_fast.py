@@ -31,6 +31,7 @@ from sflowlab.codec import (
     VirtNetIo,
     decode_datagram,
     encode_datagram,
+    fast,
 )
 from sflowlab.codec.fast import (
     CollectorDatagram,
@@ -292,6 +293,23 @@ def test_counter_samples_carry_decoded_records() -> None:
     dg = one_sample(CountersSampleExpanded(9, 3, 100001, records))
     assert dg.counter_samples == [CounterSampleView(3, 100001, 9, records)]
     assert dg.flow_samples == [] and dg.bad_samples == 0
+
+
+def test_descriptive_records_are_decoded_once_and_the_memo_is_bounded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def datagram(name: str, octets: int) -> bytes:
+        return encode_datagram(Datagram(5, "192.0.2.1", 0, 1, 2, (CountersSampleExpanded(
+            1, 3, 100001, (VirtNetIo(octets), HostDescr(name, machine_type=3))),)))
+
+    first = decode_for_collector(datagram("web.1", 10)).counter_samples[0].records
+    again = decode_for_collector(datagram("web.1", 20)).counter_samples[0].records
+    assert again[0] == VirtNetIo(20) and again[1] == HostDescr("web.1", machine_type=3)
+    assert again[1] is first[1]  # remembered, not decoded again
+    monkeypatch.setattr(fast, "_DESCRIBED_LIMIT", 3)
+    for i in range(10):
+        assert decode_for_collector(datagram(f"c{i}", i)).counter_samples[0].records[1] == (
+            HostDescr(f"c{i}", machine_type=3))
+        assert len(fast._described) <= 3
 
 
 # ---------------------------------------------------------------- errors
