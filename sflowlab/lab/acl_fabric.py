@@ -9,6 +9,9 @@ named like it and answering for its sFlow agent address.
 The fabric applies rules at ingress on every port, on addresses, protocol (tcp, udp, icmp) and
 single ports, so a line it cannot honour (a specific ``--in-interface``, ``--out-interface``,
 a port range, another protocol) is refused at commit and shows in the switch's lasterror.
+Commits run where the switch's scheduler runs its timers: with a ``SimClock`` in the thread
+that advances it, between fabric ticks (deterministic); with a ``RealTimeScheduler`` in its
+worker thread, so a real-time lab must not tick the fabric concurrently.
 
 ``ErspanCapture`` writes what an analyser receives from Cumulus' ERSPAN target: the mirrored
 Ethernet frame inside an ERSPAN type II header (session id per rule, index 0) inside GRE
