@@ -74,7 +74,8 @@ def time_tshark(capture: list[bytes], samples: int) -> None:
             for i, dg in enumerate(capture):
                 writer.write(dg, i * 0.001, ("192.168.0.1", 6343), ("192.168.0.100", 6343))
         start = time.perf_counter()
-        subprocess.run([tshark, "-n", "-r", path, "-V"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([tshark, "-n", "-r", path, "-V"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
         elapsed = time.perf_counter() - start
     report("tshark -V (whole process)", elapsed, len(capture), samples)
 

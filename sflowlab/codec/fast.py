@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ._compile import FIXED_LAYOUTS, REGISTRY, Raw, data_format, decode_tlvs
@@ -147,12 +148,13 @@ def decode_for_collector(data: bytes | bytearray | memoryview) -> CollectorDatag
         raise TruncatedError("length word runs past the end of its element", 4,
                              "datagram/agent_address")
     (kind,) = _U32.unpack_from(buf, 4)
+    to_text: Callable[[bytes], str]
     if kind == 1:
         head, size, to_text = _HEAD_V4, 28, socket.inet_ntoa
     elif kind == 2:
         head, size, to_text = _HEAD_V6, 40, _ipv6_text
     elif kind == 0:
-        head, size, to_text = _HEAD_NONE, 24, bytes.decode
+        head, size, to_text = _HEAD_NONE, 24, _no_address
     else:
         raise DecodeError(f"unknown address type {kind}", 4, "datagram/agent_address")
     if end < size:
@@ -232,6 +234,10 @@ def _samples(buf: bytes, off: int, end: int, count: int, agent: str, sub_agent_i
 
 def _ipv6_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, raw)
+
+
+def _no_address(raw: bytes) -> str:
+    return ""
 
 
 def _agent_text(raw: bytes) -> str:
@@ -349,7 +355,8 @@ def _counter_records(buf: bytes, off: int, stop: int) -> tuple[Any, ...]:
                     record = _described.get(key)
                     if record is None:
                         try:
-                            record = _COUNTER_CLASSES[tag]._sflow_decode(buf, body, rend)[0]
+                            record = _COUNTER_CLASSES[tag]._sflow_decode(  # type: ignore[attr-defined]
+                                buf, body, rend)[0]
                         except DecodeError:
                             break
                         if len(_described) >= _DESCRIBED_LIMIT:
@@ -362,10 +369,10 @@ def _counter_records(buf: bytes, off: int, stop: int) -> tuple[Any, ...]:
                         append(Raw(tag, buf[body:rend]))
                     else:
                         try:
-                            append(cls._sflow_decode(buf, body, rend)[0])
+                            append(cls._sflow_decode(buf, body, rend)[0])  # type: ignore[attr-defined]
                         except DecodeError:
                             break
                 off = rend
             else:
                 return tuple(items)
-    return decode_tlvs(buf, start, stop, "counter", "records")[0]  # type: ignore[no-any-return]
+    return decode_tlvs(buf, start, stop, "counter", "records")[0]
