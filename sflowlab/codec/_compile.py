@@ -271,7 +271,7 @@ def encode_tlvs(out: bytearray, items: Any, namespace: str, name: str) -> None:
     """
     allowed = _MEMBERS[namespace]
     out += _U32.pack(len(items))
-    i = 0
+    i, item = 0, None
     try:
         for item in items:
             if type(item) not in allowed:
@@ -282,7 +282,7 @@ def encode_tlvs(out: bytearray, items: Any, namespace: str, name: str) -> None:
             _U32.pack_into(out, pos + 4, len(out) - pos - 8)
             i += 1
     except CodecError as e:
-        raise e.within(f"{name}[{i}]:{_element_name(items[i])}") from None
+        raise e.within(f"{name}[{i}]:{_element_name(item)}") from None
 
 
 def _element_name(item: Any) -> str:

@@ -28,7 +28,7 @@ REGISTERED = sorted(
 STRUCTURES = [*REGISTERED, AsPathSegment, HostAdapter, Datagram]
 IDS = [getattr(c, "sflow_name", c.__name__) for c in STRUCTURES]
 
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WHOLE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
