@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import re
+import select
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -72,7 +73,7 @@ class Response:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    stream: Iterable[bytes] | None = None  # sent chunked, one chunk per item, when set
+    stream: Iterable[bytes] | None = None  # sent chunked, one chunk per non-empty item, when set
 
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -178,18 +179,31 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     def _send_chunks(self, stream: Iterable[bytes]) -> None:
+        """Send each chunk; an empty one is a heartbeat: the stream ends if the client left."""
         iterator: Iterator[bytes] = iter(stream)
         try:
             for chunk in iterator:
                 if chunk:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                     self.wfile.flush()
+                elif self._client_left():
+                    return
             self.wfile.write(b"0\r\n\r\n")
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
         self.close_connection = True
+
+    def _client_left(self) -> bool:
+        """Whether the client closed its end (readable with nothing to read)."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
+        except OSError:
+            return True
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _serve
 

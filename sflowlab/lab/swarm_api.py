@@ -414,6 +414,7 @@ class SwarmApi(ServedApi):
                     except queue.Empty:
                         if now() >= until:
                             return
+                        yield b""  # a heartbeat: ends the stream if the client has left
                         continue
                     if event.at > until:
                         return

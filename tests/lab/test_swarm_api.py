@@ -464,6 +464,17 @@ def test_events_stream_follows_the_swarm_and_ends_when_the_server_stops(
     assert not reader.is_alive()
 
 
+def test_an_events_stream_ends_when_its_client_leaves(live: tuple[Swarm, SwarmApi]) -> None:
+    swarm, api = live
+    observers = len(swarm._observers)
+    response = requests.get(
+        f"{api.url}/events", params={"filters": '{"type": ["node"]}'}, stream=True, timeout=5
+    )
+    wait_for(lambda: len(swarm._observers) == observers + 1)
+    response.close()
+    wait_for(lambda: len(swarm._observers) == observers)
+
+
 def test_events_since_replays_and_until_ends_the_stream() -> None:
     clock = SimClock(start=100.0)
     swarm = Swarm(clock, random.Random(1), NODES, start_delay_s=1.0, stop_delay_s=1.0)
