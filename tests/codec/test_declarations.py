@@ -19,6 +19,7 @@ from sflowlab.codec import (
     Datagram,
     DiscardedPacket,
     EthernetCounters,
+    Exporter,
     ExtendedEntities,
     ExtendedGateway,
     ExtendedProxySocketIpv4,
@@ -241,3 +242,21 @@ def test_string_maxima_match_the_spec() -> None:
         ("HostDescr", "hostname"): 64, ("HostDescr", "os_release"): 32,
         ("AppOperations", "application"): 32,
     }
+
+
+@pytest.mark.parametrize("agent", ["10.0.0.1", "2001:db8::1"])
+def test_exporter_packs_six_switch_flow_samples_or_seven_port_counters_per_datagram(
+    agent: str,
+) -> None:
+    flow = FlowSample(1, 3, 400, 400, 0, 3, 4,
+                      (SampledHeader(1, 1518, 4, bytes(128)), ExtendedSwitch()))
+    counters = CountersSample(1, 5, (IfCounters(5), EthernetCounters()))
+    header = 28 if ":" not in agent else 40
+    for sample, per_datagram, size in ((flow, 6, 216), (counters, 7, 176)):
+        sent: list[bytes] = []
+        exporter = Exporter(agent, sent.append)
+        exporter.add_all([sample] * (per_datagram + 1), uptime_ms=1000)
+        exporter.flush(uptime_ms=2000)
+        assert [len(d) for d in sent] == [header + per_datagram * size, header + size]
+        assert [struct.unpack_from(">I", d, header - 4)[0] for d in sent] == [per_datagram, 1]
+        assert [struct.unpack_from(">II", d, header - 12) for d in sent] == [(1, 1000), (2, 2000)]
