@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sflowlab.agent_sim.packets import ICMP, ICMPV6, TCP, UDP, Packet
-from sflowlab.codec import headers
+from sflowlab.codec import Datagram, FlowSample, SampledHeader, encode_datagram, headers
 from sflowlab.codec.headers import decode_header
+from sflowlab.codec.pcap import PcapWriter
 
 MAC_A, MAC_B = "00:0c:29:a1:b2:c3", "ff:ff:ff:ff:ff:ff"
 VOCABULARY = {
@@ -238,6 +242,63 @@ def test_fast_layout_matches_the_general_walk(protocol: int, data: bytes) -> Non
     general: dict = {}
     headers._ethernet(data, general)
     assert decode_header(protocol, data) == general
+
+
+TSHARK_FIELDS = {  # tshark field -> our key and how tshark's text reads as our value
+    "eth.src": ("macsource", lambda t: t.replace(":", "").upper()),
+    "eth.dst": ("macdestination", lambda t: t.replace(":", "").upper()),
+    "vlan.id": ("vlan", int),
+    "vlan.priority": ("priority", int),
+    "ieee8021ad.id": ("vlan", int),  # an 802.1ad outer tag: read after vlan.id, so it wins
+    "ieee8021ad.priority": ("priority", int),
+    "ip.src": ("ipsource", str), "ip.dst": ("ipdestination", str),
+    "ip.proto": ("ipprotocol", int), "ip.ttl": ("ipttl", int), "ip.len": ("ipbytes", int),
+    "ip.dsfield.dscp": ("ipdscp", int), "ip.dsfield.ecn": ("ipecn", int),
+    "ipv6.src": ("ip6source", str), "ipv6.dst": ("ip6destination", str),
+    "ipv6.tclass.dscp": ("ip6dscp", int),
+    "tcp.srcport": ("tcpsourceport", int), "tcp.dstport": ("tcpdestinationport", int),
+    "tcp.flags": ("tcpflags", lambda t: format(int(t, 16), "09b")),
+    "udp.srcport": ("udpsourceport", int), "udp.dstport": ("udpdestinationport", int),
+    "icmp.type": ("icmptype", int), "icmp.code": ("icmpcode", int),
+    "icmpv6.type": ("icmp6type", int), "icmpv6.code": ("icmp6code", int),
+}
+
+
+@pytest.mark.tshark
+def test_keys_agree_with_tshark(tmp_path: Path) -> None:
+    """Wireshark's dissection of the same sampled headers gives the same values."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    cases = [h for h in SAMPLE_HEADERS if h[0] == 1] + [
+        (1, tcp4(tos=0xB9, tcp_flags=0x29, vlan=300).header(128)),
+        (1, ipv6_packet(TCP, tos=0x2E, vlan=10, tcp_flags=0x11).header(128)),
+    ]
+    path = tmp_path / "headers.pcap"
+    with PcapWriter(path) as writer:
+        for i, (protocol, data) in enumerate(cases):
+            sample = FlowSample(i, 1, 1, 1, 0, 1, 2, (SampledHeader(protocol, 1000, 4, data),))
+            writer.write(encode_datagram(Datagram(5, "192.0.2.1", 0, i, 0, (sample,))), i)
+    names = list(TSHARK_FIELDS)
+    out = subprocess.run(
+        ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "occurrence=a",
+         "-E", "separator=|", *(x for n in names for x in ("-e", n))],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout.splitlines()
+    assert len(out) == len(cases)
+    outer = {"eth.src", "eth.dst", "ip.src", "ip.dst", "ip.proto", "ip.ttl", "ip.len",
+             "ip.dsfield.dscp", "ip.dsfield.ecn", "udp.srcport", "udp.dstport"}
+    for (protocol, data), line in zip(cases, out, strict=True):
+        keys = decode_header(protocol, data)
+        seen = {}
+        for name, text in zip(names, line.split("|"), strict=True):
+            values = text.split(",") if text else []
+            if name in outer:
+                values = values[1:]  # the first is the UDP packet carrying the sFlow
+            if values:
+                key, convert = TSHARK_FIELDS[name]
+                seen[key] = convert(values[0])
+        assert seen == {k: v for k, v in keys.items() if k in seen}, (data.hex(), seen)
+        assert set(seen) >= set(keys) - {"ethernetprotocol", "iptos", "ip6nexthdr", "stack"}
 
 
 @settings(max_examples=300, deadline=None)
