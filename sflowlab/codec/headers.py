@@ -2,11 +2,15 @@
 
 ``decode_header(header_protocol, data)`` reads the bytes of a ``sampled_header`` record
 (protocol 1 Ethernet, 11 raw IPv4, 12 raw IPv6) into a dict keyed with sFlow-RT's flow key
-names. Values follow sFlow-RT's formats (checked against its apps and blog examples):
+names. Values follow sFlow-RT's formats. The MAC text, the decimal ``ethernetprotocol``, the
+binary ``tcpflags`` and the names ``icmp6type``/``ip6dscp`` are confirmed by filters and key
+lists in sFlow-RT's own apps (``macdestination=FFFFFFFFFFFF``, ``tcpflags~.......1.``); the
+binary ``iptos`` follows ``tcpflags`` and is not confirmed.
 
 ==================================  ==========================================================
 ``macsource``, ``macdestination``   12 uppercase hex digits, no separators (``FFFFFFFFFFFF``)
-``ethernetprotocol``                int, the EtherType after any VLAN tags (``2048``)
+``ethernetprotocol``                int, the EtherType after any VLAN tags (``2048``); absent
+                                    for 802.3 frames, whose type field is a length
 ``vlan``, ``priority``              int, VID and PCP of the outermost 802.1Q/802.1ad tag
 ``ipsource``, ``ipdestination``     dotted quad
 ``ipprotocol``, ``ipttl``           int
@@ -57,7 +61,7 @@ _ETH_IP4_L4 = struct.Struct(">6s6sHBBH2xHBB2x4s4sHH8xBB")
 _ETH_IP4_L4_SIZE = _ETH_IP4_L4.size  # 48
 
 
-_CACHE_LIMIT = 1 << 16
+_CACHE_LIMIT = 1 << 14
 _mac_texts: dict[bytes, str] = {}
 _ip4_texts: dict[bytes, str] = {}
 
@@ -148,6 +152,9 @@ def _ethernet(data: bytes, keys: dict[str, int | str]) -> None:
             keys["vlan"] = tci & 0xFFF
             keys["priority"] = tci >> 13
         off += 4
+    if etype < 0x0600:  # an 802.3 length field (LLC/SNAP follows): no EtherType to report
+        keys["stack"] = ".".join(stack)
+        return
     keys["ethernetprotocol"] = etype
     off += 2
     if off < n:

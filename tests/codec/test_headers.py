@@ -197,6 +197,10 @@ def test_arp_and_unknown_protocols() -> None:
         "macdestination": "FFFFFFFFFFFF", "macsource": "000C29A1B2C3",
         "ethernetprotocol": 2054, "stack": "eth.arp",
     }
+    llc = bytes.fromhex("0180c2000000000c29a1b2c30026424203") + bytes(20)  # 802.3 + LLC (STP)
+    assert decode_header(1, llc) == {
+        "macdestination": "0180C2000000", "macsource": "000C29A1B2C3", "stack": "eth",
+    }
     assert decode_header(13, tcp4().header(128)) == {}
     assert decode_header(1, b"") == {}
 
