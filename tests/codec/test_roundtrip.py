@@ -28,8 +28,8 @@ REGISTERED = sorted(
 STRUCTURES = [*REGISTERED, AsPathSegment, HostAdapter, Datagram]
 IDS = [getattr(c, "sflow_name", c.__name__) for c in STRUCTURES]
 
-FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-WHOLE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+WHOLE = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def encode(obj: Any) -> bytes:
@@ -71,6 +71,24 @@ def test_random_bytes_decode_or_raise_decode_error(cls: type, raw: bytes) -> Non
     except DecodeError as e:
         assert e.offset <= len(raw)
         assert e.path
+
+
+@pytest.mark.parametrize("cls", STRUCTURES, ids=IDS)
+@FAST
+@given(data=st.data())
+def test_decoders_read_nothing_past_the_end_they_are_given(cls: type,
+                                                           data: st.DataObject) -> None:
+    raw = data.draw(wire(cls))
+    cut = data.draw(st.integers(0, len(raw)))
+    beyond = data.draw(st.binary(min_size=1, max_size=64))
+
+    def outcome(buf: bytes) -> Any:
+        try:
+            return cls._sflow_decode(buf, 0, cut)  # type: ignore[attr-defined]
+        except DecodeError as e:
+            return (e.message, e.offset, e.path)
+
+    assert outcome(raw[:cut] + beyond) == outcome(raw[:cut])
 
 
 @WHOLE
