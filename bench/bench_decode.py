@@ -104,6 +104,12 @@ def main() -> None:
            len(capture), samples)
     report("collector path + keys()", best_rate(collector_path, capture, args.seconds),
            len(capture), samples)
+    flow_only = [dg for dg, d in zip(capture, decoded, strict=True) if d.flow_samples]
+    counter_only = [dg for dg, d in zip(capture, decoded, strict=True) if d.counter_samples]
+    report("  of which flow datagrams", best_rate(collector_path, flow_only, args.seconds),
+           len(flow_only), flows)
+    report("  of which counter datagrams", best_rate(collector_path, counter_only, args.seconds),
+           len(counter_only), counters)
     if args.tshark:
         time_tshark(capture, samples)
     if args.profile:
