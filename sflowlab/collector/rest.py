@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -111,26 +111,58 @@ class Api:
             exposition(self.engine, q.params["agents"], q.params["metrics"]).encode()))
         r("/flowkeys/json", GET=lambda q: self.engine.flow_keys())
         r("/flow/json", GET=lambda q: self.engine.flow_specs())
-        r("/flow/{name}/json", GET=self._get_flow, PUT=self._put_flow, DELETE=self._delete_flow)
+        self._resource("/flow/{name}/json", "flow", self.engine.flow_specs, self.engine.remove_flow,
+                       lambda n, obj: self.engine.set_flow(n, FlowSpec.from_json(_object(obj))))
         r("/activeflows/{agents}/{name}/json", GET=self._active_flows)
         r("/flowvalue/{agent}/{name}/json", GET=self._flow_value)
         r("/flows/json", GET=self._logged_flows)
         r("/groups/json", GET=lambda q: self.engine.group_specs(), PUT=self._put_groups)
-        r("/group/{name}/json", GET=self._get_group, PUT=self._put_group,
-          DELETE=self._delete_group)
+        self._resource("/group/{name}/json", "group", self.engine.group_specs,
+                       self.engine.remove_group, lambda n, obj: self.engine.set_group(n, _cidrs(obj)))
         r("/threshold/json", GET=lambda q: self.engine.threshold_specs())
-        r("/threshold/{name}/json", GET=self._get_threshold, PUT=self._put_threshold,
-          DELETE=self._delete_threshold)
+        self._resource("/threshold/{name}/json", "threshold", self.engine.threshold_specs,
+                       self.engine.remove_threshold,
+                       lambda n, obj: self.engine.set_threshold(n, ThresholdSpec.from_json(_object(obj))))
         r("/events/json", GET=self._events)
-        r("/forwarding/json", GET=lambda q: {
-            n: d.to_json() for n, d in self.forwarder.destinations.items()})
-        r("/forwarding/{name}/json", GET=self._get_forwarding, PUT=self._put_forwarding,
-          DELETE=self._delete_forwarding)
+        r("/forwarding/json", GET=lambda q: self._forwarding())
+        self._resource("/forwarding/{name}/json", "forwarding", self._forwarding,
+                       self.forwarder.delete,
+                       lambda n, obj: self.forwarder.set(n, Destination.from_json(obj)),
+                       guarded=False)
 
     def _route(self, template: str, **methods: Handler) -> None:
         pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.escape(template).replace(r"\{", "{")
                          .replace(r"\}", "}"))
         self.routes.append((re.compile(pattern + "$"), methods))
+
+    def _resource(self, template: str, kind: str, specs: Callable[[], Mapping[str, Any]],
+                  remove: Callable[[str], bool], put: Callable[[str, Any], None],
+                  guarded: bool = True) -> None:
+        """GET/PUT/DELETE of one named definition; PUT answers with what was stored."""
+
+        def get(q: Request) -> Any:
+            value = specs().get(q.params["name"])
+            if value is None:
+                raise HttpError(404, f"no {kind} named {q.params['name']!r}")
+            return value
+
+        def store(q: Request) -> Any:
+            if guarded:
+                self._writable()
+            put(q.params["name"], q.json())
+            return get(q)
+
+        def delete(q: Request) -> Any:
+            if guarded:
+                self._writable()
+            if not remove(q.params["name"]):
+                raise HttpError(404, f"no {kind} named {q.params['name']!r}")
+            return {}
+
+        self._route(template, GET=get, PUT=store, DELETE=delete)
+
+    def _forwarding(self) -> dict[str, Any]:
+        return {n: d.to_json() for n, d in self.forwarder.destinations.items()}
 
     # ---------------------------------------------------------------- dispatch
 
@@ -180,26 +212,6 @@ class Api:
 
     # ---------------------------------------------------------------- flows
 
-    def _get_flow(self, q: Request) -> Any:
-        spec = self.engine.flow_specs().get(q.params["name"])
-        if spec is None:
-            raise HttpError(404, f"no flow named {q.params['name']!r}")
-        return spec
-
-    def _put_flow(self, q: Request) -> Any:
-        self._writable()
-        obj = q.json()
-        if not isinstance(obj, dict):
-            raise HttpError(400, "a flow definition is a JSON object")
-        self.engine.set_flow(q.params["name"], FlowSpec.from_json(obj))
-        return self._get_flow(q)
-
-    def _delete_flow(self, q: Request) -> Any:
-        self._writable()
-        if not self.engine.remove_flow(q.params["name"]):
-            raise HttpError(404, f"no flow named {q.params['name']!r}")
-        return {}
-
     def _active_flows(self, q: Request) -> Any:
         return self.engine.active_flows(
             q.params["agents"], q.params["name"], max_flows=q.arg("maxFlows", int, 100),
@@ -230,47 +242,7 @@ class Api:
         self.engine.set_groups({str(k): [str(c) for c in v] for k, v in obj.items()})
         return self.engine.group_specs()
 
-    def _get_group(self, q: Request) -> Any:
-        cidrs = self.engine.group_specs().get(q.params["name"])
-        if cidrs is None:
-            raise HttpError(404, f"no group named {q.params['name']!r}")
-        return cidrs
-
-    def _put_group(self, q: Request) -> Any:
-        self._writable()
-        obj = q.json()
-        if not isinstance(obj, list) or not all(isinstance(c, str) for c in obj):
-            raise HttpError(400, 'a group is a JSON list of CIDR strings: ["10.0.0.0/8", ...]')
-        self.engine.set_group(q.params["name"], obj)
-        return self._get_group(q)
-
-    def _delete_group(self, q: Request) -> Any:
-        self._writable()
-        if not self.engine.remove_group(q.params["name"]):
-            raise HttpError(404, f"no group named {q.params['name']!r}")
-        return {}
-
-    # ---------------------------------------------------------------- thresholds and events
-
-    def _get_threshold(self, q: Request) -> Any:
-        spec = self.engine.threshold_specs().get(q.params["name"])
-        if spec is None:
-            raise HttpError(404, f"no threshold named {q.params['name']!r}")
-        return spec
-
-    def _put_threshold(self, q: Request) -> Any:
-        self._writable()
-        obj = q.json()
-        if not isinstance(obj, dict):
-            raise HttpError(400, "a threshold definition is a JSON object")
-        self.engine.set_threshold(q.params["name"], ThresholdSpec.from_json(obj))
-        return self._get_threshold(q)
-
-    def _delete_threshold(self, q: Request) -> Any:
-        self._writable()
-        if not self.engine.remove_threshold(q.params["name"]):
-            raise HttpError(404, f"no threshold named {q.params['name']!r}")
-        return {}
+    # ---------------------------------------------------------------- events
 
     def _events(self, q: Request) -> Any:
         after = q.arg("eventID", int, -1)
@@ -281,22 +253,16 @@ class Api:
                                           q.arg("maxEvents", int, 100), after)
         return [e.to_json() for e in events]
 
-    # ---------------------------------------------------------------- forwarding
+def _object(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise HttpError(400, "a definition is a JSON object")
+    return obj
 
-    def _get_forwarding(self, q: Request) -> Any:
-        dest = self.forwarder.get(q.params["name"])
-        if dest is None:
-            raise HttpError(404, f"no forwarding named {q.params['name']!r}")
-        return dest.to_json()
 
-    def _put_forwarding(self, q: Request) -> Any:
-        self.forwarder.set(q.params["name"], Destination.from_json(q.json()))
-        return self._get_forwarding(q)
-
-    def _delete_forwarding(self, q: Request) -> Any:
-        if not self.forwarder.delete(q.params["name"]):
-            raise HttpError(404, f"no forwarding named {q.params['name']!r}")
-        return {}
+def _cidrs(obj: Any) -> list[str]:
+    if not isinstance(obj, list) or not all(isinstance(c, str) for c in obj):
+        raise HttpError(400, 'a group is a JSON list of CIDR strings: ["10.0.0.0/8", ...]')
+    return obj
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -128,7 +128,8 @@ def test_interface_rate_exact_over_udp(collector: Collector) -> None:
         datagram(agent, 2, 110_000, [counters(2, 0, 3, IfCounters(3, if_speed=10**8,
                                                                    if_in_octets=5_000 + 6_250_000,
                                                                    if_out_octets=1_000))]))
-    dump = wait_for(lambda: collector.get(f"/dump/{agent}/ifinoctets,ifinutilization/json"),
+    query = f"/dump/{agent}/ifinoctets,ifinutilization/json"
+    dump = wait_for(lambda: len(collector.get(query)) == 2 and collector.get(query),
                     what="interface metrics")
     assert [(d["metricName"], d["metricValue"]) for d in dump] == [
         ("ifinoctets", 625_000.0), ("ifinutilization", 5.0)]
@@ -188,8 +189,10 @@ def test_top_flows_scaled_and_deduplicated_across_agents(collector: Collector) -
         collector.udp(*(datagram(agent, s, s * 10, [flow(s, port, pkt, rate=1000)])
                         for s in range(1, 6)))
     agents = "10.10.0.4;10.10.0.5"
-    top_sum = wait_for(lambda: collector.get(f"/activeflows/{agents}/{name}/json?aggMode=sum"),
-                       what="active flows")
+    for agent in agents.split(";"):
+        wait_for(lambda a=agent: collector.agent(a).get("sFlowFlowSamples") == 5,
+                 what="every flow sample")
+    top_sum = collector.get(f"/activeflows/{agents}/{name}/json?aggMode=sum")
     top_max = collector.get(f"/activeflows/{agents}/{name}/json?aggMode=max")
     assert [f["key"] for f in top_max] == ["10.66.0.1,10.66.0.2"]
     assert len(top_max) == 1
