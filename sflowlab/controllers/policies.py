@@ -14,8 +14,8 @@ bytes < bytes_min; otherwise no change.
    container): ratio = value / target; within ``tolerance`` of 1 it proposes no change, else
    ``ceil(replicas * ratio)``; the largest proposal wins (as the HPA does with several metrics);
 2. clamp to [replicas_min, replicas_max] and remember the recommendation;
-3. scale-down stabilisation: never go below the largest recommendation of the last
-   ``stabilization_s`` seconds (Kubernetes defaults to 300 s; the lab to 30 s);
+3. scale-down stabilisation: never go below the largest recommendation made less than
+   ``stabilization_s`` seconds ago (Kubernetes defaults to 300 s; the lab to 30 s);
 4. at most ``max_step_up`` more or ``max_step_down`` fewer replicas per evaluation, then clamp
    again, so the bounds always hold.
 """
@@ -209,9 +209,9 @@ class HpaPolicy:
         desired, why = max(proposals, key=lambda x: x[0])
         desired = min(max(desired, p.replicas_min), p.replicas_max)
         history = self._history
-        history.append((now, desired))
-        while history and history[0][0] < now - p.stabilization_s:
+        while history and history[0][0] <= now - p.stabilization_s:
             history.popleft()
+        history.append((now, desired))
         target = desired
         if desired < r:
             target = min(r, max(d for _, d in history))
