@@ -154,12 +154,11 @@ class FabricAclTarget:
             packet_rule(rule, self._mirror(switch, f"{rule_id}/{n}", rule))
             for n, rule in enumerate(rules)
         ]
-        self.withdraw(switch, rule_id)
-        ids = []
+        self.withdraw(switch, rule_id)  # only once every line converted: a refusal changes nothing
+        ids = self._installed[(switch, rule_id)] = []
         for n, rule in enumerate(converted):
             self.fabric.install_rule(switch, f"{rule_id}/{n}", rule)
             ids.append(f"{rule_id}/{n}")
-        self._installed[(switch, rule_id)] = ids
 
     def withdraw(self, switch: str, rule_id: str) -> None:
         for sub_id in self._installed.pop((switch, rule_id), []):

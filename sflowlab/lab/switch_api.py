@@ -102,6 +102,7 @@ class AclSwitch:
             if acl in self._acls and self._acls[acl].lines == lines:
                 return  # unchanged: acl_server does not recommit
             self._acls[acl] = _Acl(list(lines), rules)
+            self._failed.discard(acl)
             self._request_commit()
 
     def get(self, acl: str) -> list[str] | None:
@@ -133,7 +134,8 @@ class AclSwitch:
             return "applied" if self._installed.get(acl) == self._acls[acl].rules else "pending"
 
     def installed(self) -> dict[str, list[ParsedRule]]:
-        """What the switch is enforcing now, by ACL name."""
+        """What the switch is enforcing now, by ACL name (a refused new version leaves the
+        previous one in force)."""
         with self._lock:
             return {name: list(rules) for name, rules in self._installed.items()}
 
@@ -162,8 +164,7 @@ class AclSwitch:
                 except Exception as exc:
                     errors.append(f"{name}: {exc}")
                     _log.warning("switch %s: applying ACL %s failed: %s", self.name, name, exc)
-                    self._failed.add(name)
-                    self._installed.pop(name, None)
+                    self._failed.add(name)  # like cl-acltool, the previous version stays
                 else:
                     self._failed.discard(name)
                     self._installed[name] = acl.rules

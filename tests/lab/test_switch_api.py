@@ -36,6 +36,8 @@ class Recorder:
     def apply(self, switch: str, rule_id: str, rules: list[ParsedRule]) -> None:
         if rule_id in self.refuse:
             raise ValueError(f"cannot install {rule_id}")
+        if any(rule.dport == PortRange(666, 666) for rule in rules):
+            raise ValueError("port 666 is cursed")
         self.calls.append(("apply", switch, rule_id, [r.line for r in rules]))
 
     def withdraw(self, switch: str, rule_id: str) -> None:
@@ -181,6 +183,30 @@ def test_a_target_that_refuses_leaves_a_last_error(
     sw.delete("refused")
     clock.advance_to(2.0)
     assert sw.last_error is None and target.calls == [("apply", "leaf1", "fine", [DROP])]
+
+
+def test_a_refused_new_version_leaves_the_old_one_in_force(
+    switch: tuple[SimClock, AclSwitch, Recorder],
+) -> None:
+    clock, sw, target = switch
+    cursed = "-A FORWARD -p tcp --dport 666 -j DROP"
+    sw.put("acl1", [DROP])
+    clock.advance_to(1.0)
+    sw.put("acl1", [cursed])
+    clock.advance_to(2.0)
+    assert sw.state("acl1") == "failed" and [r.line for r in sw.installed()["acl1"]] == [DROP]
+    assert sw.last_error == {"returncode": 1, "lines": ["acl1: port 666 is cursed"]}
+    sw.put("acl1", [DROP, DROP])
+    assert sw.state("acl1") == "pending"
+    clock.advance_to(3.0)
+    assert sw.state("acl1") == "applied" and sw.last_error is None
+    sw.delete("acl1")
+    clock.advance_to(4.0)
+    assert target.calls == [
+        ("apply", "leaf1", "acl1", [DROP]),
+        ("apply", "leaf1", "acl1", [DROP, DROP]),
+        ("withdraw", "leaf1", "acl1"),
+    ]
 
 
 def test_a_refused_line_changes_nothing(switch: tuple[SimClock, AclSwitch, Recorder]) -> None:
@@ -384,8 +410,13 @@ def test_an_ip6tables_acl_drops_ipv6_and_a_new_version_replaces_the_old_rules(
 def test_a_rule_the_fabric_cannot_honour_shows_in_last_error(fabric_lab: Any) -> None:
     clock, fabric, api, _, _ = fabric_lab
     url = api.acl_urls()[fabric.switches["leaf1"].address]
+    requests.put(url + "/acl/r1", json=["-A FORWARD -p tcp --dport 1000 -j DROP"], timeout=5)
+    clock.advance(1.0)
+    assert list(fabric.switches["leaf1"].rules) == ["r1/0"]
     requests.put(url + "/acl/r1", json=["-A FORWARD -p tcp --dport 1000:2000 -j DROP"], timeout=5)
     clock.advance(1.0)
+    assert fabric.switches["leaf1"].rules["r1/0"].dst_port == 1000  # the old version stays
+    assert requests.get(url + "/acl/r1", timeout=5).headers["X-Acl-State"] == "failed"
     error = requests.get(url + "/acl/lasterror", timeout=5).json()
     assert error == {
         "returncode": 1,
