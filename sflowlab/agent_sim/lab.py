@@ -174,6 +174,27 @@ class Lab:
             svc.add_replica(c.id)
             self.placement[c.id] = host.spec.name
 
+    def start_replica(self, service: str, name: str, host: str, now: float,
+                      container_id: str | None = None) -> str:
+        """Start a replica an orchestrator placed: ``name`` on ``host`` (a swarm task's
+        container); returns the container id."""
+        svc, h = self.services[service], self.hosts[host]
+        c = h.start_container(name, now, svc, container_id)
+        svc.add_replica(c.id)
+        self.placement[c.id] = host
+        heapq.heappush(self._load, (len(h.containers), self._order[host], host))
+        return c.id
+
+    def stop_replica(self, container_id: str, now: float, state: str = "exited") -> None:
+        """Stop a replica started by ``start_replica`` (its final sample carries ``state``)."""
+        host = self.hosts[self.placement[container_id]]
+        service = host.containers[container_id].service
+        if service is not None:
+            service.remove_replica(container_id)
+        host.stop_container(container_id, now, state)
+        heapq.heappush(self._load, (len(host.containers), self._order[host.spec.name],
+                                    host.spec.name))
+
     def _emptiest_host(self) -> HostAgent:
         """The host with the fewest running containers (the first such), via a lazy heap."""
         while True:
