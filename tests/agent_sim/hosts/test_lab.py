@@ -158,3 +158,22 @@ def test_lab_files_in_yaml(tmp_path: Path) -> None:
     spec = load_lab_spec(tmp_path / "lab.yaml", seed=9)
     assert (spec.hosts, spec.switches, spec.seed) == (3, 4, 9)
     assert spec.services[0].name == "shop" and spec.services[0].rps == 250
+
+
+def test_an_orchestrator_places_and_stops_replicas(sim: Helpers) -> None:
+    sink = MemorySink()
+    lab = Lab(LabSpec(hosts=2, services=[ServiceSpec(name="web", replicas=0, rps=40.0)]), sink,
+              0.0)
+    cid = lab.start_replica("web", "web.1.abcdefghijklmnopqrstuvwxy", "host2", 0.0)
+    assert lab.placement[cid] == "host2" and lab.services["web"].replicas == [cid]
+    for t in range(1, 11):
+        lab.tick(float(t))
+    lab.stop_replica(cid, 10.0, "exited")
+    lab.tick(11.0)
+    served = lab.services["web"].served[cid].requests
+    assert served == 400 and lab.services["web"].replicas == []
+    final = [s for _, s in sim.samples(sim.decoded(sink), COUNTER_SAMPLES)
+             if s.source_id_type == 3][-1]
+    assert next(r for r in final.records if isinstance(r, VirtCpu)).state == 4
+    lab.scale("web", 1, 11.0)  # the emptiest host now is host1
+    assert lab.placement[lab.services["web"].replicas[0]] == "host1"
