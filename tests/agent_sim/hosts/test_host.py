@@ -218,3 +218,18 @@ def test_bridge_interface_counters_count_whole_exchanges(sim: Helpers) -> None:
         assert (counters.if_in_octets, counters.if_in_ucast_pkts) == (
             requests * ex.bytes_out, requests * ex.pkts_out)
     assert 0 < requests <= sum(s.requests for s in run.service.served.values())
+
+
+def test_u32_fields_wrap_and_u64_fields_do_not(sim: Helpers) -> None:
+    run = sim.host_run(replicas=1, rps=10.0, polling_s=5.0)
+    c = next(iter(run.host.containers.values()))
+    c.counters.pkts_in = c.counters.pkts_out = (1 << 32) - 3
+    c.counters.bytes_in = (1 << 40)
+    c.counters.cpu_ns = ((1 << 32) - 1) * 1_000_000
+    run.advance(FIRST_STATS_DELAY_S)
+    (first,) = containers(sim, run)
+    net, cpu = record(first, VirtNetIo), record(first, VirtCpu)
+    ex, n = run.service.exchange, 30  # requests served in the first 3 s at 10/s
+    assert net.pkts_in == n * ex.pkts_in - 3  # type: ignore[attr-defined]
+    assert net.bytes_in == (1 << 40) + n * ex.bytes_in  # type: ignore[attr-defined]
+    assert cpu.cpu_time_ms == n * run.service.spec.cpu_us_per_request // 1000 - 1  # type: ignore[attr-defined]
