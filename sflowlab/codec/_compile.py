@@ -120,14 +120,8 @@ def _dbytes(buf: bytes, off: int, end: int, name: str) -> tuple[bytes, int]:
 
 
 def _dstr(buf: bytes, off: int, end: int, name: str) -> tuple[str, int]:
-    if off + 4 > end:
-        raise _truncated(off, name, "length word")
-    (n,) = _U32.unpack_from(buf, off)
-    off += 4
-    padded = off + ((n + 3) & ~3)
-    if padded > end:
-        raise _truncated(off, name, f"{n}-byte value")
-    return buf[off : off + n].decode("utf-8", "surrogateescape"), padded
+    raw, off = _dbytes(buf, off, end, name)
+    return raw.decode("utf-8", "surrogateescape"), off
 
 
 def _daddr(buf: bytes, off: int, end: int, name: str) -> tuple[str, int]:
@@ -178,10 +172,19 @@ def _darr_struct(
     return tuple(items), off
 
 
+MEMO_LIMIT = 1 << 14
+"""Bodies each ``decode_tlvs`` memo remembers before it starts again."""
+
+
 def decode_tlvs(
-    buf: bytes, off: int, end: int, namespace: str, name: str
+    buf: bytes, off: int, end: int, namespace: str, name: str,
+    memo: dict[int, dict[bytes, Any]] | None = None,
 ) -> tuple[tuple[Any, ...], int]:
-    """Decode a counted TLV list; a body that fails becomes ``Raw`` with its error."""
+    """Decode a counted TLV list; a body that fails becomes ``Raw`` with its error.
+
+    ``memo`` maps tags whose bodies repeat (records that describe a data source) to a dict
+    that remembers each decoded body, so the same bytes are decoded once.
+    """
     table: dict[int, Any] = REGISTRY[namespace]
     fixed = FIXED_LAYOUTS[namespace]
     n, off = _dcount(buf, off, end, name)
@@ -208,13 +211,28 @@ def decode_tlvs(
         cls = table.get(tag)
         if cls is None:
             append(Raw(tag, buf[off:stop]))
+            off = stop
+            continue
+        seen = memo.get(tag) if memo else None
+        if seen is not None:
+            body = buf[off:stop]
+            item = seen.get(body)
+            if item is not None:
+                append(item)
+                off = stop
+                continue
+        try:
+            item = cls._sflow_decode(buf, off, stop)[0]
+        except DecodeError as e:
+            e.within(f"{name}[{i}]:{cls.sflow_name}")
+            append(Raw(tag, buf[off:stop], str(e)))
+            FAILURES[0] += 1
         else:
-            try:
-                append(cls._sflow_decode(buf, off, stop)[0])
-            except DecodeError as e:
-                e.within(f"{name}[{i}]:{cls.sflow_name}")
-                append(Raw(tag, buf[off:stop], str(e)))
-                FAILURES[0] += 1
+            append(item)
+            if seen is not None:
+                if len(seen) >= MEMO_LIMIT:
+                    seen.clear()
+                seen[body] = item
         off = stop
     return tuple(items), off
 

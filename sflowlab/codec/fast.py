@@ -5,11 +5,12 @@ sample fields, the first ``sampled_header`` and the first ``extended_switch`` (e
 flow record is skipped by its length), and whose counter samples carry their records decoded
 by the compiled decoders. Flow keys are parsed only when ``FlowSampleView.keys()`` is called.
 
-Speed (``bench/bench_decode.py``): the usual layouts are read with one precompiled struct (a
-switch's 216-byte sample, the IPv4 datagram header, one-struct counter records), descriptive
-counter records are decoded once per distinct bytes, and anything unusual goes the general way
-(``_flow_sample``, ``decode_tlvs``), so both ways give the same result. Plain functions and
-locals, no per-field objects: the shape a compiler (mypyc, Cython) could take later.
+Speed (``bench/bench_decode.py``): the usual flow layouts (a switch's 216-byte sample,
+sampled_header then extended_switch) and the IPv4 datagram header are read with one
+precompiled struct each, anything else goes the general way (``_flow_sample``), which gives the
+same result; counter records go through ``decode_tlvs`` (one-struct records inline), which
+decodes descriptive records once per distinct bytes. Plain functions and locals, no per-field
+objects: the shape a compiler (mypyc, Cython) could take later.
 
 Framing errors raise ``DecodeError`` exactly where ``decode_datagram`` raises; a sample that
 ``decode_datagram`` would keep as ``Raw`` (unknown format, or malformed) is counted in
@@ -24,7 +25,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ._compile import FIXED_LAYOUTS, REGISTRY, Raw, data_format, decode_tlvs
+from ._compile import data_format, decode_tlvs
 from ._errors import DecodeError, TruncatedError
 from .headers import decode_header
 from .samples import DROP_REASONS, INTERNAL
@@ -54,11 +55,9 @@ DESCRIPTIVE_RECORDS = frozenset(data_format(0, f) for f in (1005, 2000, 2001, 20
 """Counter records that describe a data source rather than count (port_name, host_descr,
 host_adapters, host_parent): agents repeat the same bytes every poll, so the fast path
 decodes each distinct body once (a bounded memo; the decoded records are immutable)."""
-_DESCRIBED_LIMIT = 1 << 14
-_described: dict[bytes, Any] = {}
+_described: dict[int, dict[bytes, Any]] = {tag: {} for tag in DESCRIPTIVE_RECORDS}
 _agent_texts: dict[bytes, str] = {}
-_COUNTER_CLASSES = REGISTRY["counter"]
-_FIXED_COUNTERS = FIXED_LAYOUTS["counter"]
+_AGENT_LIMIT = 1 << 12
 
 _OUTPUT_KEYS: dict[int, str] = {OUTPUT_DISCARDED: "discard", OUTPUT_MULTIPLE: "multiple"}
 
@@ -248,7 +247,7 @@ def _no_address(raw: bytes) -> str:
 
 def _agent_text(raw: bytes) -> str:
     """An IPv4 agent address as text, remembered (a collector hears from few agents)."""
-    if len(_agent_texts) >= _DESCRIBED_LIMIT:
+    if len(_agent_texts) >= _AGENT_LIMIT:
         _agent_texts.clear()
     text = _agent_texts[raw] = socket.inet_ntoa(raw)
     return text
@@ -326,59 +325,7 @@ def _counter_sample(buf: bytes, off: int, stop: int, tag: int) -> CounterSampleV
         seq, kind, index = _COUNTERS_X.unpack_from(buf, off)
         off += 12
     try:
-        records = _counter_records(buf, off, stop)
+        records, _ = decode_tlvs(buf, off, stop, "counter", "records", _described)
     except DecodeError:
         return None
     return _new(CounterSampleView, (kind, index, seq, records))
-
-
-def _counter_records(buf: bytes, off: int, stop: int) -> tuple[Any, ...]:
-    """The record list at ``off``, as ``decode_tlvs`` gives it, which takes over on any error.
-
-    One-struct records are built inline; descriptive records are decoded once per distinct
-    bytes and remembered.
-    """
-    start = off
-    if off + 4 <= stop:
-        (count,) = _U32.unpack_from(buf, off)
-        off += 4
-        if count <= (stop - off) // 8:
-            items: list[Any] = []
-            append = items.append
-            for _ in range(count):
-                if off + 8 > stop:
-                    break
-                tag, length = _U32x2.unpack_from(buf, off)
-                body = off + 8
-                rend = body + length
-                if rend > stop:
-                    break
-                layout = _FIXED_COUNTERS.get(tag)
-                if layout is not None and length >= layout[2]:
-                    append(_new(layout[0], layout[1](buf, body)))
-                elif tag in DESCRIPTIVE_RECORDS:
-                    key = buf[off:rend]
-                    record = _described.get(key)
-                    if record is None:
-                        try:
-                            record = _COUNTER_CLASSES[tag]._sflow_decode(  # type: ignore[attr-defined]
-                                buf, body, rend)[0]
-                        except DecodeError:
-                            break
-                        if len(_described) >= _DESCRIBED_LIMIT:
-                            _described.clear()
-                        _described[key] = record
-                    append(record)
-                else:
-                    cls = _COUNTER_CLASSES.get(tag)
-                    if cls is None:
-                        append(Raw(tag, buf[body:rend]))
-                    else:
-                        try:
-                            append(cls._sflow_decode(buf, body, rend)[0])  # type: ignore[attr-defined]
-                        except DecodeError:
-                            break
-                off = rend
-            else:
-                return tuple(items)
-    return decode_tlvs(buf, start, stop, "counter", "records")[0]

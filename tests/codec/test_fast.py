@@ -29,6 +29,7 @@ from sflowlab.codec import (
     Raw,
     SampledHeader,
     VirtNetIo,
+    _compile,
     decode_datagram,
     encode_datagram,
     fast,
@@ -305,11 +306,11 @@ def test_descriptive_records_are_decoded_once_and_the_memo_is_bounded(
     again = decode_for_collector(datagram("web.1", 20)).counter_samples[0].records
     assert again[0] == VirtNetIo(20) and again[1] == HostDescr("web.1", machine_type=3)
     assert again[1] is first[1]  # remembered, not decoded again
-    monkeypatch.setattr(fast, "_DESCRIBED_LIMIT", 3)
+    monkeypatch.setattr(_compile, "MEMO_LIMIT", 3)
     for i in range(10):
         assert decode_for_collector(datagram(f"c{i}", i)).counter_samples[0].records[1] == (
             HostDescr(f"c{i}", machine_type=3))
-        assert len(fast._described) <= 3
+        assert len(fast._described[HostDescr.data_format]) <= 3
 
 
 # ---------------------------------------------------------------- errors
