@@ -177,3 +177,16 @@ def test_an_orchestrator_places_and_stops_replicas(sim: Helpers) -> None:
     assert next(r for r in final.records if isinstance(r, VirtCpu)).state == 4
     lab.scale("web", 1, 11.0)  # the emptiest host now is host1
     assert lab.placement[lab.services["web"].replicas[0]] == "host1"
+
+
+def test_fabric_carries_the_packets_the_replicas_exchanged() -> None:
+    spec = LabSpec(hosts=3, switches=4, services=[ServiceSpec(
+        replicas=5, rps=333.0, client_addresses=("203.0.113.5", "203.0.113.6"))])
+    lab = run_lab(spec, 20.0, MemorySink())
+    assert lab.fabric is not None
+    served = lab.services["apache"].served.values()
+    inbound = sum(st.packets for st in lab.fabric.flows.values() if st.flow.dst_port == 80)
+    outbound = sum(st.packets for st in lab.fabric.flows.values() if st.flow.src_port == 80)
+    flows = len(lab.fabric.flows)
+    assert abs(inbound - sum(s.pkts_in for s in served)) <= flows
+    assert abs(outbound - sum(s.pkts_out for s in served)) <= flows
