@@ -345,5 +345,5 @@ def resolve(use: str) -> Callable[..., Controller]:
     raise ControllerError(f"no controller entry point named {use!r} (group {ENTRY_POINT_GROUP})")
 
 
-__all__ = ["Controller", "ControllerApi", "ControllerError", "HttpError", "HttpRequest",
+__all__ = ["Controller", "ControllerApi", "ControllerError", "Event", "HttpError", "HttpRequest",
            "Runtime", "resolve"]
