@@ -47,7 +47,7 @@ import json
 import math
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,15 +256,15 @@ class ElasticLoadBalancer:
                                 "version conflicts")
 
     def _observe(self, svc: ServiceControl, replicas: int) -> Observation | None:
-        util, b_in, b_out = (self.api.metric("ALL", METRICS, service_filter(svc.name)))
-        n = min(m["metricN"] for m in (util, b_in, b_out))
-        values = [m.get("metricValue") for m in (util, b_in, b_out)]
-        total = values[1] + values[2] if None not in values[1:] else None
-        svc.metrics = {"n": n, "util": values[0], "bytes_in": values[1], "bytes_out": values[2],
+        results = self.api.metric("ALL", METRICS, service_filter(svc.name))
+        counts = [int(m["metricN"]) for m in results]
+        util, b_in, b_out = (m.get("metricValue") for m in results)
+        total = b_in + b_out if b_in is not None and b_out is not None else None
+        svc.metrics = {"n": min(counts), "util": util, "bytes_in": b_in, "bytes_out": b_out,
                        "bytes": total}
-        if n != replicas or max(m["metricN"] for m in (util, b_in, b_out)) != n:
+        if set(counts) != {replicas} or util is None or total is None:
             return None
-        return Observation(replicas, float(values[0]), float(total))  # type: ignore[arg-type]
+        return Observation(replicas, float(util), float(total))
 
     def _outcome(self, svc: ServiceControl, now: float, replicas: int, reason: str,
                  to: int | None = None) -> dict[str, Any]:
@@ -313,15 +313,16 @@ class ElasticLoadBalancer:
             head = req.path[0] if req.path else "status"
             if head == "params" and req.method in ("PUT", "POST"):
                 return self._set_params(req)
-            views = {"status": self.status, "decisions": lambda: self._decisions(req),
-                     "params": lambda: {n: s.settings() for n, s in self.services.items()}}
+            views: dict[str, Callable[[], Any]] = {
+                "status": self.status, "decisions": lambda: self._decisions(req),
+                "params": lambda: {n: s.settings() for n, s in self.services.items()}}
             view = views.get(head)
             if view is None or len(req.path) > 1:
                 raise HttpError(404, f"unknown path {'/'.join(req.path)!r}: use status, "
                                      "decisions, params or ?state=enabled|disabled")
             if req.method not in ("GET", "HEAD"):
-                raise HttpError(405, f"{head} answers GET" + (", PUT and POST" if head ==
-                                                                 "params" else ""))
+                also = ", PUT and POST" if head == "params" else ""
+                raise HttpError(405, f"{head} answers GET{also}")
             return view()
 
     def status(self) -> dict[str, Any]:

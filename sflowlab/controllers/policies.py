@@ -93,7 +93,8 @@ class _Params:
             raise ParamError(f"unknown parameter(s) {', '.join(unknown)}; known: "
                              + ", ".join(sorted(known)))
         values = {k: _check_type(k, v, hints[k]) for k, v in data.items()}
-        params = replace(base if base is not None else cls(), **values)
+        start: Any = base if base is not None else cls()
+        params = replace(start, **values)
         params.check()
         return params
 
@@ -236,4 +237,4 @@ def make_policy(name: str, params: Mapping[str, Any], base: Any = None) -> SeedP
     if base is not None and not isinstance(base, cls.Params):
         shared = {k: getattr(base, k) for k in ("replicas_min", "replicas_max")}
         base = replace(cls.Params(), **shared)
-    return cls(cls.Params.from_json(params, base))  # type: ignore[arg-type]
+    return cls(cls.Params.from_json(params, base))

@@ -8,9 +8,9 @@ load, back to 1 after the load stops (elb.js's log: 1 -> 8 in ~40 s, back to 1 i
 
 from __future__ import annotations
 
-from sflowlab.agent_sim.lab import Lab
-
 from elb_helpers import START, ElbLab
+
+from sflowlab.agent_sim.lab import Lab
 
 
 def test_seed_policy_follows_the_load_up_and_back_to_one(
