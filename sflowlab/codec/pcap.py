@@ -126,7 +126,10 @@ class PcapWriter:
               src: tuple[str, int] = ("127.0.0.1", 6343),
               dst: tuple[str, int] = ("127.0.0.1", 6343)) -> None:
         """Append one datagram captured at ``timestamp`` (seconds since the epoch)."""
-        frame = udp_frame(bytes(payload), src, dst)
+        self.write_frame(udp_frame(bytes(payload), src, dst), timestamp)
+
+    def write_frame(self, frame: bytes, timestamp: float) -> None:
+        """Append one whole Ethernet frame as a pcap record."""
         sec, usec = divmod(round(timestamp * 1_000_000), 1_000_000)
         if not 0 <= sec <= 0xFFFFFFFF:
             raise ValueError(f"timestamp {timestamp} is outside the pcap range (1970-2106)")

@@ -58,14 +58,6 @@ class ErspanCapture(PcapWriter):
         """The 10-bit ERSPAN session id of a rule (assigned in order of first use)."""
         return self._sessions.setdefault((switch, rule_id), len(self._sessions) % 1024)
 
-    def write_frame(self, frame: bytes, timestamp: float) -> None:
-        """Append one Ethernet frame as a pcap record."""
-        sec, usec = divmod(round(timestamp * 1_000_000), 1_000_000)
-        kept = frame[: self.snaplen]
-        self._out.write(struct.pack("<IIII", sec, usec, len(kept), len(frame)))
-        self._out.write(kept)
-        self.count += 1
-
     def mirror(self, packet: Packet, rule: ParsedRule, session: int, now: float) -> None:
         """Write ``packet`` as the switch's ERSPAN encapsulation of it sends it."""
         assert rule.erspan_src is not None and rule.erspan_dst is not None
