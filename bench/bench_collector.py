@@ -1,7 +1,8 @@
 """Collector throughput: in-process ingest, then loopback UDP at rising rates until loss.
 
 1. In-process (one core): ``Engine.ingest`` over an in-order capture with analytics on (host
-   and container counter metrics, three flow definitions), as samples/s and µs/sample.
+   and container counter metrics, three flow definitions), as samples/s and µs/sample; then
+   the same through ``ShardedEngine`` (worker processes, no sockets).
 2. Loopback: the collector runs as a subprocess (``sflowlab collector``), once in-process
    (pinned to one CPU, the sender to the other) and once with ``--workers 2`` (analytics
    sharded by agent over two processes; nothing pinned); for each rate the sender paces the capture over UDP to
@@ -41,6 +42,7 @@ from sflowlab.codec import Exporter
 from sflowlab.codec.fast import decode_for_collector
 from sflowlab.collector.engine import Engine
 from sflowlab.collector.flows import FlowSpec
+from sflowlab.collector.shards import ShardedEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOWS = {
@@ -95,6 +97,23 @@ def in_process(capture: list[bytes], samples: int) -> None:
     print(f"in-process ingest (1 core): {samples / elapsed:,.0f} samples/s, "
           f"{elapsed / samples * 1e6:.2f} µs/sample, {len(capture) / elapsed:,.0f} datagrams/s "
           f"({len(engine.metrics.sources)} data sources)")
+
+
+def sharded(capture: list[bytes], samples: int, workers: int) -> None:
+    """The same ingest through ShardedEngine: dispatch here, analytics in worker processes."""
+    engine = ShardedEngine(workers, SimClock())
+    try:
+        for name, spec in FLOWS.items():
+            engine.set_flow(name, FlowSpec.from_json(spec))
+        start = time.perf_counter()
+        for i, d in enumerate(capture):
+            engine.ingest(d, ("127.0.0.1", 6343), 1000.0 + i * 1e-4)
+        engine.analyzer_json()  # flushes every batch and waits for each worker to finish
+        elapsed = time.perf_counter() - start
+    finally:
+        engine.close()
+    print(f"sharded ingest ({workers} worker processes, no sockets): "
+          f"{samples / elapsed:,.0f} samples/s, {len(capture) / elapsed:,.0f} datagrams/s")
 
 
 def relabel(capture: list[bytes], step: int) -> list[bytes]:
@@ -247,6 +266,8 @@ def main() -> None:
     print(f"capture: {len(capture)} datagrams, {samples} samples "
           f"({samples / len(capture):.1f}/datagram), built in {time.perf_counter() - t0:.1f} s")
     in_process(capture, samples)
+    for workers in (w for w in args.workers if w > 0):
+        sharded(capture, samples, workers)
     rates = [10_000, 20_000, 40_000] if args.quick else [
         10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000, 150_000, 200_000]
     for workers in args.workers:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from sflowlab.clock import Clock
 
-from .engine import Engine, TickResult
+from .engine import Engine, RateLimitedLog, TickResult
 from .shards import ShardedEngine
 
 log = logging.getLogger("sflowlab.collector")
@@ -59,6 +59,7 @@ class Listener:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._dropped_reported = 0
+        self._fault_log = RateLimitedLog()
 
     def bind(self) -> None:
         """Open the sockets (separately from ``start`` so a caller can learn the ports first)."""
@@ -127,12 +128,16 @@ class Listener:
             except queue.Empty:
                 pass
             else:
-                engine.ingest(data, source, received_at)
+                try:
+                    engine.ingest(data, source, received_at)
+                except Exception as e:  # nothing stops the listener; said at most every 10 s
+                    self._fault_log.warn(received_at, "event=ingest_failed error=%r", str(e))
                 for tap in taps:
                     try:
                         tap(data, source, received_at)
-                    except Exception:  # a tap must never stop the analytics
-                        log.exception("event=tap_failed tap=%r", tap)
+                    except Exception as e:
+                        self._fault_log.warn(received_at, "event=tap_failed tap=%r error=%r",
+                                             tap, str(e))
             now = clock.now()
             if now >= next_tick:
                 next_tick = now + tick_s
@@ -143,12 +148,12 @@ class Listener:
         if dropped != self._dropped_reported:
             self.engine.count_discarded(dropped - self._dropped_reported)
             self._dropped_reported = dropped
-        result = self.engine.tick(now)
-        if self.on_tick is not None:
-            try:
+        try:
+            result = self.engine.tick(now)
+            if self.on_tick is not None:
                 self.on_tick(result)
-            except Exception:
-                log.exception("event=tick_handler_failed")
+        except Exception as e:
+            self._fault_log.warn(now, "event=tick_failed error=%r", str(e))
 
     def stop(self) -> None:
         self._stop.set()

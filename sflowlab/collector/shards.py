@@ -18,7 +18,9 @@ batches over a pipe. Queries fan out and merge:
 
 Datagrams pending in a batch are flushed before any query and on every ``tick``, so a query
 sees every datagram ingested before it. The in-process ``Engine`` stays the interface for
-scenario runs; this class is the daemon's ``--workers N`` option.
+scenario runs; this class is the daemon's ``--workers N`` option. Workers are started with
+``spawn``: a script that builds a ``ShardedEngine`` needs the ``if __name__ == "__main__"``
+guard. A worker that dies makes every call raise ``RuntimeError`` naming it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import ipaddress
 import itertools
 import logging
 import multiprocessing
+import os
+import socket
 import threading
 import zlib
 from collections.abc import Callable, Collection, Mapping
@@ -75,9 +79,25 @@ def shard_of(agent: bytes | str, shards: int) -> int:
     return zlib.crc32(packed) % shards
 
 
+PIPE_BUFFER = 4 * 1024 * 1024
+"""Socket buffer asked for each worker pipe: a backlog of thousands of datagrams, so the
+dispatcher rarely waits on one busy worker while another starves (the kernel may grant less)."""
+
+
+def _widen(conn: Connection) -> None:
+    sock = socket.socket(fileno=os.dup(conn.fileno()))
+    try:
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            sock.setsockopt(socket.SOL_SOCKET, opt, PIPE_BUFFER)
+    finally:
+        sock.close()
+
+
 class _Worker:
     def __init__(self, ctx: Any, metric_timeout_s: float) -> None:
         self.conn, child = ctx.Pipe()
+        _widen(self.conn)
+        _widen(child)
         level = logging.getLogger("sflowlab").getEffectiveLevel()
         self.proc = ctx.Process(target=_serve, args=(child, metric_timeout_s, level),
                                 daemon=True, name="sflow-shard")
@@ -88,14 +108,27 @@ class _Worker:
 
     def flush_locked(self) -> None:
         if self.pending:
-            self.conn.send(("ingest", self.pending))
-            self.pending = []
+            batch, self.pending = self.pending, []
+            self._send(("ingest", batch))
+
+    def _send(self, message: Any) -> None:
+        try:
+            self.conn.send(message)
+        except OSError as e:
+            raise self._gone() from e
+
+    def _gone(self) -> RuntimeError:
+        return RuntimeError(f"shard worker {self.proc.pid} is gone "
+                            f"(exit code {self.proc.exitcode})")
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         with self.lock:
             self.flush_locked()
-            self.conn.send(("call", (method, args, kwargs)))
-            status, result = self.conn.recv()
+            self._send(("call", (method, args, kwargs)))
+            try:
+                status, result = self.conn.recv()
+            except (EOFError, OSError) as e:
+                raise self._gone() from e
         if status == "err":
             raise result
         return result

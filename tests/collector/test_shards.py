@@ -131,3 +131,14 @@ def test_definitions_broadcast_and_errors_raised(pair: tuple[Engine, ShardedEngi
     with pytest.raises(ValueError, match="unknown aggregation"):
         sharded.metric("ALL", "bad:load_one")
     assert set(sharded.flow_specs()) == {"pairs", "total"}
+
+
+def test_dead_worker_is_named_not_hidden() -> None:
+    engine = ShardedEngine(1, SimClock())
+    try:
+        engine.workers[0].proc.kill()
+        engine.workers[0].proc.join(timeout=10)
+        with pytest.raises(RuntimeError, match=r"shard worker \d+ is gone \(exit code -9\)"):
+            engine.metric("ALL", "load_one")
+    finally:
+        engine.close()
