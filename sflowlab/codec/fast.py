@@ -138,7 +138,13 @@ class CollectorDatagram(NamedTuple):
 
 def decode_for_collector(data: bytes | bytearray | memoryview) -> CollectorDatagram:
     """Decode one datagram for the collector; raises ``DecodeError`` on framing errors."""
-    buf = bytes(data)
+    try:
+        return _decode(bytes(data))
+    except (struct.error, IndexError, ValueError, UnicodeError) as e:  # defensive boundary
+        raise DecodeError(f"malformed datagram: {e}", -1, "datagram") from e
+
+
+def _decode(buf: bytes) -> CollectorDatagram:
     end = len(buf)
     if buf.startswith(_V5_IPV4) and end >= 28:  # the usual header: version 5, IPv4 agent
         address, sub_agent_id, sequence, uptime, count = _HEAD_V4.unpack_from(buf, 8)
