@@ -1,0 +1,276 @@
+"""What a scenario run records, and the out folder it writes (all but the chart).
+
+``Recorder`` collects during the run: one timeline row per simulated second (per service: its
+offered load, the swarm's replicas and running tasks, the containers the collector sees, the
+requests served, the collector's per-container averages), per-container metrics, controller
+decisions (parsed from their ``event=scale`` log lines), ACL commits, threshold events,
+container lifecycles and the controllers' log. ``finish`` freezes it into a ``Recording``
+(what assertions read); ``write_outputs`` writes ``timeline.csv``, ``containers.csv``,
+``decisions.csv``, ``acl.csv``, ``events.csv``, ``lifecycles.csv``, ``assertions.json``,
+``summary.json`` and ``controller.log`` (``sflow.pcap`` and ``analyser.pcap`` are written while
+the lab runs).
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sflowlab.collector.events import Event
+from sflowlab.lab.scenario import Scenario
+from sflowlab.lab.swarm_model import ContainerEvent, ContainerStarted
+
+if TYPE_CHECKING:
+    from sflowlab.lab.assertions import Outcome
+    from sflowlab.lab.runner import LabRun
+
+__all__ = ["Accounting", "AclChange", "Decision", "Lifecycle", "Recorder", "Recording",
+           "write_outputs"]
+
+METRICS = "avg:vir_cpu_utilization,avg:vir_bytes_in,avg:vir_bytes_out"
+SERVICE_COLUMNS = ("load", "replicas", "tasks", "running", "rps", "avg_vir_cpu_utilization",
+                   "avg_vir_bytes")
+CONTAINER_COLUMNS = ("time_s", "container", "service", "vir_cpu_utilization", "vir_bytes_in",
+                     "vir_bytes_out", "state")
+_PAIR = re.compile(r"(\w+)=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+)")
+
+
+@dataclass(frozen=True)
+class Decision:
+    time_s: float
+    controller: str
+    service: str
+    from_: int
+    to: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class AclChange:
+    time_s: float
+    switch: str
+    acl: str
+    action: str  # put | delete
+    lines: tuple[str, ...]
+
+    @property
+    def targets(self) -> set[str]:
+        """The rule targets in the lines (``DROP``, ``ERSPAN``)."""
+        return {m.group(1) for m in (re.search(r"-j (\w+)", x) for x in self.lines) if m}
+
+
+@dataclass
+class Lifecycle:
+    """A container as the swarm ran it (stopped None: still running at the end)."""
+
+    name: str
+    service: str
+    node: str
+    started: float
+    stopped: float | None = None
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """Datagrams the agents sent and what the collector made of them."""
+
+    sent: int
+    received: int
+    parse_errors: int
+    lost: int  # sequence gaps, summed over agents
+    duplicates: int
+    discarded: int
+
+
+@dataclass
+class Recording:
+    """Everything recorded during a run (times in simulated seconds)."""
+
+    scenario: Scenario
+    timeline: list[dict[str, float]]
+    containers: list[tuple[Any, ...]]
+    decisions: list[Decision]
+    acl: list[AclChange]
+    events: list[dict[str, Any]]
+    lifecycles: list[Lifecycle]
+    log: list[str]
+    accounting: Accounting
+    analyser_pcap: Path | None
+    wall_s: float
+
+    def series(self, column: str) -> list[tuple[float, float]]:
+        """(time_s, value) of one timeline column."""
+        return [(row["time_s"], row[column]) for row in self.timeline]
+
+    def moment(self, ref: str | float) -> float:
+        """A named moment (start, end, load_start, load_end, traffic_start, traffic_end) or a
+        number of seconds; ValueError when the scenario has no such moment."""
+        if not isinstance(ref, str):
+            return float(ref)
+        s = self.scenario
+        moments: dict[str, float] = {"start": 0.0, "end": s.duration}
+        loads = [w for w in (svc.load_window for svc in s.services) if w is not None]
+        if loads:
+            moments["load_start"] = min(w[0] for w in loads)
+            moments["load_end"] = min(max(w[1] for w in loads), s.duration)
+        traffic = s.traffic_window
+        if traffic is not None:
+            moments["traffic_start"], moments["traffic_end"] = traffic[0], min(traffic[1],
+                                                                               s.duration)
+        if ref not in moments:
+            raise ValueError(f"the scenario has no moment {ref!r}; it has {sorted(moments)}")
+        return moments[ref]
+
+
+class Recorder:
+    """Collects a run's records (see the module docstring)."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.rows: list[dict[str, float]] = []
+        self.containers: list[tuple[Any, ...]] = []
+        self.decisions: list[Decision] = []
+        self.acl: list[AclChange] = []
+        self.event_rows: list[dict[str, Any]] = []
+        self.lifecycles: dict[str, Lifecycle] = {}
+        self.lines: list[str] = []
+        self._served: dict[str, int] = {}
+        self._filters = {s.name: {"vir_host_name": [re.escape(s.name) + r"\..*"],
+                                  "vir_cpu_state": ["running"]} for s in scenario.services}
+
+    # ------------------------------------------------------------------ during the run
+
+    def log(self, now: float, level: str, controller: str, message: str) -> None:
+        self.lines.append(f"{now:9.3f} {level:<7} {controller}: {message}")
+        if "event=scale " in message:
+            pairs = {k: _unquote(v) for k, v in _PAIR.findall(message)}
+            self.decisions.append(Decision(now, controller, pairs.get("service", ""),
+                                           int(pairs.get("from", 0)), int(pairs.get("to", 0)),
+                                           pairs.get("reason", "")))
+
+    def acl_change(self, now: float, switch: str, acl: str, action: str,
+                   lines: Sequence[str]) -> None:
+        self.acl.append(AclChange(now, switch, acl, action, tuple(lines)))
+
+    def events(self, now: float, events: Iterable[Event]) -> None:
+        for e in events:
+            self.event_rows.append({"time_s": now, "eventID": e.eventID,
+                                    "thresholdID": e.thresholdID, "agent": e.agent,
+                                    "dataSource": e.dataSource, "flowKey": e.flowKey or "",
+                                    "value": e.value})
+
+    def container_event(self, event: ContainerEvent) -> None:
+        if isinstance(event, ContainerStarted):
+            self.lifecycles[event.container_id] = Lifecycle(event.name, event.service,
+                                                            event.node, event.at)
+        elif event.container_id in self.lifecycles:
+            self.lifecycles[event.container_id].stopped = event.at
+
+    def sample(self, t: float, run: LabRun) -> None:
+        """One timeline row at simulated second ``t``, and the per-container rows."""
+        engine, row = run.engine, {"time_s": t}
+        for svc in self.scenario.services:
+            name, model = svc.name, run.lab.services[svc.name]
+            rps, clients = svc.offered(t - 1e-9)
+            served = sum(s.requests for s in model.served.values())
+            util, b_in, b_out = engine.metric("ALL", METRICS, self._filters[name], now=t)
+            row.update({
+                f"{name}.load": float(clients if clients is not None else rps or 0.0),
+                f"{name}.replicas": float(run.swarm.service(name).replicas),
+                f"{name}.tasks": float(len(run.swarm.running(name))),
+                f"{name}.running": _value(util, "metricN"),
+                f"{name}.rps": float(served - self._served.get(name, 0)),
+                f"{name}.avg_vir_cpu_utilization": _value(util),
+                f"{name}.avg_vir_bytes": _value(b_in) + _value(b_out),
+            })
+            self._served[name] = served
+        self.rows.append(row)
+        for ds in engine.metrics.select(None):
+            v = ds.values
+            host = v.get("vir_host_name")
+            if host is None:
+                continue
+            self.containers.append((t, host, str(host).partition(".")[0],
+                                    v.get("vir_cpu_utilization", ""), v.get("vir_bytes_in", ""),
+                                    v.get("vir_bytes_out", ""), v.get("vir_cpu_state", "")))
+
+    def finish(self, run: LabRun, wall_s: float) -> Recording:
+        engine = run.engine
+        agents = engine.agents.values()
+        accounting = Accounting(
+            sent=sum(a.datagrams_sent for a in run.lab.agents()),
+            received=engine.totals.datagrams, parse_errors=engine.totals.parse_errors,
+            lost=sum(a.datagrams.lost for a in agents),
+            duplicates=engine.totals.duplicate_datagrams, discarded=engine.totals.discarded)
+        return Recording(self.scenario, self.rows, self.containers, self.decisions, self.acl,
+                         self.event_rows, sorted(self.lifecycles.values(),
+                                                 key=lambda c: (c.started, c.name)),
+                         self.lines, accounting, run.analyser_pcap, wall_s)
+
+
+def _value(result: dict[str, Any], key: str = "metricValue") -> float:
+    v = result.get(key)
+    return float(v) if isinstance(v, int | float) else 0.0
+
+
+def _unquote(text: str) -> str:
+    if text[:1] in "'\"":
+        try:
+            return str(ast.literal_eval(text))
+        except (ValueError, SyntaxError):
+            return text[1:-1]
+    return text
+
+
+# ---------------------------------------------------------------------- the out folder
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows([_cell(v) for v in row] for row in rows)
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, float):
+        return f"{v:.6g}" if not v.is_integer() else f"{v:.1f}"
+    return v
+
+
+def write_outputs(out_dir: Path, rec: Recording, outcomes: Sequence[Outcome]) -> None:
+    """Write the recording's files into ``out_dir`` (see the module docstring)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    columns = ["time_s"] + [f"{s.name}.{c}" for s in rec.scenario.services
+                            for c in SERVICE_COLUMNS]
+    _write_csv(out_dir / "timeline.csv", columns, ([r[c] for c in columns] for r in rec.timeline))
+    _write_csv(out_dir / "containers.csv", CONTAINER_COLUMNS, rec.containers)
+    _write_csv(out_dir / "decisions.csv", ("time_s", "controller", "service", "from", "to",
+                                           "reason"),
+               ((d.time_s, d.controller, d.service, d.from_, d.to, d.reason)
+                for d in rec.decisions))
+    _write_csv(out_dir / "acl.csv", ("time_s", "switch", "acl", "action", "lines"),
+               ((a.time_s, a.switch, a.acl, a.action, "\n".join(a.lines)) for a in rec.acl))
+    event_cols = ("time_s", "eventID", "thresholdID", "agent", "dataSource", "flowKey", "value")
+    _write_csv(out_dir / "events.csv", event_cols,
+               ([e[c] for c in event_cols] for e in rec.events))
+    _write_csv(out_dir / "lifecycles.csv", ("container", "service", "node", "started",
+                                            "stopped"),
+               ((c.name, c.service, c.node, c.started, "" if c.stopped is None else c.stopped)
+                for c in rec.lifecycles))
+    (out_dir / "assertions.json").write_text(json.dumps(
+        [{"name": o.name, "passed": o.passed, "message": o.message, "at": o.at}
+         for o in outcomes], indent=2) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps({
+        "scenario": rec.scenario.name, "seed": rec.scenario.seed,
+        "duration_s": rec.scenario.duration, "wall_s": round(rec.wall_s, 3),
+        "accounting": asdict(rec.accounting),
+        "passed": all(o.passed for o in outcomes)}, indent=2) + "\n")
+    (out_dir / "controller.log").write_text("".join(line + "\n" for line in rec.log))
+

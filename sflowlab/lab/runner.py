@@ -1,0 +1,344 @@
+"""The scenario runner: builds a scenario's lab on one clock and replays it.
+
+``LabRun(scenario, out_dir)`` composes everything: agent_sim's hosts (hsflowd doubles), their
+services and the fabric; the swarm double (the source of truth for replicas: its tasks start
+and stop containers on the hosts its nodes name) served over HTTP; the switch ACL double
+(committing into the fabric, mirroring ERSPAN into the analyser's pcap); the collector engine
+and its controller runtime with the scenario's controllers, which reach the doubles over real
+HTTP (the docker SDK, the ACL client). ``run()`` steps it; each step:
+
+1. advance the clock (the doubles' timers fire: tasks start or stop, ACLs commit, scheduled
+   controller requests and scalings run);
+2. set each service's offered load for the step; ``lab.tick`` serves it and emits sFlow;
+3. feed every datagram to the engine (and to ``sflow.pcap``), ``engine.tick``, hand the events
+   to the controllers (``runtime.tick``);
+4. once per simulated second, record the timeline (``outputs.Recorder``).
+
+Simulated (default): a ``SimClock`` stepped as fast as the CPU goes; the same seed gives the
+same timeline. ``realtime=True``: the same lab paced by the wall clock, the agents' datagrams
+sent over UDP to the collector's ``Listener`` on a loopback port, whose analytics thread runs
+the engine's ticks and the controllers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sflowlab.agent_sim.lab import Lab, LabSpec
+from sflowlab.agent_sim.sinks import MemorySink, PcapSink, Sink, TeeSink, UdpSink
+from sflowlab.clock import SimClock
+from sflowlab.collector.engine import Engine, TickResult
+from sflowlab.collector.listener import Listener, ListenerConfig
+from sflowlab.collector.runtime import HttpError, HttpRequest, Runtime, resolve
+from sflowlab.lab.acl_fabric import ErspanCapture, FabricAclTarget, switches_for
+from sflowlab.lab.assertions import Outcome, evaluate
+from sflowlab.lab.iptables import ParsedRule
+from sflowlab.lab.outputs import Recorder, Recording, write_outputs
+from sflowlab.lab.scenario import ControllerSpec, HttpCall, Scenario
+from sflowlab.lab.swarm_api import SwarmApi
+from sflowlab.lab.swarm_model import ContainerStarted, ContainerStopped, Swarm, SwarmEvent
+from sflowlab.lab.switch_api import AclSwitch, SwitchApi
+
+__all__ = ["LabRun", "RunResult", "run_scenario"]
+
+log = logging.getLogger("sflowlab.lab.runner")
+
+Progress = Callable[[float, float], None]
+"""``progress(simulated_now, duration)``, called once per simulated second."""
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the recording, each assertion's outcome, the out folder."""
+
+    recording: Recording
+    outcomes: list[Outcome]
+    out_dir: Path
+    wall_s: float
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outcomes)
+
+
+class _RecordingTarget:
+    """An ``AclTarget`` that records each commit, then passes it to the fabric."""
+
+    def __init__(self, inner: FabricAclTarget, recorder: Recorder, clock: SimClock) -> None:
+        self.inner, self.recorder, self.clock = inner, recorder, clock
+        self.lines: dict[tuple[str, str], list[str]] = {}
+
+    def apply(self, switch: str, rule_id: str, rules: list[ParsedRule]) -> None:
+        self.inner.apply(switch, rule_id, rules)
+        self.recorder.acl_change(self.clock.now(), switch, rule_id, "put",
+                                 [r.line for r in rules])
+
+    def withdraw(self, switch: str, rule_id: str) -> None:
+        self.inner.withdraw(switch, rule_id)
+        self.recorder.acl_change(self.clock.now(), switch, rule_id, "delete", [])
+
+
+class _LogCapture(logging.Handler):
+    """Controller log records, stamped with the lab's time, into the recorder."""
+
+    def __init__(self, recorder: Recorder, clock: SimClock) -> None:
+        super().__init__(logging.INFO)
+        self.recorder, self.clock = recorder, clock
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.recorder.log(self.clock.now(), record.levelname, record.name.rpartition(".")[2],
+                          record.getMessage())
+
+
+class LabRun:
+    """A scenario's lab, built and ready to step; ``close()`` stops its servers."""
+
+    def __init__(self, scenario: Scenario, out_dir: Path, realtime: bool = False) -> None:
+        self.scenario, self.out_dir, self.realtime = scenario, out_dir, realtime
+        out_dir.mkdir(parents=True, exist_ok=True)
+        s = scenario
+        self.clock = SimClock()
+        self.recorder = Recorder(s)
+        self._closers: list[Callable[[], None]] = []
+        try:
+            self._build(out_dir)
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ building
+
+    def _build(self, out_dir: Path) -> None:
+        s, clock = self.scenario, self.clock
+        self.pcap = PcapSink(str(out_dir / "sflow.pcap"))
+        self._closers.append(self.pcap.close)
+        self.engine = Engine(clock)
+        self.memory = MemorySink()
+        self.listener: Listener | None = None
+        if self.realtime:
+            self.listener = Listener(self.engine, clock, ListenerConfig(port=0,
+                                     hosts=("127.0.0.1",), tick_s=min(s.step, 1.0)),
+                                     on_tick=self._on_tick)
+            self.listener.bind()
+            udp = UdpSink([self.listener.ports[0]])
+            self._closers.append(udp.close)
+            sink: Sink = TeeSink(udp, self.pcap)
+        else:
+            sink = TeeSink(self.memory, self.pcap)
+        self.lab = Lab(LabSpec(seed=s.seed, hosts=s.hosts, containers=0, sampling=s.sampling,
+                               polling_s=s.polling, fabric=s.fabric,
+                               services=[svc.spec() for svc in s.services]), sink)
+        self.swarm = Swarm(clock, random.Random(s.seed + 7919),
+                           {name: h.spec.address for name, h in self.lab.hosts.items()},
+                           start_delay_s=s.swarm.start_delay, stop_delay_s=s.swarm.stop_delay)
+        self.swarm.subscribe(self._on_swarm)
+        for svc in s.services:
+            self.swarm.create_service({
+                "Name": svc.name, "Mode": {"Replicated": {"Replicas": svc.replicas}},
+                "TaskTemplate": {"ContainerSpec": {"Image": svc.image}},
+                "EndpointSpec": {"Ports": [{"TargetPort": svc.port}]}})
+            for change in svc.schedule:
+                clock.call_at(change.at, self._scaler(svc.name, change.replicas))
+        self.swarm_api = SwarmApi(self.swarm).start()
+        self._closers.append(self.swarm_api.stop)
+        self.endpoints: dict[str, Any] = {"docker_url": self.swarm_api.url}
+        self.acl_switches: list[AclSwitch] = []
+        self.analyser_pcap: Path | None = None
+        if self.lab.fabric is not None:
+            self._build_fabric(out_dir)
+        self.runtime = Runtime(self.engine, clock)
+        self.controllers: dict[str, Any] = {}
+        controller_log = logging.getLogger("sflowlab.controller")
+        self._log_handler = _LogCapture(self.recorder, clock)
+        self._saved_level = controller_log.level
+        controller_log.addHandler(self._log_handler)
+        controller_log.setLevel(logging.INFO)
+        self._closers.append(self._detach_log)
+        for spec in s.controllers:
+            self._add_controller(spec)
+
+    def _build_fabric(self, out_dir: Path) -> None:
+        fabric = self.lab.fabric
+        assert fabric is not None
+        self.analyser_pcap = out_dir / "analyser.pcap"
+        capture = ErspanCapture(str(self.analyser_pcap))
+        self._closers.append(capture.close)
+        target = _RecordingTarget(FabricAclTarget(fabric, capture), self.recorder, self.clock)
+        self.acl_switches = switches_for(fabric, self.clock, target)  # type: ignore[arg-type]
+        self.switch_api = SwitchApi(self.acl_switches).start()
+        self._closers.append(self.switch_api.stop)
+        self.endpoints["switches"] = self.switch_api.acl_urls()
+        for traffic in self.scenario.traffic:
+            for flow in traffic.flows():
+                fabric.add_flow(flow)
+
+    def _add_controller(self, spec: ControllerSpec) -> None:
+        factory = resolve(spec.use)
+        params = dict(spec.params)
+        accepted = _parameters(factory)
+        for key, value in self.endpoints.items():
+            if key in accepted and key not in params:
+                params[key] = value
+        base = str(self.scenario.source.parent) if self.scenario.source else "."
+        params = {k: _substitute(v, base) for k, v in params.items()}
+        try:
+            controller = factory(**params)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"controller {spec.name!r}: bad params: {e}") from e
+        self.controllers[spec.name] = controller
+        self.runtime.add(spec.name, controller)
+        for call in spec.http:
+            self.clock.call_at(call.at, self._caller(spec.name, call))
+
+    def _scaler(self, service: str, replicas: int) -> Callable[[float], None]:
+        def scale(_now: float) -> None:
+            self.swarm.scale(service, replicas)
+        return scale
+
+    def _caller(self, name: str, call: HttpCall) -> Callable[[float], None]:
+        return lambda _now: self._http(name, call)
+
+    def _http(self, name: str, call: HttpCall) -> None:
+        request = HttpRequest(call.method, tuple(call.path),
+                              {k: [v] for k, v in call.query.items()}, call.body)
+        try:
+            answer = self.runtime.http(name, request)
+        except HttpError as e:
+            answer = f"HTTP {e.status}: {e.message}"
+        self.recorder.log(self.clock.now(), "INFO", name, f"event=http request={call.method} "
+                          f"{'/'.join(call.path)}?{call.query} answer={answer!r}")
+
+    def _detach_log(self) -> None:
+        controller_log = logging.getLogger("sflowlab.controller")
+        controller_log.removeHandler(self._log_handler)
+        controller_log.setLevel(self._saved_level)
+
+    # ------------------------------------------------------------------ events
+
+    def _on_swarm(self, event: SwarmEvent) -> None:
+        if not isinstance(event, ContainerStarted | ContainerStopped):
+            return
+        self.recorder.container_event(event)
+        if event.service not in self.lab.services:
+            return
+        if isinstance(event, ContainerStarted):
+            self.lab.start_replica(event.service, event.name, event.node, max(event.at,
+                                   self.lab.now), event.container_id)
+        else:
+            self.lab.stop_replica(event.container_id, max(event.at, self.lab.now))
+
+    def _on_tick(self, result: TickResult) -> None:
+        now = self.clock.now()
+        self.recorder.events(now, result.events)
+        self.runtime.tick(now, result)
+
+    # ------------------------------------------------------------------ running
+
+    def step_to(self, t: float) -> None:
+        """Advance the lab by one step, to ``t``."""
+        start = self.lab.now
+        self.clock.advance_to(t)
+        for svc in self.scenario.services:
+            self.lab.services[svc.name].set_load(*svc.offered(start))
+        self.lab.tick(t)
+        if self.listener is None:
+            ingest = self.engine.ingest
+            for now, agent, data in self.memory.drain():
+                ingest(data, (agent, 6343), now)
+            self._on_tick(self.engine.tick(t))
+
+    def run(self, progress: Progress | None = None) -> Recording:
+        """Replay the whole scenario; returns the recording."""
+        s = self.scenario
+        n = round(s.duration / s.step)
+        wall0 = time.monotonic()
+        if self.listener is not None:
+            self.listener.start()
+            self._closers.append(self.listener.stop)
+        next_second = 1.0
+        for i in range(1, n + 1):
+            t = min(i * s.step, s.duration)
+            if self.realtime:
+                _sleep_until(wall0 + t)
+            self.step_to(t)
+            while t + 1e-9 >= next_second:
+                self.recorder.sample(next_second, self)
+                next_second += 1.0
+                if progress is not None:
+                    progress(t, s.duration)
+        if self.listener is not None:
+            self._drain_listener()
+        return self.recorder.finish(self, time.monotonic() - wall0)
+
+    def _drain_listener(self) -> None:
+        """Wait (bounded) until the listener has analysed what the agents sent."""
+        assert self.listener is not None
+        deadline = time.monotonic() + 2.0
+        sent = sum(a.datagrams_sent for a in self.lab.agents())
+        while self.listener.received < sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+        while self.listener.queue_depth() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:  # closing must not hide the run's own error
+                log.exception("event=close_failed closer=%r", close)
+        self._closers.clear()
+
+
+def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _parameters(factory: Callable[..., Any]) -> set[str]:
+    try:
+        return set(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _substitute(value: Any, scenario_dir: str) -> Any:
+    """``${scenario_dir}`` in string parameters (lists and tables too) -> the file's folder."""
+    if isinstance(value, str):
+        return value.replace("${scenario_dir}", scenario_dir)
+    if isinstance(value, list):
+        return [_substitute(v, scenario_dir) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, scenario_dir) for k, v in value.items()}
+    return value
+
+
+def run_scenario(scenario: Scenario, out_dir: Path, realtime: bool = False,
+                 progress: Progress | None = None, chart: bool = True) -> RunResult:
+    """Build, run, evaluate and write the out folder (chart included when ``chart``)."""
+    wall0 = time.monotonic()
+    lab = LabRun(scenario, out_dir, realtime)
+    try:
+        recording = lab.run(progress)
+    finally:
+        lab.close()
+    outcomes = evaluate(scenario, recording)
+    write_outputs(out_dir, recording, outcomes)
+    if chart:
+        _render_chart(out_dir)
+    return RunResult(recording, outcomes, out_dir, time.monotonic() - wall0)
+
+
+def _render_chart(out_dir: Path) -> Path | None:
+    try:
+        from sflowlab.lab.chart import render_chart
+    except ImportError:  # helper K2's module; absent in trimmed installs
+        return None
+    return render_chart(out_dir)

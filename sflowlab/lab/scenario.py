@@ -1,0 +1,423 @@
+"""Scenario files: a lab, its load, traffic, controllers and assertions, read from YAML.
+
+``load_scenario(path)`` parses and validates a file into a ``Scenario``; every error is a
+``ScenarioError`` naming the path of the bad value (``services[0].load[1].clients: expected an
+integer, got 'four'``). The schema is the dataclasses below, read through their type hints by
+``build``; the same function validates agent_sim's ``ServiceSpec``, ``FabricSpec`` and
+``TrafficFlow`` fields and the parameters of every assertion kind (``assertions.KINDS``).
+The reference is ``scenarios/README.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sflowlab.agent_sim.topology import FabricSpec
+from sflowlab.agent_sim.traffic import TrafficFlow, amplification_flood
+from sflowlab.agent_sim.workload import ServiceSpec
+
+__all__ = [
+    "AssertionSpec", "ControllerSpec", "LoadPhase", "Scenario", "ScenarioError",
+    "ScenarioService", "build", "load_scenario", "scenario_from_dict",
+]
+
+
+class ScenarioError(ValueError):
+    """A scenario file is unreadable or invalid; the message names where."""
+
+
+# ---------------------------------------------------------------------- generic validation
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r}" if not isinstance(value, dict | list) else type(value).__name__
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    """``value`` checked against the type ``hint`` (dataclasses built recursively)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, path)
+            except ScenarioError as e:
+                errors.append(str(e).partition(": ")[2])
+        raise ScenarioError(f"{path}: {' or '.join(errors)}")
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ScenarioError(f"{path}: expected one of {list(args)}, got {_describe(value)}")
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ScenarioError(f"{path}: expected a list, got {_describe(value)}")
+        item = args[0] if args else Any
+        out = [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+        return out if origin is list else tuple(out)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ScenarioError(f"{path}: expected a mapping, got {_describe(value)}")
+        return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return build(hint, value, path)
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    raise ScenarioError(f"{path}: expected {_TYPE_NAMES.get(hint, hint)}, got {_describe(value)}")
+
+
+_T = typing.TypeVar("_T")
+
+
+def build(cls: type[_T], data: Any, path: str) -> _T:
+    """A ``cls`` dataclass from a mapping, every field checked against its type hint."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: expected a mapping, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    aliases = getattr(cls, "ALIASES", {})
+    kwargs = {}
+    for key, value in data.items():
+        name = aliases.get(key, key)
+        if name not in known:
+            raise ScenarioError(f"{path}: unknown key {key!r}; known: {sorted(known)}")
+        kwargs[name] = _coerce(value, hints[name], f"{path}.{key}")
+    missing = [n for n, f in known.items() if n not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ScenarioError(f"{path}: missing {', '.join(missing)}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ScenarioError):
+            raise
+        raise ScenarioError(f"{path}: {e}") from None
+
+
+# ---------------------------------------------------------------------- the schema
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """Offered requests per second rising (or falling) linearly from ``from`` to ``to``."""
+
+    ALIASES: typing.ClassVar[dict[str, str]] = {"from": "start"}
+    start: float
+    to: float
+    over: float
+
+    def __post_init__(self) -> None:
+        if self.over <= 0:
+            raise ValueError("ramp.over must be > 0 seconds")
+
+
+@dataclass(frozen=True)
+class Step:
+    """From ``at`` seconds into the phase, offer ``rps`` requests per second."""
+
+    at: float
+    rps: float
+
+
+@dataclass(frozen=True)
+class LoadPhase:
+    """One period of load: exactly one of ``clients`` (closed loop, like ``ab -c N``),
+    ``rps`` (constant), ``ramp``, ``steps``; from ``start`` for ``duration`` seconds (or until
+    ``stop``; neither: until the end)."""
+
+    clients: int | None = None
+    rps: float | None = None
+    ramp: Ramp | None = None
+    steps: list[Step] | None = None
+    start: float = 0.0
+    duration: float | None = None
+    stop: float | None = None
+
+    def __post_init__(self) -> None:
+        kinds = [k for k in ("clients", "rps", "ramp", "steps") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a load phase needs exactly one of clients, rps, ramp, steps; "
+                             f"got {kinds or 'none'}")
+        if (self.clients is not None and self.clients < 0) or (self.rps or 0) < 0:
+            raise ValueError("load must be >= 0")
+        if self.duration is not None and self.stop is not None:
+            raise ValueError("give duration or stop, not both")
+        if self.end <= self.start:
+            raise ValueError("a load phase must end after it starts")
+        if self.steps is not None and not self.steps:
+            raise ValueError("steps must not be empty")
+
+    @property
+    def end(self) -> float:
+        if self.duration is not None:
+            return self.start + self.duration
+        return math.inf if self.stop is None else self.stop
+
+    def offered(self, t: float) -> tuple[float | None, int | None]:
+        """(rps, clients) offered at ``t`` (seconds from the scenario's start)."""
+        if self.clients is not None:
+            return None, self.clients
+        if self.rps is not None:
+            return self.rps, None
+        dt = t - self.start
+        if self.ramp is not None:
+            r = self.ramp
+            return r.start + (r.to - r.start) * min(max(dt / r.over, 0.0), 1.0), None
+        assert self.steps is not None
+        current = 0.0
+        for s in sorted(self.steps, key=lambda s: s.at):
+            if s.at <= dt:
+                current = s.rps
+        return current, None
+
+
+@dataclass(frozen=True)
+class Scale:
+    """``docker service scale`` at ``at`` seconds (through the swarm double)."""
+
+    at: float
+    replicas: int
+
+
+@dataclass
+class ScenarioService:
+    """A swarm service: the workload model's parameters (``ServiceSpec``) plus its image,
+    load phases and scheduled scalings."""
+
+    name: str
+    replicas: int = 1
+    image: str = "httpd:2.4"
+    load: list[LoadPhase] = field(default_factory=list)
+    schedule: list[Scale] = field(default_factory=list)
+    port: int = 80
+    request_bytes: int = 180
+    response_bytes: int = 11_000
+    cpu_us_per_request: int = 1_500
+    capacity_rps: float = 600.0
+    latency_s: float = 0.002
+    memory_bytes: int = 48 << 20
+    client_addresses: tuple[str, ...] = ("192.168.100.10",)
+
+    def spec(self) -> ServiceSpec:
+        """The workload model (no replicas: the swarm starts them; no load until a phase)."""
+        return ServiceSpec(
+            name=self.name, replicas=0, port=self.port, request_bytes=self.request_bytes,
+            response_bytes=self.response_bytes, cpu_us_per_request=self.cpu_us_per_request,
+            capacity_rps=self.capacity_rps, latency_s=self.latency_s,
+            memory_bytes=self.memory_bytes, rps=0.0, clients=None,
+            client_addresses=self.client_addresses)
+
+    def offered(self, t: float) -> tuple[float | None, int | None]:
+        """(rps, clients) at ``t``: the phase active then (the last one listed wins)."""
+        for phase in reversed(self.load):
+            if phase.start <= t < phase.end:
+                return phase.offered(t)
+        return 0.0, None
+
+    @property
+    def load_window(self) -> tuple[float, float] | None:
+        """When load is offered: the first phase's start, the last phase's end."""
+        if not self.load:
+            return None
+        return min(p.start for p in self.load), max(p.end for p in self.load)
+
+
+@dataclass(frozen=True)
+class Flood:
+    """A UDP reflection flood (``agent_sim.traffic.amplification_flood``)."""
+
+    target: str
+    sources: int
+    rate_pps: float
+    src_port: int = 123
+    packet_bytes: int = 468
+    start_s: float = 0.0
+    stop_s: float | None = None
+
+    def flows(self) -> list[TrafficFlow]:
+        return amplification_flood(self.target, self.sources, self.rate_pps, self.src_port,
+                                   self.packet_bytes, self.start_s, self.stop_s)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Fabric traffic: one ``flow`` (``TrafficFlow`` fields) or an ``amplification_flood``."""
+
+    flow: TrafficFlow | None = None
+    amplification_flood: Flood | None = None
+
+    def __post_init__(self) -> None:
+        if (self.flow is None) == (self.amplification_flood is None):
+            raise ValueError("give exactly one of flow, amplification_flood")
+
+    def flows(self) -> list[TrafficFlow]:
+        return [self.flow] if self.flow else self.amplification_flood.flows()  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    """A request to a controller's HTTP handler at ``at`` seconds (``?state=enabled``)."""
+
+    at: float = 0.0
+    method: str = "GET"
+    path: list[str] = field(default_factory=list)
+    query: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+
+
+@dataclass
+class ControllerSpec:
+    """A controller: ``use`` (entry point name or ``module:factory``), its ``params``; the
+    runner fills in the lab's endpoints (``docker_url``, switch ACL URLs, analyser) that the
+    factory accepts and ``params`` leaves out; ``http`` requests are sent at their times."""
+
+    use: str
+    name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    http: list[HttpCall] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.use.rpartition(":")[2] or self.use
+
+
+@dataclass(frozen=True)
+class SwarmSpec:
+    """The swarm double's timing: a task runs ``start_delay`` s after it is created."""
+
+    start_delay: float = 2.0
+    stop_delay: float = 0.5
+
+
+@dataclass(frozen=True)
+class AssertionSpec:
+    """One assertion: its kind (``assertions.KINDS``) and validated parameters object."""
+
+    kind: str
+    params: Any
+    index: int
+
+    @property
+    def name(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.params).items()
+                          if v is not None)
+        return f"{self.kind}({shown})"
+
+
+@dataclass
+class Scenario:
+    """A whole scenario file."""
+
+    name: str
+    description: str = ""
+    seed: int = 1
+    duration: float = 60.0
+    step: float = 0.5
+    hosts: int = 2
+    sampling: int = 400
+    polling: float = 10.0
+    swarm: SwarmSpec = field(default_factory=SwarmSpec)
+    fabric: FabricSpec | None = None
+    services: list[ScenarioService] = field(default_factory=list)
+    traffic: list[Traffic] = field(default_factory=list)
+    controllers: list[ControllerSpec] = field(default_factory=list)
+    assertions: list[Any] = field(default_factory=list)
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.duration <= 0 or self.step <= 0:
+            raise ValueError("duration and step must be > 0")
+        if self.hosts < 1:
+            raise ValueError("hosts must be >= 1")
+        names = [s.name for s in self.services]
+        if len(set(names)) != len(names):
+            raise ValueError(f"service names repeat: {names}")
+        controllers = [c.name for c in self.controllers]
+        if len(set(controllers)) != len(controllers):
+            raise ValueError(f"controller names repeat: {controllers}")
+
+    @property
+    def checks(self) -> list[AssertionSpec]:
+        return typing.cast(list[AssertionSpec], self.assertions)
+
+    @property
+    def traffic_window(self) -> tuple[float, float] | None:
+        flows = [f for t in self.traffic for f in t.flows()]
+        if not flows:
+            return None
+        ends = [math.inf if f.stop_s is None else f.stop_s for f in flows]
+        return min(f.start_s for f in flows), max(ends)
+
+
+def _assertion(item: Any, i: int) -> AssertionSpec:
+    from sflowlab.lab.assertions import KINDS
+
+    path = f"assertions[{i}]"
+    if not isinstance(item, dict) or len(item) != 1:
+        raise ScenarioError(f"{path}: expected a mapping with one key, the kind "
+                            f"(one of {sorted(KINDS)}), got {_describe(item)}")
+    [(kind, params)] = item.items()
+    if kind not in KINDS:
+        raise ScenarioError(f"{path}: unknown assertion kind {kind!r}; known: {sorted(KINDS)}")
+    return AssertionSpec(kind, build(KINDS[kind], params if params is not None else {},
+                                     f"{path}.{kind}"), i)
+
+
+def scenario_from_dict(data: Any, source: Path | None = None) -> Scenario:
+    """Validate a parsed scenario file."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"expected a mapping at the top level, got {_describe(data)}")
+    data = dict(data)
+    raw = data.pop("assertions", None) or []
+    if not isinstance(raw, list):
+        raise ScenarioError(f"assertions: expected a list, got {_describe(raw)}")
+    data.setdefault("name", source.stem if source else "scenario")
+    scenario = build(Scenario, data, "scenario")
+    scenario.assertions = [_assertion(item, i) for i, item in enumerate(raw)]
+    scenario.source = source
+    return _check_references(scenario)
+
+
+def _check_references(s: Scenario) -> Scenario:
+    services = {x.name for x in s.services}
+    for spec in s.checks:
+        wanted = getattr(spec.params, "service", None)
+        if wanted is not None and wanted not in services:
+            raise ScenarioError(f"assertions[{spec.index}].{spec.kind}.service: unknown service "
+                                f"{wanted!r}; the scenario has {sorted(services)}")
+    if s.traffic and s.fabric is None:
+        raise ScenarioError("traffic: needs a fabric")
+    return s
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file."""
+    import yaml  # type: ignore[import-untyped]  # the lab extra
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ScenarioError(f"{p}: cannot read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ScenarioError(f"{p}: not valid YAML: {e}") from None
+    try:
+        return scenario_from_dict(data, p)
+    except ScenarioError as e:
+        raise ScenarioError(f"{p}: {e}") from None
