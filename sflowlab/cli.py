@@ -15,6 +15,7 @@ COMMANDS = {
     "collector": "sflowlab.commands.collector",
     "decode": "sflowlab.commands.decode",
     "lab": "sflowlab.commands.lab",
+    "run": "sflowlab.commands.run",
 }
 
 
