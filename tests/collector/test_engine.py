@@ -183,3 +183,16 @@ def test_state_round_trip(engine: Engine, clock: object) -> None:
     assert other.export_state() == state
     with pytest.raises(ValueError, match="flow 'bad'"):
         other.import_state({"flows": {"bad": {"value": "nonsense:bytes"}}})
+
+
+def test_sub_agents_and_ipv6_agents(engine: Engine, feed: Feeder) -> None:
+    six = "2001:db8::7"
+    feed.at(1000, datagram(A, 1, 0, [counters(1, 0, 1, ifc(0))], sub_agent=0))
+    feed.at(1000, datagram(A, 1, 0, [counters(1, 0, 2, ifc(0))], sub_agent=1))
+    feed.at(1001, datagram(A, 3, 10, [], sub_agent=1))
+    feed.at(1001, datagram(six, 1, 0, [counters(1, 2, 1, HostCpu(load_one=2.0))]))
+    stats = engine.agents_json()
+    assert stats[A]["subAgents"] == [0, 1]
+    assert (stats[A]["sFlowDatagramsReceived"], stats[A]["sFlowDatagramsLost"]) == (3, 1)
+    assert engine.metric(six, "load_one")[0]["agent"] == six
+    assert engine.analyzer_json()["sFlowAgents"] == 2

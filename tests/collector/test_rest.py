@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -139,3 +140,20 @@ def test_forwarding_definitions(api: Api) -> None:
                                                                 "port": 7000}}
     assert call(api, "DELETE", "/forwarding/peer/json")[0] == 200
     assert call(api, "GET", "/forwarding/peer/json")[0] == 404
+
+
+def test_event_long_poll_returns_when_an_event_arrives(api: Api, feed: Feeder) -> None:
+    call(api, "PUT", "/flow/all/json", {"value": "frames", "t": 1})
+    call(api, "PUT", "/threshold/any/json", {"metric": "all", "value": 1})
+    answer: list[tuple[int, Any]] = []
+    poll = threading.Thread(target=lambda: answer.append(
+        call(api, "GET", "/events/json?eventID=-1&timeout=30")))
+    poll.start()
+    for s in range(1, 4):
+        feed.at(1000 + s * 0.1, datagram(A, s, s * 100, [flow(s, 3, tcp("10.1.0.1", "10.2.0.1"))]))
+    assert answer == []  # still waiting: no tick has produced an event
+    api.engine.tick(1001.0)
+    poll.join(timeout=10)
+    assert not poll.is_alive()
+    status, events = answer[0]
+    assert status == 200 and [e["thresholdID"] for e in events] == ["any"]
