@@ -154,7 +154,8 @@ class ElbLab:
 
     def elb(self, services: Any = ("apache",), **params: Any) -> ElasticLoadBalancer:
         """An ELB on this lab's Docker API, started in the runtime as ``elb``."""
-        elb = ElasticLoadBalancer(services, docker_url=self.url, timeout_s=5.0, **params)
+        params.setdefault("docker_url", self.url)
+        elb = ElasticLoadBalancer(services, **params)
         self.runtime.add("elb", elb)
         return elb
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,33 @@ def test_docker_down_from_the_start_is_an_outage_not_a_failed_start(
     assert lab.runtime.status()["elb"]["errors"] == {}
     assert elb.docker.errors == 2  # 1002 and 1006 (1004 skipped)
     assert "connect" in elb.docker.last_error
+
+
+def test_a_server_error_is_an_outage_too(make_lab: Callable[..., ElbLab]) -> None:
+    lab = make_lab()
+    lab.swarm.create_service(spec(replicas=1))
+    lab.feed.loads["apache"] = HIGH
+    elb = lab.elb(enabled=True)
+
+    def broken(ref: str) -> Any:
+        raise SwarmError(503, "raft: no elected cluster leader")
+
+    lab.swarm.service = broken  # type: ignore[method-assign]
+    lab.step_to(START + 2)
+    assert (elb.docker.errors, lab.swarm.services()[0].replicas, moves(elb)) == (1, 1, [])
+    assert "no elected cluster leader" in elb.docker.last_error
+
+
+def test_a_docker_api_that_never_answers_times_out(make_lab: Callable[..., ElbLab]) -> None:
+    lab = make_lab()
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        elb = lab.elb(enabled=True, timeout_s=0.2, api_version="1.44",
+                      docker_url=f"tcp://127.0.0.1:{silent.getsockname()[1]}")
+        lab.step_to(START + 2)
+    assert elb.docker.errors == 1
+    assert elb.docker.last_error.startswith("read service apache: ReadTimeout: ")
 
 
 def test_an_unknown_service_is_reported_not_scaled(make_lab: Callable[..., ElbLab],
