@@ -19,12 +19,15 @@ K among its top flows) and has an ACL API. Switches sample before their ACLs act
 flow keeps measuring an attack being dropped; a mitigation is released (``DELETE``) once the
 attack's rate has stayed at or below its ``release`` rate for ``hold_s``.
 
-At most ``max_mitigations`` at once: a new attack larger than the smallest mitigated one
-displaces it (counted as ``preempted``); otherwise the new one is refused (counted) and
-waits; waiting attacks take free places largest first while they stay above their release
-rate. Failed ACL calls are retried (``AclBook``); state survives a restart (controller store,
+At most ``max_mitigations`` at once: an attack beyond that is refused (counted) and waits
+while it stays above its release rate; every second the largest waiting attacks take free
+places, or displace a mitigated attack ``PREEMPT_RATIO`` times smaller (counted as
+``preempted``; it waits in turn). Sizes are compared on current rates, not on the rate at the
+threshold crossing, which is still rising. Failed ACL calls are retried (``AclBook``); state survives a restart (controller store,
 checked against the switches). HTTP: ``GET`` (or ``GET mitigations``) lists mitigations,
-waiting attacks and statistics; ``DELETE mitigations/<id>`` releases one.
+waiting attacks and statistics; ``DELETE mitigations/<id>`` releases one, and that attack is
+not mitigated again until it has stayed below its release rate for ``hold_s`` (an operator's
+"this is not an attack").
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ _ACL_PREFIX = re.compile(r"[a-z][a-z0-9_]*")
 AMPLIFICATION_PORTS = (17, 19, 53, 111, 123, 137, 161, 389, 1900, 3702, 11211)
 """UDP source ports of well-known reflectors: QOTD, chargen, DNS, portmap, NTP, NetBIOS,
 SNMP, CLDAP, SSDP, WS-Discovery, memcached."""
+PREEMPT_RATIO = 1.25  # a waiting attack displaces a mitigated one this many times smaller
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class DdosMitigation:
         self.book = AclBook(client or AclClient(http_timeout_s), retry_s)
         self.mitigations: dict[tuple[str, str], Mitigation] = {}  # (flow, key)
         self.waiting: dict[tuple[str, str], float] = {}  # refused attacks -> latest value
+        self.dismissed: dict[tuple[str, str], float] = {}  # deleted over HTTP -> last above
         self.stats = DdosStats()
         self._next_id = 0
 
@@ -190,7 +195,8 @@ class DdosMitigation:
     # ------------------------------------------------------------------ events
 
     def on_event(self, event: Any) -> None:
-        """A byFlow threshold fired: mitigate (attack, flowKey) unless already done."""
+        """A byFlow threshold fired: mitigate (attack, flowKey) now if there is room, else
+        count a refusal and let it wait (``on_interval`` may preempt a smaller one)."""
         self.stats.events += 1
         ident = (str(event.thresholdID), str(event.flowKey))
         value = float(event.value)
@@ -198,21 +204,16 @@ class DdosMitigation:
         if current is not None:
             current.value, current.peak = value, max(current.peak, value)
             return
-        now = self.api.now()
-        if len(self.mitigations) >= self.max_mitigations:
-            smallest = min((m for m in self.mitigations.values() if not m.releasing),
-                           key=lambda m: m.value, default=None)
-            if smallest is None or smallest.value >= value:
-                self.stats.refused += 1
-                self.waiting[ident] = value
-                self.api.log.warning("event=ddos_refused attack=%s key=%s value=%.0f"
-                                     " mitigations=%d", ident[0], ident[1], value,
-                                     len(self.mitigations))
-                return
-            self.stats.preempted += 1
-            self.waiting[(smallest.attack, smallest.key)] = smallest.value
-            self._release(smallest, "preempted", now)
-        self._raise(ident, value, [str(event.agent)], now)
+        if ident in self.dismissed:
+            return
+        if len(self.mitigations) < self.max_mitigations:
+            self._raise(ident, value, [str(event.agent)], self.api.now())
+        elif ident not in self.waiting:
+            self.stats.refused += 1
+            self.waiting[ident] = value
+            self.api.log.warning("event=ddos_refused attack=%s key=%s value=%.0f"
+                                 " mitigations=%d", ident[0], ident[1], value,
+                                 len(self.mitigations))
 
     def _seen_by(self, flow: str, key: str) -> list[str]:
         """Agents with ``key`` among their top flows of ``flow``."""
@@ -287,12 +288,32 @@ class DdosMitigation:
             value = self.waiting[ident] = values[ident[0]].get(ident[1], 0.0)
             if value <= self.attacks[ident[0]].release:
                 del self.waiting[ident]
-        for ident, value in sorted(self.waiting.items(), key=lambda kv: -kv[1]):
-            if len(self.mitigations) >= self.max_mitigations:
-                break
-            self._raise(ident, value, [], now)
+        for ident, last_above in list(self.dismissed.items()):
+            if values[ident[0]].get(ident[1], 0.0) > self.attacks[ident[0]].release:
+                self.dismissed[ident] = now
+            elif now - last_above >= self.hold_s:
+                del self.dismissed[ident]
+        self._admit_waiting(now)
         if retried:
             self._save()
+
+    def _admit_waiting(self, now: float) -> None:
+        """Largest waiting attacks first: into a free place, or in place of a mitigated
+        attack ``PREEMPT_RATIO`` times smaller."""
+        for ident, value in sorted(self.waiting.items(), key=lambda kv: -kv[1]):
+            if ident in self.mitigations:
+                continue  # preempted, its removal still being retried
+            if len(self.mitigations) >= self.max_mitigations:
+                smallest = min((m for m in self.mitigations.values() if not m.releasing),
+                               key=lambda m: m.value, default=None)
+                if smallest is None or value <= smallest.value * PREEMPT_RATIO:
+                    return
+                self.stats.preempted += 1
+                self._release(smallest, "preempted", now)
+                self.waiting[(smallest.attack, smallest.key)] = smallest.value
+                if len(self.mitigations) >= self.max_mitigations:
+                    return  # its removal is being retried: the place is not free yet
+            self._raise(ident, value, [], now)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -321,6 +342,7 @@ class DdosMitigation:
             for m in list(self.mitigations.values()):
                 if m.id == path[1]:
                     if not m.releasing:
+                        self.dismissed[(m.attack, m.key)] = self.api.now()
                         self._release(m, "deleted", self.api.now())
                     return {"id": m.id, "released": (m.attack, m.key) not in self.mitigations}
             raise HttpError(404, f"no mitigation {path[1]!r}")
