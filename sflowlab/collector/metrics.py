@@ -24,7 +24,8 @@ Normalisation:
 
 The first sample of a data source (or the first after a discontinuity: counter sequence reset,
 agent uptime going backwards, a container restarting at sequence 1) gives gauges and strings
-only. A data source expires when silent longer than the table's timeout; a container whose
+only. A data source expires when silent for three of its polling intervals (or 60 s while
+its interval is unknown; both configurable); a container whose
 ``virt_cpu`` state says it is no longer running (nostate, shutdown, shutoff, crashed) is
 dropped at once, so metricN follows the live population.
 """
@@ -269,15 +270,23 @@ class DataSource:
     name: str
     ds_type: int
     last_update: float = 0.0
+    last_uptime_ms: int = 0
+    interval_s: float = 0.0  # the latest polling interval, 0 = unknown
     values: dict[str, Value] = field(default_factory=dict)
     prev: dict[type, tuple[Any, int, float]] = field(default_factory=dict)
 
 
 @dataclass
 class MetricTable:
-    """All counter metrics, keyed by (agent, data source); expiry after ``timeout_s``."""
+    """All counter metrics, keyed by (agent, data source).
+
+    A data source expires when silent for ``expire_intervals`` of its own polling intervals
+    (the latest gap between its samples, by agent uptime or arrival time, whichever is longer,
+    at least 1 s), or for ``timeout_s`` while its interval is unknown (one sample so far).
+    """
 
     timeout_s: float = 60.0
+    expire_intervals: float = 3.0
     sources: dict[tuple[str, str], DataSource] = field(default_factory=dict)
     expired: int = 0
     stopped: int = 0
@@ -313,14 +322,20 @@ class MetricTable:
             ds.prev[cls] = (rec, uptime_ms, received_at)
             if cls is VirtCpu and rec.state in STOPPED_STATES:
                 stopped = True
-        ds.last_update = received_at
+        if ds.last_update and not restart:
+            ds.interval_s = max((uptime_ms - ds.last_uptime_ms) / 1000.0,
+                                received_at - ds.last_update)
+        ds.last_update, ds.last_uptime_ms = received_at, uptime_ms
         if stopped:
             del self.sources[key]
             self.stopped += 1
 
     def expire(self, now: float) -> int:
-        """Drop data sources silent for longer than the timeout; returns how many."""
-        old = [k for k, ds in self.sources.items() if now - ds.last_update > self.timeout_s]
+        """Drop data sources that fell silent (see the class docstring); returns how many."""
+        n, timeout = self.expire_intervals, self.timeout_s
+        old = [k for k, ds in self.sources.items()
+               if now - ds.last_update > (n * max(ds.interval_s, 1.0) if ds.interval_s
+                                          else timeout)]
         for k in old:
             del self.sources[k]
         self.expired += len(old)

@@ -196,3 +196,14 @@ def test_sub_agents_and_ipv6_agents(engine: Engine, feed: Feeder) -> None:
     assert (stats[A]["sFlowDatagramsReceived"], stats[A]["sFlowDatagramsLost"]) == (3, 1)
     assert engine.metric(six, "load_one")[0]["agent"] == six
     assert engine.analyzer_json()["sFlowAgents"] == 2
+
+
+def test_expiry_follows_each_sources_polling_interval(engine: Engine, feed: Feeder) -> None:
+    for s in (1, 2):  # A polls every 5 s, B every 30 s (agent uptime)
+        feed.at(1000 + 5 * s, datagram(A, s, 5000 * s, [counters(s, 0, 7, ifc(0))]))
+        feed.at(1000 + 30 * s, datagram(B, s, 30_000 * s, [counters(s, 0, 7, ifc(0))]))
+    engine.tick(1060 + 14.0)  # A silent 64 s > 3 x 5 s; B silent 14 s < 3 x 30 s
+    assert [r["agent"] for r in engine.dump("ALL", "ifspeed")] == [B]
+    engine.tick(1060 + 91.0)
+    assert engine.dump("ALL", "ifspeed") == []
+    assert engine.analyzer_json()["sFlowDataSourcesExpired"] == 2
