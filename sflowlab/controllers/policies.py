@@ -120,12 +120,10 @@ class SeedParams(_Params):
 
     def check(self) -> None:
         super().check()
-        if not 0 <= self.util_min <= self.util_max:
-            raise ParamError(f"need 0 <= util_min <= util_max, got {self.util_min} and "
-                             f"{self.util_max}")
-        if not 0 <= self.bytes_min <= self.bytes_max:
-            raise ParamError(f"need 0 <= bytes_min <= bytes_max, got {self.bytes_min} and "
-                             f"{self.bytes_max}")
+        for low, high in (("util_min", "util_max"), ("bytes_min", "bytes_max")):
+            a, b = getattr(self, low), getattr(self, high)
+            if not 0 <= a <= b:
+                raise ParamError(f"need 0 <= {low} <= {high}, got {a:g} and {b:g}")
 
 
 @dataclass(frozen=True)

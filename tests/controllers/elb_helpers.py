@@ -113,18 +113,11 @@ class SwarmLabBridge:
         swarm.subscribe(self._on_event)
 
     def _on_event(self, event: SwarmEvent) -> None:
-        if not isinstance(event, ContainerStarted | ContainerStopped):
-            return
-        lab, service = self.lab, self.lab.services[event.service]
-        host = lab.hosts[event.node]
         if isinstance(event, ContainerStarted):
-            c = host.start_container(event.name, event.at, service,
-                                     container_id=event.container_id)
-            service.add_replica(c.id)
-            lab.placement[c.id] = host.spec.name
-        else:
-            service.remove_replica(event.container_id)
-            host.stop_container(event.container_id, event.at, "exited")
+            self.lab.start_replica(event.service, event.name, event.node, event.at,
+                                   event.container_id)
+        elif isinstance(event, ContainerStopped):
+            self.lab.stop_replica(event.container_id, event.at)
 
 
 @dataclass
@@ -158,6 +151,12 @@ class ElbLab:
         elb = ElasticLoadBalancer(services, **params)
         self.runtime.add("elb", elb)
         return elb
+
+    def service(self, name: str = "apache", replicas: int = 1, load: Load | None = None) -> None:
+        """Create a swarm service whose containers (once running) report ``load`` each."""
+        self.swarm.create_service(spec(name, replicas))
+        if load is not None:
+            self.feed.loads[name] = load
 
     def restart_runtime(self) -> None:
         """A new runtime on the same engine, clock and state dir: the controller restarts."""

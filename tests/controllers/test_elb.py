@@ -16,7 +16,7 @@ from typing import Any
 
 import docker
 import pytest
-from elb_helpers import START, ElbLab, Load, spec
+from elb_helpers import START, ElbLab, Load
 
 from sflowlab.collector.runtime import HttpError, resolve
 from sflowlab.controllers.docker_client import SwarmServices
@@ -44,8 +44,7 @@ def test_seed_scales_up_one_step_per_complete_population(make_lab: Callable[...,
                                                          elb_log: pytest.LogCaptureFixture
                                                          ) -> None:
     lab = make_lab(start_delay_s=3.0)
-    lab.swarm.create_service(spec(replicas=1))
-    lab.feed.loads["apache"] = HIGH
+    lab.service(replicas=1, load=HIGH)
     elb = lab.elb({"apache": {"replicas_max": 3}}, enabled=True)
     # the task runs at 1003, its first sample has no rates, its second (1004) does
     lab.step_to(START + 4)
@@ -74,8 +73,7 @@ def test_seed_scales_up_one_step_per_complete_population(make_lab: Callable[...,
 
 def test_seed_scales_down_to_the_minimum(make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
-    lab.swarm.create_service(spec(replicas=3))
-    lab.feed.loads["apache"] = LOW
+    lab.service(replicas=3, load=LOW)
     elb = lab.elb({"apache": {"replicas_min": 2}}, enabled=True)
     lab.step_to(START + 20)
     # tasks run at 1001; rates from 1002; a stopped container leaves metricN at once
@@ -86,8 +84,7 @@ def test_seed_scales_down_to_the_minimum(make_lab: Callable[..., ElbLab]) -> Non
 
 def test_seed_holds_within_the_band_and_while_disabled(make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
-    lab.swarm.create_service(spec(replicas=2))
-    lab.feed.loads["apache"] = BAND
+    lab.service(replicas=2, load=BAND)
     elb = lab.elb()  # disabled, as the seed starts
     lab.step_to(START + 10)
     assert not elb.decisions
@@ -102,9 +99,9 @@ def test_seed_holds_within_the_band_and_while_disabled(make_lab: Callable[..., E
 def test_the_metric_query_selects_the_service_s_running_containers(
         make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
-    for name, replicas in (("apache", 2), ("apache2", 1), ("web", 1)):
-        lab.swarm.create_service(spec(name, replicas))
-    lab.feed.loads.update(apache=Load(1.0, 100, 200), apache2=Load(9.0), web=Load(5.0))
+    lab.service("apache", 2, Load(1.0, 100, 200))
+    lab.service("apache2", 1, Load(9.0))
+    lab.service("web", 1, Load(5.0))
     lab.step_to(START + 3)
     res = lab.engine.metric("ALL", "avg:vir_cpu_utilization,avg:vir_bytes_out",
                             service_filter("apache"))
@@ -114,9 +111,8 @@ def test_the_metric_query_selects_the_service_s_running_containers(
 
 def test_several_services_each_with_its_own_policy(make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
-    lab.swarm.create_service(spec("apache", 1))
-    lab.swarm.create_service(spec("web", 2))
-    lab.feed.loads.update(apache=HIGH, web=Load(util=3.0))
+    lab.service("apache", 1, HIGH)
+    lab.service("web", 2, Load(util=3.0))
     elb = lab.elb({"apache": {"replicas_max": 2},
                    "web": {"policy": "hpa", "target_util": 1.0, "target_bytes": None,
                            "max_step_up": 10}}, enabled=True)
@@ -130,8 +126,7 @@ def test_several_services_each_with_its_own_policy(make_lab: Callable[..., ElbLa
 
 def test_hpa_scales_to_exact_counts_with_step_limits(make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
-    lab.swarm.create_service(spec(replicas=2))
-    lab.feed.loads["apache"] = Load(util=3.0)  # per container, whatever the count
+    lab.service(replicas=2, load=Load(util=3.0))  # per container, whatever the count
     elb = lab.elb({"apache": {"policy": "hpa", "target_util": 1.0, "target_bytes": None,
                               "max_step_up": 4}}, enabled=True)
     lab.step_to(START + 2)
@@ -170,8 +165,7 @@ def conflict_once(lab: ElbLab, change: Callable[[dict[str, Any]], None]) -> list
 def test_a_conflicting_update_is_retried_from_the_fresh_service(
         make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
-    lab.swarm.create_service(spec(replicas=1))
-    lab.feed.loads["apache"] = HIGH
+    lab.service(replicas=1, load=HIGH)
     elb = lab.elb({"apache": {"replicas_max": 2}}, enabled=True)
     versions = conflict_once(lab, lambda s: s["Labels"].update(team="web"))
     lab.step_to(START + 2)
@@ -187,8 +181,7 @@ def test_a_conflicting_update_is_retried_from_the_fresh_service(
 def test_a_conflicting_scale_by_someone_else_is_not_stepped_again(
         make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
-    lab.swarm.create_service(spec(replicas=1))
-    lab.feed.loads["apache"] = HIGH
+    lab.service(replicas=1, load=HIGH)
     elb = lab.elb({"apache": {"replicas_max": 5}}, enabled=True)
     conflict_once(lab, lambda s: s["Mode"]["Replicated"].update(Replicas=2))
     lab.step_to(START + 2)
@@ -203,8 +196,7 @@ def test_a_conflicting_scale_by_someone_else_is_not_stepped_again(
 def test_endless_conflicts_give_up_after_bounded_attempts(
         make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
-    lab.swarm.create_service(spec(replicas=1))
-    lab.feed.loads["apache"] = HIGH
+    lab.service(replicas=1, load=HIGH)
     elb = lab.elb(enabled=True, conflict_attempts=3)
     original = lab.swarm.update_service
 
@@ -227,8 +219,7 @@ def test_endless_conflicts_give_up_after_bounded_attempts(
 def test_docker_outage_backs_off_without_scaling_and_resumes(
         make_lab: Callable[..., ElbLab], elb_log: pytest.LogCaptureFixture) -> None:
     lab = make_lab()
-    lab.swarm.create_service(spec(replicas=1))
-    lab.feed.loads["apache"] = HIGH
+    lab.service(replicas=1, load=HIGH)
     elb = lab.elb({"apache": {"replicas_max": 2}}, enabled=True)
     lab.step_to(START + 4)
     assert moves(elb) == [(START + 2, 1, 2)]
@@ -258,7 +249,7 @@ def test_docker_outage_backs_off_without_scaling_and_resumes(
 def test_docker_down_from_the_start_is_an_outage_not_a_failed_start(
         make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
-    lab.swarm.create_service(spec(replicas=1))
+    lab.service(replicas=1)
     lab.api.stop()
     elb = lab.elb(enabled=True)
     lab.step_to(START + 6)
@@ -269,8 +260,7 @@ def test_docker_down_from_the_start_is_an_outage_not_a_failed_start(
 
 def test_a_server_error_is_an_outage_too(make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
-    lab.swarm.create_service(spec(replicas=1))
-    lab.feed.loads["apache"] = HIGH
+    lab.service(replicas=1, load=HIGH)
     elb = lab.elb(enabled=True)
 
     def broken(ref: str) -> Any:
@@ -311,9 +301,8 @@ def test_an_unknown_service_is_reported_not_scaled(make_lab: Callable[..., ElbLa
 
 def test_http_switches_status_decisions(make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
-    lab.swarm.create_service(spec("apache", 1))
-    lab.swarm.create_service(spec("web", 1))
-    lab.feed.loads.update(apache=HIGH, web=HIGH)
+    lab.service("apache", 1, HIGH)
+    lab.service("web", 1, HIGH)
     elb = lab.elb(["apache", "web"])
     assert lab.http(state="enabled", service="apache") == "enabled"
     lab.step_to(START + 2)
@@ -429,8 +418,7 @@ def test_a_controller_failure_never_escapes(make_lab: Callable[..., ElbLab],
                                             caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR)
     lab = make_lab()
-    lab.swarm.create_service(spec(replicas=1))
-    lab.feed.loads["apache"] = HIGH
+    lab.service(replicas=1, load=HIGH)
     elb = lab.elb(enabled=True)
     elb.swarm.read = None  # type: ignore[assignment,method-assign]  # a bug in the controller
     lab.step_to(START + 4)

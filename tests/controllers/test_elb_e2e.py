@@ -21,23 +21,28 @@ def test_seed_policy_follows_the_load_up_and_back_to_one(
                                   "Mode": {"Replicated": {"Replicas": 1}}})
     elb = elb_lab.elb(enabled=True)
     elb_lab.step_to(START + 120)
-    ups = [(d["from"], d["to"]) for d in elb.decisions]
-    # per container: X(k) / k requests/s of 6,120 bytes with X(k) = 4 / (0.05 + 4 / (200 k));
-    # 5 replicas bring bytes below 100,000 (90,667) and util below 1 % (0.74)
-    assert ups == [(1, 2), (2, 3), (3, 4), (4, 5)]
-    assert elb_lab.running() == 5
+    steps = [(d["from"], d["to"]) for d in elb.decisions]
+    # per container: X(k) / k requests/s of 6,120 bytes with X(k) = 4 / (0.05 + 4 / (200 k)):
+    # 349 kB/s at 1 replica, 111 kB/s at 4, 91 kB/s at 5, 76 kB/s at 6. The seed steps by one
+    # whenever metricN == replicas, on rates measured over each container's last 10 s poll,
+    # which may predate the newest replica: it can overshoot by one.
+    assert steps[0] == (1, 2)
+    assert all(b == a + 1 for a, b in steps)
+    peak = steps[-1][1]
+    assert 5 <= peak <= 6
+    assert elb_lab.running() == peak
     apache = lab.services["apache"]
     assert sorted(apache.replicas) == sorted(t.container_id for t in elb_lab.swarm.running())
     metrics = elb.services["apache"].metrics
-    assert metrics is not None and metrics["n"] == 5
-    assert 80_000 < metrics["bytes"] < 100_000
+    assert metrics is not None and metrics["n"] == peak
+    assert 50_000 < metrics["bytes"] < 100_000  # settled inside the seed's band
     assert 0.5 < metrics["util"] < 1.0
 
     apache.set_load(clients=0)
     stopped_at = elb_lab.clock.now()
     elb_lab.step_to(START + 180)
-    downs = [(d["from"], d["to"]) for d in elb.decisions][len(ups):]
-    assert downs == [(5, 4), (4, 3), (3, 2), (2, 1)]
+    downs = [(d["from"], d["to"]) for d in elb.decisions][len(steps):]
+    assert downs == [(k, k - 1) for k in range(peak, 1, -1)]
     assert elb.decisions[-1]["time"] - stopped_at <= 30
     assert (elb_lab.replicas(), elb_lab.running(), len(apache.replicas)) == (1, 1, 1)
     assert elb.docker.errors == elb.docker.conflicts == 0
