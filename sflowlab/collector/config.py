@@ -15,7 +15,8 @@ readonly = false
 
 [collector]
 state_dir = "/var/lib/sflowlab"
-metric_timeout_s = 60
+metric_timeout_s = 60     # a data source seen once expires after this silence
+expire_intervals = 3      # afterwards, after this many of its own polling intervals
 tick_s = 1.0
 workers = 0               # >0: analytics sharded by agent over this many processes
 
@@ -69,6 +70,7 @@ class Config:
     readonly: bool = False
     state_dir: Path | None = None
     metric_timeout_s: float = 60.0
+    expire_intervals: float = 3.0
     tick_s: float = 1.0
     workers: int = 0
     record_dir: Path | None = None
@@ -92,6 +94,7 @@ _SECTIONS = {
     "http": {"host": ("http_host", str), "port": ("http_port", int), "token": ("token", str),
              "readonly": ("readonly", bool)},
     "collector": {"state_dir": ("state_dir", Path), "metric_timeout_s": ("metric_timeout_s", float),
+                  "expire_intervals": ("expire_intervals", float),
                   "tick_s": ("tick_s", float), "workers": ("workers", int)},
     "recording": {"dir": ("record_dir", Path), "max_bytes": ("record_max_bytes", int),
                   "max_files": ("record_max_files", int)},

@@ -56,9 +56,11 @@ class Daemon:
         cfg.check()
         if cfg.workers > 0 and not isinstance(self.clock, ReplayClock):
             self.engine = ShardedEngine(cfg.workers, self.clock,
-                                        metric_timeout_s=cfg.metric_timeout_s)
+                                        metric_timeout_s=cfg.metric_timeout_s,
+                                        expire_intervals=cfg.expire_intervals)
         else:
-            self.engine = Engine(self.clock, metric_timeout_s=cfg.metric_timeout_s)
+            self.engine = Engine(self.clock, metric_timeout_s=cfg.metric_timeout_s,
+                                 expire_intervals=cfg.expire_intervals)
         self.engine.import_state(cfg.definitions)
         if cfg.state_dir is not None:
             store = StateStore(Path(cfg.state_dir) / "state.json")

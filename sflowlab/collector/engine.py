@@ -90,6 +90,7 @@ class Engine:
     """sFlow analytics fed datagram by datagram; see the module docstring."""
 
     def __init__(self, clock: Clock | None = None, *, metric_timeout_s: float = 60.0,
+                 expire_intervals: float = 3.0,
                  decode: Callable[[bytes], Any] = decode_for_collector) -> None:
         self.clock = clock or SystemClock()
         self.lock = threading.RLock()
@@ -97,7 +98,7 @@ class Engine:
         self.totals = Totals()
         self.agents: dict[tuple[str, int], AgentStats] = {}
         self.parse_errors_by_source: dict[str, int] = {}
-        self.metrics = MetricTable(timeout_s=metric_timeout_s)
+        self.metrics = MetricTable(metric_timeout_s, expire_intervals)
         self.groups = GroupSet()
         self.flows = FlowEngine(self.groups)
         self.thresholds = ThresholdEngine()

@@ -51,10 +51,10 @@ from .thresholds import ThresholdSpec
 BATCH = 64
 
 
-def _serve(conn: Connection, metric_timeout_s: float, log_level: int) -> None:
+def _serve(conn: Connection, expiry: tuple[float, float], log_level: int) -> None:
     """A worker: an Engine fed batches, answering calls, until the pipe closes."""
     setup_logging(log_level)
-    engine = Engine(SystemClock(), metric_timeout_s=metric_timeout_s)
+    engine = Engine(SystemClock(), metric_timeout_s=expiry[0], expire_intervals=expiry[1])
     ingest = engine.ingest
     while True:
         try:
@@ -94,12 +94,12 @@ def _widen(conn: Connection) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, metric_timeout_s: float) -> None:
+    def __init__(self, ctx: Any, expiry: tuple[float, float]) -> None:
         self.conn, child = ctx.Pipe()
         _widen(self.conn)
         _widen(child)
         level = logging.getLogger("sflowlab").getEffectiveLevel()
-        self.proc = ctx.Process(target=_serve, args=(child, metric_timeout_s, level),
+        self.proc = ctx.Process(target=_serve, args=(child, expiry, level),
                                 daemon=True, name="sflow-shard")
         self.proc.start()
         child.close()
@@ -138,13 +138,14 @@ class ShardedEngine:
     """The Engine facade over ``workers`` processes; see the module docstring."""
 
     def __init__(self, workers: int, clock: Clock | None = None, *,
-                 metric_timeout_s: float = 60.0) -> None:
+                 metric_timeout_s: float = 60.0, expire_intervals: float = 3.0) -> None:
         if workers < 1:
             raise ValueError("a sharded engine needs at least one worker")
         self.clock = clock or SystemClock()
         self.started = self.clock.now()
         ctx = multiprocessing.get_context("spawn")
-        self.workers = [_Worker(ctx, metric_timeout_s) for _ in range(workers)]
+        expiry = (metric_timeout_s, expire_intervals)
+        self.workers = [_Worker(ctx, expiry) for _ in range(workers)]
         self.events = EventLog()
         self.logged: LongPollLog[dict[str, Any]] = LongPollLog(lambda f: int(f["flowID"]))
         self.on_change: Callable[[], None] | None = None
