@@ -23,6 +23,7 @@ from sflowlab.agent_sim.traffic import TrafficFlow
 from sflowlab.clock import SimClock
 from sflowlab.collector.engine import Engine
 from sflowlab.collector.runtime import HttpRequest, Runtime
+from sflowlab.controllers.acl_client import AclClient, AclError
 from sflowlab.lab.acl_fabric import ErspanCapture, FabricAclTarget, switches_for
 from sflowlab.lab.httpserver import HttpServer, Request, Response, Router
 from sflowlab.lab.switch_api import SwitchApi
@@ -147,6 +148,17 @@ def erspan_packets(path: Path) -> list[tuple[str, str, int, int, int]]:
         out.append((str(ipaddress.ip_address(src)), str(ipaddress.ip_address(dst)), protocol,
                     sport, word & 0x3FF))
     return out
+
+
+class FlakyClient(AclClient):
+    """The real client, failing every call while ``down``."""
+
+    down = False
+
+    def _call(self, method: str, url: str, body: bytes | None = None) -> bytes:
+        if self.down:
+            raise AclError(method, url, "no answer: connection refused")
+        return super()._call(method, url, body)
 
 
 class TextServer:

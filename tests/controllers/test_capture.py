@@ -12,10 +12,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from acl_lab import ANALYZER, START, AclLab, TextServer, erspan_packets
+from acl_lab import ANALYZER, START, AclLab, FlakyClient, TextServer, erspan_packets
 
 from sflowlab.agent_sim.traffic import TrafficFlow
-from sflowlab.controllers.acl_client import AclClient, AclError
+from sflowlab.controllers.acl_client import AclClient
 from sflowlab.controllers.capture import TriggeredCapture
 
 BAD = "198.51.100.66"  # listed
@@ -192,19 +192,9 @@ def test_the_session_limit_queues_then_refuses(lab: AclLab, blocklist: Path) -> 
     assert sum(len(a) for a in lab.all_acls().values()) == 1
 
 
-class FlakyClient(AclClient):
-    """The real client, failing every call while ``down``."""
-
-    down = True
-
-    def _call(self, method: str, url: str, body: bytes | None = None) -> bytes:
-        if self.down:
-            raise AclError(method, url, "no answer: connection refused")
-        return super()._call(method, url, body)
-
-
 def test_failed_acl_calls_are_retried_and_stay_accounted(lab: AclLab, blocklist: Path) -> None:
     client = FlakyClient()
+    client.down = True
     ctl = capture(lab, blocklist, switches=lab.urls("leaf1"), client=client, retry_s=5.0)
     ids = talk(lab, "host1", BAD)
     lab.run_until(lambda: sessions(lab), within_s=5)
