@@ -49,6 +49,7 @@ _SWITCH = struct.Struct(">2I4I")  # extended_switch with its tag and length
 _SWITCH_SAMPLE_TAG = struct.pack(">II", 1, 208)  # flow_sample, 208-byte body
 _SWITCH_SAMPLE = struct.Struct(">8I2I4I128s2I4I")  # its body when the header has 128 bytes
 _ALL_ONES = 0xFFFFFFFF
+_MAX_VLAN = 4095
 _new = tuple.__new__
 
 DESCRIPTIVE_RECORDS = frozenset(data_format(0, f) for f in (1005, 2000, 2001, 2002))
@@ -108,8 +109,8 @@ def _sample_keys(view: FlowSampleView) -> dict[str, int | str]:
     keys["inputifindex"] = inp
     keys["outputifindex"] = out if out_format == OUTPUT_IFINDEX else _OUTPUT_KEYS.get(
         out_format, out)
-    if src_vlan is not None and "vlan" not in keys:
-        keys["vlan"] = src_vlan
+    if src_vlan is not None and src_vlan <= _MAX_VLAN and "vlan" not in keys:
+        keys["vlan"] = src_vlan  # the ingress VLAN from extended_switch (0xFFFFFFFF: unknown)
     if reason is not None:
         keys["reason"] = DROP_REASONS.get(reason, str(reason))
     return keys

@@ -91,7 +91,7 @@ def reference_keys(view: FlowSampleView) -> dict[str, int | str]:
     keys = decode_header(view.header_protocol, view.header)
     keys["inputifindex"] = view.input
     keys["outputifindex"] = {1: "discard", 2: "multiple"}.get(view.output_format, view.output)
-    if "vlan" not in keys and view.src_vlan is not None:
+    if "vlan" not in keys and view.src_vlan is not None and view.src_vlan < 4096:
         keys["vlan"] = view.src_vlan
     if view.reason is not None:
         keys["reason"] = DROP_REASONS.get(view.reason, str(view.reason))
@@ -262,6 +262,13 @@ def test_vlan_from_the_header_wins_and_multiple_outputs() -> None:
     keys = dg.flow_samples[0].keys()
     assert keys["vlan"] == 99 and keys["outputifindex"] == "multiple"
     assert keys["inputifindex"] == INTERNAL
+
+
+def test_unknown_switch_vlan_is_not_a_key() -> None:
+    dg = one_sample(FlowSample(1, 4, 1, 1, 0, 2, 3, (
+        SampledHeader(1, 304, 4, HEADER), ExtendedSwitch(0xFFFFFFFF, 0, 0xFFFFFFFF, 0))))
+    assert dg.flow_samples[0].src_vlan == 0xFFFFFFFF
+    assert "vlan" not in dg.flow_samples[0].keys()
 
 
 def test_expanded_sample_reports_all_ones_as_internal() -> None:
