@@ -54,7 +54,7 @@ def _valid(entry: str, pton: Any = socket.inet_pton) -> bool:
 def parse_blocklist(text: str) -> ParsedBlocklist:
     """Entries of a blocklist text (duplicates dropped, order kept) and its invalid lines."""
     cidrs: dict[str, None] = {}
-    invalid, examples = 0, []
+    invalid, examples = 0, list[str]()
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].split(";", 1)[0].strip()
         if not line:

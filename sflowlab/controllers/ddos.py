@@ -139,7 +139,9 @@ class DdosMitigation:
             bad = sorted(set(limits) - {"trigger", "release"})
             if bad:
                 raise ValueError(f"thresholds.{name}: only 'trigger' and 'release', not {bad}")
-            attack = replace(ATTACKS[name], **{k: float(v) for k, v in limits.items()})
+            base = ATTACKS[name]
+            attack = replace(base, trigger=float(limits.get("trigger", base.trigger)),
+                             release=float(limits.get("release", base.release)))
             if not 0 <= attack.release <= attack.trigger:
                 raise ValueError(f"thresholds.{name}: need 0 <= release <= trigger")
             self.attacks[f"{flow}_{name}"] = attack
