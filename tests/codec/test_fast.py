@@ -267,8 +267,9 @@ def test_vlan_from_the_header_wins_and_multiple_outputs() -> None:
 def test_unknown_switch_vlan_is_not_a_key() -> None:
     dg = one_sample(FlowSample(1, 4, 1, 1, 0, 2, 3, (
         SampledHeader(1, 304, 4, HEADER), ExtendedSwitch(0xFFFFFFFF, 0, 0xFFFFFFFF, 0))))
-    assert dg.flow_samples[0].src_vlan == 0xFFFFFFFF
-    assert "vlan" not in dg.flow_samples[0].keys()
+    (view,) = dg.flow_samples
+    keys = view.keys()
+    assert view.src_vlan == 0xFFFFFFFF and "vlan" not in keys
 
 
 def test_expanded_sample_reports_all_ones_as_internal() -> None:
