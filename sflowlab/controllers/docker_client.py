@@ -5,10 +5,12 @@ Any Docker Engine API endpoint: ``unix:///var/run/docker.sock`` (the default) or
 the seed's ``/tls/``). The client is made on first use, so a Docker API that is down when the
 controller starts is an outage like any other, not a failure to start.
 
-Scaling carries the version just read: ``services.get`` reads the service afresh and
-``Service.scale(n)`` (docker SDK 7) posts ``/services/{id}/update?version=<that version>`` with
-the current spec and the new count. If anyone changed the service in between, swarm refuses
-with "update out of sequence" (:class:`VersionConflict`) and nothing changes.
+Scaling carries the version just read: ``services.get`` reads the service afresh, and
+``Service.scale(n)`` (docker SDK 7) fetches the spec once more (``fetch_current_spec``) and posts
+it with the new count to ``/services/{id}/update?version=<the version read>``. If anyone
+changed the service after our read, that version is stale: swarm refuses with "update out of
+sequence" (:class:`VersionConflict`) and nothing changes. (``Service.update(mode=...)`` is not
+used: it posts only the fields it is given, dropping the rest of the spec, ports included.)
 
 Foreign exceptions are translated here, once: :class:`DockerUnavailable` (connection refused,
 timeouts, 5xx), :class:`VersionConflict`, :class:`ServiceError` (the rest: 4xx such as an
