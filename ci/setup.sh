@@ -27,3 +27,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[lab,host,test]"
   touch "$stamp"
 fi
+
+# a Docker engine for the tests marked docker; without one they skip and say why
+ci/start_dockerd.sh || echo "setup: no Docker engine (see above); the docker tests will skip" >&2
