@@ -100,12 +100,17 @@ class _LogCapture(logging.Handler):
 class LabRun:
     """A scenario's lab, built and ready to step; ``close()`` stops its servers."""
 
-    def __init__(self, scenario: Scenario, out_dir: Path, realtime: bool = False) -> None:
+    def __init__(self, scenario: Scenario, out_dir: Path, realtime: bool = False,
+                 clock: SimClock | None = None, engine: Engine | None = None) -> None:
+        """``clock`` and ``engine`` (fresh ones when None) let tests share their fixtures."""
         self.scenario, self.out_dir, self.realtime = scenario, out_dir, realtime
         out_dir.mkdir(parents=True, exist_ok=True)
-        s = scenario
-        self.clock = SimClock()
-        self.recorder = Recorder(s)
+        self.clock = clock or SimClock()
+        self.engine = engine or Engine(self.clock)
+        self.recorder = Recorder(scenario)
+        self._wall0: float | None = None
+        self._steps = 0
+        self._next_second = 1.0
         self._closers: list[Callable[[], None]] = []
         try:
             self._build(out_dir)
@@ -119,7 +124,6 @@ class LabRun:
         s, clock = self.scenario, self.clock
         self.pcap = PcapSink(str(out_dir / "sflow.pcap"))
         self._closers.append(self.pcap.close)
-        self.engine = Engine(clock)
         self.memory = MemorySink()
         self.listener: Listener | None = None
         if self.realtime:
@@ -254,28 +258,38 @@ class LabRun:
                 ingest(data, (agent, 6343), now)
             self._on_tick(self.engine.tick(t))
 
-    def run(self, progress: Progress | None = None) -> Recording:
-        """Replay the whole scenario; returns the recording."""
+    def run_until(self, end: float, progress: Progress | None = None) -> None:
+        """Step to ``end`` (simulated seconds), recording a timeline row every second;
+        with ``realtime``, each step waits for its wall-clock time."""
         s = self.scenario
-        n = round(s.duration / s.step)
-        wall0 = time.monotonic()
-        if self.listener is not None:
-            self.listener.start()
-            self._closers.append(self.listener.stop)
-        next_second = 1.0
-        for i in range(1, n + 1):
-            t = min(i * s.step, s.duration)
+        if self._wall0 is None:
+            self._wall0 = time.monotonic()
+            if self.listener is not None:
+                self.listener.start()
+                self._closers.append(self.listener.stop)
+        while self.lab.now < end - 1e-9:
+            self._steps += 1
+            t = min(round(self._steps * s.step, 9), end)
             if self.realtime:
-                _sleep_until(wall0 + t)
+                _sleep_until(self._wall0 + t)
             self.step_to(t)
-            while t + 1e-9 >= next_second:
-                self.recorder.sample(next_second, self)
-                next_second += 1.0
+            while t + 1e-9 >= self._next_second:
+                self.recorder.sample(self._next_second, self)
+                self._next_second += 1.0
                 if progress is not None:
                     progress(t, s.duration)
+
+    def run(self, progress: Progress | None = None) -> Recording:
+        """Replay the whole scenario; returns the recording."""
+        self.run_until(self.scenario.duration, progress)
         if self.listener is not None:
             self._drain_listener()
-        return self.recorder.finish(self, time.monotonic() - wall0)
+        return self.finish()
+
+    def finish(self) -> Recording:
+        """What has been recorded so far."""
+        wall = time.monotonic() - self._wall0 if self._wall0 is not None else 0.0
+        return self.recorder.finish(self, wall)
 
     def _drain_listener(self) -> None:
         """Wait (bounded) until the listener has analysed what the agents sent."""

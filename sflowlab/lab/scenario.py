@@ -69,7 +69,7 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ScenarioError(f"{path}: expected a mapping, got {_describe(value)}")
-        return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
+        return {str(k): _coerce(v, args[1], _join(path, k)) for k, v in value.items()}
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return build(hint, value, path)
     if hint is float:
@@ -86,10 +86,16 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
 _T = typing.TypeVar("_T")
 
 
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
 def build(cls: type[_T], data: Any, path: str) -> _T:
-    """A ``cls`` dataclass from a mapping, every field checked against its type hint."""
+    """A ``cls`` dataclass from a mapping, every field checked against its type hint;
+    errors name ``path`` (empty: the top level, called ``scenario``)."""
+    where = path or "scenario"
     if not isinstance(data, dict):
-        raise ScenarioError(f"{path}: expected a mapping, got {_describe(data)}")
+        raise ScenarioError(f"{where}: expected a mapping, got {_describe(data)}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     aliases = getattr(cls, "ALIASES", {})
@@ -97,18 +103,18 @@ def build(cls: type[_T], data: Any, path: str) -> _T:
     for key, value in data.items():
         name = aliases.get(key, key)
         if name not in known:
-            raise ScenarioError(f"{path}: unknown key {key!r}; known: {sorted(known)}")
-        kwargs[name] = _coerce(value, hints[name], f"{path}.{key}")
+            raise ScenarioError(f"{where}: unknown key {key!r}; known: {sorted(known)}")
+        kwargs[name] = _coerce(value, hints[name], _join(path, key))
     missing = [n for n, f in known.items() if n not in kwargs
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
-        raise ScenarioError(f"{path}: missing {', '.join(missing)}")
+        raise ScenarioError(f"{where}: missing {', '.join(missing)}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         if isinstance(e, ScenarioError):
             raise
-        raise ScenarioError(f"{path}: {e}") from None
+        raise ScenarioError(f"{where}: {e}") from None
 
 
 # ---------------------------------------------------------------------- the schema
@@ -388,7 +394,7 @@ def scenario_from_dict(data: Any, source: Path | None = None) -> Scenario:
     if not isinstance(raw, list):
         raise ScenarioError(f"assertions: expected a list, got {_describe(raw)}")
     data.setdefault("name", source.stem if source else "scenario")
-    scenario = build(Scenario, data, "scenario")
+    scenario = build(Scenario, data, "")
     scenario.assertions = [_assertion(item, i) for i, item in enumerate(raw)]
     scenario.source = source
     return _check_references(scenario)

@@ -1,0 +1,211 @@
+"""The scenario runner: the lab on one clock, determinism, the out folder, the CLI, realtime."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sflowlab.agent_sim.fabric import Fabric
+from sflowlab.cli import main
+from sflowlab.clock import SimClock
+from sflowlab.collector.engine import Engine
+from sflowlab.lab.runner import LabRun, run_scenario
+from sflowlab.lab.scenario import Scenario, scenario_from_dict
+from sflowlab.lab.swarm_model import Swarm
+
+SERVICE = {"name": "web", "replicas": 1, "response_bytes": 10000, "cpu_us_per_request": 1224,
+           "latency_s": 0.0686}
+
+
+def scenario(**extra: Any) -> Scenario:
+    data: dict[str, Any] = {"name": "small", "duration": 30, "hosts": 2, "polling": 5,
+                            "swarm": {"start_delay": 0.5},
+                            "services": [{**SERVICE, "load": [{"clients": 4, "start": 2,
+                                                               "duration": 15}]}]}
+    data.update(extra)
+    return scenario_from_dict(data)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_swarm_tasks_start_and_stop_containers_on_their_nodes(tmp_path: Path) -> None:
+    s = scenario(services=[{**SERVICE, "schedule": [{"at": 5, "replicas": 3},
+                                                    {"at": 20, "replicas": 1}]}])
+    result = run_scenario(s, tmp_path, chart=False)
+    rows = result.recording.timeline
+    tasks = {int(r["time_s"]): r["web.tasks"] for r in rows}
+    assert (tasks[4], tasks[6], tasks[19], tasks[21]) == (1, 3, 3, 1)
+    assert [r["web.replicas"] for r in rows if r["time_s"] in (4, 5, 20)] == [1, 3, 1]
+    lives = result.recording.lifecycles
+    assert len(lives) == 3
+    assert {c.node for c in lives} == {"host1", "host2"}
+    assert [c.started for c in lives] == [0.5, 5.5, 5.5]
+    assert [c.stopped for c in lives] == [None, 20.5, 20.5]
+    assert all(c.name.startswith("web.") for c in lives)
+    # the collector saw every live container, after its first two polls
+    running = {int(r["time_s"]): r["web.running"] for r in rows}
+    assert running[29] == 1 and max(running.values()) == 3
+
+
+def test_same_seed_same_timeline_and_bytes(tmp_path: Path) -> None:
+    s = scenario(controllers=[{"use": "elb", "params": {"enabled": True,
+                                                        "services": {"web": {}}}}])
+    for name in ("a", "b"):
+        run_scenario(s, tmp_path / name, chart=False)
+    run_scenario(scenario(seed=2), tmp_path / "c", chart=False)
+    for f in ("timeline.csv", "containers.csv", "decisions.csv", "sflow.pcap"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert (tmp_path / "a" / "sflow.pcap").read_bytes() != \
+        (tmp_path / "c" / "sflow.pcap").read_bytes()
+
+
+def test_out_folder_follows_the_contract(tmp_path: Path) -> None:
+    s = scenario(controllers=[{"use": "elb", "params": {"enabled": True,
+                                                        "services": {"web": {}}}}],
+                 assertions=[{"replicas": {"service": "web", "reaches": 2, "within": 20}},
+                             {"no_lost_datagrams": {}}])
+    result = run_scenario(s, tmp_path, chart=False)
+    timeline = read_csv(tmp_path / "timeline.csv")
+    assert list(timeline[0]) == ["time_s", "web.load", "web.replicas", "web.tasks",
+                                 "web.running", "web.rps", "web.avg_vir_cpu_utilization",
+                                 "web.avg_vir_bytes"]
+    assert [float(r["time_s"]) for r in timeline] == [float(t) for t in range(1, 31)]
+    loads = [float(r["web.load"]) for r in timeline]
+    assert loads[:2] == [0, 0] and set(loads[2:17]) == {4} and set(loads[17:]) == {0}
+    served = [float(r["web.rps"]) for r in timeline]
+    assert 50 < sum(served[3:17]) / 14 < 60  # 4 clients / ~70 ms
+    containers = read_csv(tmp_path / "containers.csv")
+    assert list(containers[0]) == ["time_s", "container", "service", "vir_cpu_utilization",
+                                   "vir_bytes_in", "vir_bytes_out", "state"]
+    assert {r["service"] for r in containers} == {"web"}
+    decisions = read_csv(tmp_path / "decisions.csv")
+    assert decisions and decisions[0]["from"] == "1" and decisions[0]["to"] == "2"
+    assert decisions[0]["controller"] == "elb" and "util" in decisions[0]["reason"]
+    log = (tmp_path / "controller.log").read_text()
+    assert "event=scale service=web from=1 to=2" in log
+    assert [json.loads((tmp_path / "assertions.json").read_text())[i]["passed"]
+            for i in range(2)] == [True, True]
+    assert result.passed
+    for f in ("acl.csv", "events.csv", "lifecycles.csv", "sflow.pcap", "summary.json"):
+        assert (tmp_path / f).exists(), f
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["accounting"]["sent"] == summary["accounting"]["received"] > 0
+
+
+def test_a_failing_assertion_says_what_happened_and_when(tmp_path: Path) -> None:
+    s = scenario(assertions=[{"replicas": {"service": "web", "reaches": 5, "within": 10}},
+                             {"returns_to_min": {"service": "web", "within": 5}}])
+    result = run_scenario(s, tmp_path, chart=False)
+    first, second = result.outcomes
+    assert not result.passed
+    assert (first.passed, first.message) == (
+        False, "FAILED: web never reached 5 replicas; max 1 at t=1.0 s")
+    assert second.passed and second.message.startswith("web back to 1 replicas at t=17.0 s")
+
+
+def test_scheduled_controller_requests(tmp_path: Path) -> None:
+    s = scenario(controllers=[{"use": "elb", "params": {"services": {"web": {}}},
+                               "http": [{"at": 6, "query": {"state": "enabled"}}]}])
+    result = run_scenario(s, tmp_path, chart=False)
+    assert result.recording.decisions, "enabled at t=6 s, the ELB scales"
+    assert result.recording.decisions[0].time_s >= 6
+    assert "answer='enabled'" in (tmp_path / "controller.log").read_text()
+
+
+def test_cli_exit_status_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(textwrap.dedent("""\
+        duration: 12
+        services: [{name: web, replicas: 2}]
+        swarm: {start_delay: 0.5}
+        assertions:
+          - replicas: {service: web, at_most: 2}
+        """))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(good), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  replicas(service=web, since=load_start, at_most=2)" in out
+    assert "1/1 assertions passed" in out
+    assert (tmp_path / "out" / "good" / "timeline.csv").exists()
+    assert main(["run", str(good), "--out", str(tmp_path / "o"), "--quiet",
+                 "--duration", "5"]) == 0
+    assert len(read_csv(tmp_path / "o" / "timeline.csv")) == 5
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("services: [{name: web, replicas: two}]\n")
+    assert main(["run", str(bad)]) == 2
+    assert "services[0].replicas: expected an integer, got 'two'" in capsys.readouterr().err
+    failing = tmp_path / "failing.yaml"
+    failing.write_text(good.read_text().replace("at_most: 2", "reaches: 3"))
+    assert main(["run", str(failing), "--out", str(tmp_path / "f")]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL  replicas" in captured.out and "never reached 3 replicas" in captured.out
+    assert captured.err.count(".") == 10  # the progress bar, without a terminal
+
+
+def test_realtime_runs_over_udp_in_wall_clock_time(tmp_path: Path) -> None:
+    s = scenario(duration=2, polling=1, services=[{**SERVICE, "load": [{"rps": 50}]}],
+                 swarm={"start_delay": 0.1},
+                 assertions=[{"no_lost_datagrams": {}}])
+    result = run_scenario(s, tmp_path, realtime=True, chart=False)
+    assert 2.0 <= result.recording.wall_s < 5.0
+    assert result.passed, result.outcomes
+    assert result.recording.accounting.received > 0
+    assert [r["time_s"] for r in result.recording.timeline] == [1, 2]
+
+
+def test_pytest_collects_scenario_files(tmp_path: Path) -> None:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "passes.yaml").write_text(
+        "duration: 5\nservices: [{name: web}]\nassertions: [{replicas: {service: web, "
+        "at_most: 1}}]\n")
+    (folder / "fails.yaml").write_text(
+        "duration: 5\nservices: [{name: web}]\nassertions: [{replicas: {service: web, "
+        "reaches: 4}}]\n")
+    (folder / "notes.txt").write_text("not a scenario")
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(folder), "-q",
+                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "1 failed, 1 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert "FAIL  replicas(service=web, reaches=4" in proc.stdout
+    assert "never reached 4 replicas" in proc.stdout
+    assert proc.returncode == 1
+
+
+def test_fixtures_share_one_clock_and_engine(lab: LabRun, sim_clock: SimClock, engine: Engine,
+                                             swarm: Swarm, fabric: Fabric) -> None:
+    assert lab.clock is sim_clock and lab.engine is engine
+    swarm.scale("web", 2)
+    lab.run_until(12)
+    assert sim_clock.now() == 12
+    assert len(swarm.running("web")) == 2
+    names = [str(e["metricValue"]) for e in engine.dump("ALL", "vir_host_name")]
+    assert len(names) == 2 and all(n.startswith("web.") for n in names)
+    assert set(fabric.switches) == {"leaf1", "leaf2", "spine1", "border1"}
+    agents = {a for a, _ in engine.agents}
+    assert agents >= {fabric.hosts["host1"].ip, fabric.hosts["host2"].ip}
+    assert len(lab.finish().timeline) == 12
+
+
+def test_lab_replicas_follow_an_orchestrator(tmp_path: Path) -> None:
+    run = LabRun(scenario(), tmp_path)
+    try:
+        cid = run.lab.start_replica("web", "web.9.abc", "host2", 1.0, "f" * 64)
+        assert cid == "f" * 64 and run.lab.placement[cid] == "host2"
+        assert cid in run.lab.services["web"].replicas
+        run.lab.stop_replica(cid, 2.0)
+        assert cid not in run.lab.services["web"].replicas
+        assert cid not in run.lab.hosts["host2"].containers
+    finally:
+        run.close()
