@@ -30,7 +30,8 @@ SHUTOFF = 5  # virDomainState: the engine drops a container reporting it
 
 def spec(name: str = "apache", replicas: int = 1) -> dict[str, Any]:
     return {"Name": name, "TaskTemplate": {"ContainerSpec": {"Image": "httpd:2.4"}},
-            "Mode": {"Replicated": {"Replicas": replicas}}}
+            "Mode": {"Replicated": {"Replicas": replicas}},
+            "EndpointSpec": {"Ports": [{"TargetPort": 80}]}}
 
 
 @dataclass
