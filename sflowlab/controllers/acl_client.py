@@ -12,14 +12,16 @@ configured ``{agent: url}`` table first, else a URL template such as
 ``AclBook`` remembers every ACL a controller wants on a switch and whether the switch has
 acknowledged it: ``install`` and ``remove`` call the API at once and, on failure, keep the
 ACL in a state (``installing``/``removing``) that ``retry`` tries again after ``retry_s``, so
-a failed call never leaves an ACL the controller has lost track of. ``reconcile`` after a
-restart asks each switch which remembered ACLs still exist. The book round-trips through JSON
-(``to_json``/``from_json``) for the controller's persistent store.
+a failed call never leaves an ACL the controller has lost track of. It names new ACLs
+``<prefix><n>`` (``new_name``); ``reconcile`` after a restart asks each switch which remembered
+ACLs still exist. The book and its name counter round-trip through JSON (``to_json`` /
+``load_json``) for the controller's persistent store.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -27,6 +29,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 __all__ = ["AclBook", "AclClient", "AclError", "AclRecord", "SwitchDirectory"]
+
+_PREFIX = re.compile(r"[a-z][a-z0-9_]*")  # acl_server takes names of [a-z0-9_]+
 
 
 class AclError(Exception):
@@ -134,11 +138,27 @@ class AclRecord:
 class AclBook:
     """Wanted ACLs by ``(agent, name)``, with retries; see the module docstring."""
 
-    def __init__(self, client: AclClient, retry_s: float = 10.0) -> None:
-        self.client, self.retry_s = client, retry_s
+    def __init__(self, client: AclClient, retry_s: float = 10.0, prefix: str = "acl") -> None:
+        if not _PREFIX.fullmatch(prefix):
+            raise ValueError(f"ACL name prefix {prefix!r}: ACL names are [a-z0-9_]+")
+        self.client, self.retry_s, self.prefix = client, retry_s, prefix
         self.records: dict[tuple[str, str], AclRecord] = {}
         self.calls = 0
         self.failures = 0
+        self._next = 0
+
+    def new_name(self) -> str:
+        """A name not given before (the counter survives through ``to_json``)."""
+        name = f"{self.prefix}{self._next}"
+        self._next += 1
+        return name
+
+    def state_of(self, agent: str, name: str) -> str:
+        """``active``, ``installing``, ``removing``, or ``removed`` once forgotten."""
+        record = self.records.get((agent, name))
+        if record is None:
+            return "removed"
+        return "active" if record.state == "installed" else record.state
 
     def __iter__(self) -> Iterator[AclRecord]:
         return iter(list(self.records.values()))
@@ -205,11 +225,15 @@ class AclBook:
                 gone.append(record)
         return gone
 
-    def to_json(self) -> list[dict[str, Any]]:
-        return [r.to_json() for r in self.records.values()]
+    def to_json(self) -> dict[str, Any]:
+        return {"next_id": self._next, "acls": [r.to_json() for r in self.records.values()]}
 
-    def load_json(self, items: Any) -> None:
+    def load_json(self, saved: Any) -> None:
         """Restore ``to_json`` output (malformed entries are skipped)."""
+        if not isinstance(saved, dict):
+            return
+        self._next = max(self._next, int(saved.get("next_id", 0)))
+        items = saved.get("acls")
         for item in items if isinstance(items, list) else []:
             try:
                 record = AclRecord(**item)

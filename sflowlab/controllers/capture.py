@@ -35,7 +35,6 @@ since, last seen, state), the queue and statistics; ``GET stats`` the statistics
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -49,7 +48,6 @@ __all__ = ["Session", "TriggeredCapture"]
 
 DEFAULT_LOCAL = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
 _SRC, _DST = "or:ipsource:ip6source", "or:ipdestination:ip6destination"
-_ACL_PREFIX = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass
@@ -106,8 +104,6 @@ class TriggeredCapture:
                  max_queue: int = 100, refresh_s: float = 3600.0, retry_s: float = 10.0,
                  report_s: float = 2.0, flow_t: float = 2.0, http_timeout_s: float = 5.0,
                  client: AclClient | None = None) -> None:
-        if not _ACL_PREFIX.fullmatch(acl_prefix):
-            raise ValueError(f"acl_prefix {acl_prefix!r}: ACL names are [a-z0-9_]+")
         for name, value in (("idle_s", idle_s), ("max_duration_s", max_duration_s),
                             ("refresh_s", refresh_s), ("retry_s", retry_s)):
             if not value > 0:
@@ -119,17 +115,15 @@ class TriggeredCapture:
         self.directory = SwitchDirectory.from_params(switches, switch_url)
         self.local = list(DEFAULT_LOCAL if local is None else local)
         self.group, self.local_group, self.flow = group, local_group, flow
-        self.acl_prefix = acl_prefix
         self.idle_s, self.max_duration_s = idle_s, max_duration_s
         self.max_sessions, self.max_queue = max_sessions, max_queue
         self.refresh_s, self.retry_s = refresh_s, retry_s
         self.report_s, self.flow_t = report_s, flow_t
-        self.book = AclBook(client or AclClient(http_timeout_s), retry_s)
+        self.book = AclBook(client or AclClient(http_timeout_s), retry_s, acl_prefix)
         self.sessions: dict[tuple[str, str], Session] = {}
         self.queue: dict[tuple[str, str], _Waiting] = {}
         self.dismissed: dict[tuple[str, str], float] = {}  # pair -> last seen
         self.stats = CaptureStats()
-        self._next_id = 0
         self._next_refresh = 0.0
         self._group_set = False
 
@@ -156,8 +150,7 @@ class TriggeredCapture:
 
     def _restore(self, now: float) -> None:
         saved = self.api.store_get("state") or {}
-        self._next_id = int(saved.get("next_id", 0))
-        self.book.load_json(saved.get("acls", []))
+        self.book.load_json(saved)
         for item in saved.get("sessions", []):
             try:
                 session = Session(**item)
@@ -176,8 +169,7 @@ class TriggeredCapture:
 
     def _save(self) -> None:
         self.api.store_set("state", {
-            "next_id": self._next_id, "acls": self.book.to_json(),
-            "sessions": [asdict(s) for s in self.sessions.values()]})
+            **self.book.to_json(), "sessions": [asdict(s) for s in self.sessions.values()]})
 
     # ------------------------------------------------------------------ blocklists
 
@@ -230,8 +222,7 @@ class TriggeredCapture:
     def _open(self, pair: tuple[str, str], agent: str, url: str, seen: float,
               now: float) -> None:
         local, remote = pair
-        acl_id = f"{self.acl_prefix}{self._next_id}"
-        self._next_id += 1
+        acl_id = self.book.new_name()
         self.sessions[pair] = Session(acl_id, local, remote, agent, url, now, seen)
         self.stats.sessions_opened += 1
         ok = self.book.install(agent, url, acl_id, self.acl(local, remote, agent), now)
@@ -292,15 +283,9 @@ class TriggeredCapture:
 
     # ------------------------------------------------------------------ HTTP
 
-    def state_of(self, session: Session) -> str:
-        record = self.book.get(session.agent, session.id)
-        if record is None:
-            return "removed"
-        return {"installed": "active"}.get(record.state, record.state)
-
     def status(self) -> dict[str, Any]:
         return {
-            "sessions": [s.to_json(self.state_of(s)) for s in self.sessions.values()],
+            "sessions": [s.to_json(self.book.state_of(s.agent, s.id)) for s in self.sessions.values()],
             "queued": [{"local": p[0], "remote": p[1], "agent": w.agent,
                         "firstSeen": w.first_seen, "lastSeen": w.last_seen}
                        for p, w in self.queue.items()],
@@ -325,6 +310,6 @@ class TriggeredCapture:
                     if not session.closing:
                         self._close(pair, "deleted", self.api.now(), dismiss=True)
                         self._save()
-                    return {"id": path[1], "state": self.state_of(session)}
+                    return {"id": path[1], "state": self.book.state_of(session.agent, session.id)}
             raise HttpError(404, f"no capture session {path[1]!r}")
         raise HttpError(404, "use GET [sessions], GET stats or DELETE sessions/<id>")

@@ -32,7 +32,6 @@ not mitigated again until it has stayed below its release rate for ``hold_s`` (a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -44,7 +43,6 @@ from .acl_client import AclBook, AclClient, SwitchDirectory
 __all__ = ["ATTACKS", "AttackType", "DdosMitigation", "Mitigation"]
 
 _DST = "or:ipdestination:ip6destination"
-_ACL_PREFIX = re.compile(r"[a-z][a-z0-9_]*")
 AMPLIFICATION_PORTS = (17, 19, 53, 111, 123, 137, 161, 389, 1900, 3702, 11211)
 """UDP source ports of well-known reflectors: QOTD, chargen, DNS, portmap, NTP, NetBIOS,
 SNMP, CLDAP, SSDP, WS-Discovery, memcached."""
@@ -124,8 +122,6 @@ class DdosMitigation:
                  hold_s: float = 30.0, max_mitigations: int = 50, retry_s: float = 10.0,
                  flow_t: float = 2.0, http_timeout_s: float = 5.0,
                  client: AclClient | None = None) -> None:
-        if not _ACL_PREFIX.fullmatch(acl_prefix):
-            raise ValueError(f"acl_prefix {acl_prefix!r}: ACL names are [a-z0-9_]+")
         if not hold_s > 0 or not retry_s > 0 or max_mitigations < 1:
             raise ValueError("hold_s and retry_s must be positive, max_mitigations >= 1")
         names = list(ATTACKS) if attacks is None else list(attacks)
@@ -148,14 +144,13 @@ class DdosMitigation:
         self.protected = list(protected)
         self.directory = SwitchDirectory.from_params(switches, switch_url)
         self.edge = None if edge is None else list(edge)
-        self.group, self.acl_prefix = group, acl_prefix
+        self.group = group
         self.hold_s, self.max_mitigations, self.flow_t = hold_s, max_mitigations, flow_t
-        self.book = AclBook(client or AclClient(http_timeout_s), retry_s)
+        self.book = AclBook(client or AclClient(http_timeout_s), retry_s, acl_prefix)
         self.mitigations: dict[tuple[str, str], Mitigation] = {}  # (flow, key)
         self.waiting: dict[tuple[str, str], float] = {}  # refused attacks -> latest value
         self.dismissed: dict[tuple[str, str], float] = {}  # deleted over HTTP -> last above
         self.stats = DdosStats()
-        self._next_id = 0
 
     # ------------------------------------------------------------------ start and persistence
 
@@ -176,8 +171,7 @@ class DdosMitigation:
 
     def _restore(self, now: float) -> None:
         saved = self.api.store_get("state") or {}
-        self._next_id = int(saved.get("next_id", 0))
-        self.book.load_json(saved.get("acls", []))
+        self.book.load_json(saved)
         self.book.reconcile(now)
         for item in saved.get("mitigations", []):
             try:
@@ -191,8 +185,7 @@ class DdosMitigation:
 
     def _save(self) -> None:
         self.api.store_set("state", {
-            "next_id": self._next_id, "acls": self.book.to_json(),
-            "mitigations": [asdict(m) for m in self.mitigations.values()]})
+            **self.book.to_json(), "mitigations": [asdict(m) for m in self.mitigations.values()]})
 
     # ------------------------------------------------------------------ events
 
@@ -236,8 +229,7 @@ class DdosMitigation:
             self.api.log.warning("event=ddos_unroutable attack=%s key=%s agents=%s", flow, key,
                                  ",".join(agents))
             return
-        acl_id = f"{self.acl_prefix}{self._next_id}"
-        self._next_id += 1
+        acl_id = self.book.new_name()
         attack = self.attacks[flow]
         victim, _, port = key.partition(",")
         lines = ["[ip6tables]" if ":" in victim else "[iptables]",
@@ -320,15 +312,9 @@ class DdosMitigation:
     # ------------------------------------------------------------------ HTTP
 
     def status(self) -> dict[str, Any]:
-        def states(m: Mitigation) -> dict[str, str]:
-            out = {}
-            for agent in m.agents:
-                record = self.book.get(agent, m.id)
-                out[agent] = "removed" if record is None else {
-                    "installed": "active"}.get(record.state, record.state)
-            return out
         return {
-            "mitigations": [m.to_json(states(m)) for m in self.mitigations.values()],
+            "mitigations": [m.to_json({a: self.book.state_of(a, m.id) for a in m.agents})
+                            for m in self.mitigations.values()],
             "waiting": [{"attack": f, "flowKey": k, "value": v}
                         for (f, k), v in self.waiting.items()],
             "stats": {**asdict(self.stats), "mitigations": len(self.mitigations),

@@ -132,17 +132,25 @@ def test_book_reconciles_after_a_restart(served: tuple[SimClock, SwitchApi, Reco
     _, api, _ = served
     client = AclClient()
     urls = api.acl_urls()
-    book = AclBook(client)
-    book.install("10.255.0.1", urls["10.255.0.1"], "cap0", [DROP], 0.0)
-    book.install("10.255.0.2", urls["10.255.0.2"], "cap1", [DROP], 0.0)
-    book.records[("10.255.0.9", "cap2")] = AclRecord("10.255.0.9", closed_port_url(), "cap2",
-                                                     [DROP], state="installed")
-    client.delete(urls["10.255.0.2"], "cap1")  # lost while we were down
+    book = AclBook(client, prefix="cap")
+    kept, lost, far = book.new_name(), book.new_name(), book.new_name()
+    assert (kept, lost, far) == ("cap0", "cap1", "cap2")
+    book.install("10.255.0.1", urls["10.255.0.1"], kept, [DROP], 0.0)
+    book.install("10.255.0.2", urls["10.255.0.2"], lost, [DROP], 0.0)
+    book.records[("10.255.0.9", far)] = AclRecord("10.255.0.9", closed_port_url(), far,
+                                                  [DROP], state="installed")
+    client.delete(urls["10.255.0.2"], lost)  # lost while we were down
     saved = book.to_json()
-    restarted = AclBook(client)
-    restarted.load_json([*saved, {"not": "a record"}])
+    saved["acls"].append({"not": "a record"})
+    restarted = AclBook(client, prefix="cap")
+    restarted.load_json(saved)
     gone = restarted.reconcile(1.0)
-    assert [r.name for r in gone] == ["cap1"]
-    assert sorted(r.name for r in restarted) == ["cap0", "cap2"]  # unreachable: kept
-    unreachable = restarted.get("10.255.0.9", "cap2")
+    assert [r.name for r in gone] == [lost]
+    assert sorted(r.name for r in restarted) == [kept, far]  # unreachable: kept
+    unreachable = restarted.get("10.255.0.9", far)
     assert unreachable is not None and "no answer" in unreachable.error
+    assert restarted.state_of("10.255.0.1", kept) == "active"
+    assert restarted.state_of("10.255.0.2", lost) == "removed"
+    assert restarted.new_name() == "cap3"  # names are never reused
+    with pytest.raises(ValueError, match="ACL names are"):
+        AclBook(client, prefix="Emrg-")
