@@ -181,12 +181,13 @@ class ElasticLoadBalancer:
             if svc is None:
                 continue
             try:
-                svc.policy = make_policy(saved["policy"], saved["params"])
-                if not isinstance(saved["enabled"], bool):
-                    raise ParamError(f"enabled must be a boolean, not {saved['enabled']!r}")
-                svc.enabled = saved["enabled"]
+                policy, on = make_policy(saved["policy"], saved["params"]), saved["enabled"]
+                if not isinstance(on, bool):
+                    raise ParamError(f"enabled must be a boolean, not {on!r}")
             except (ParamError, KeyError, TypeError) as e:
                 api.log.warning("event=elb_store_ignored service=%s error=%r", name, str(e))
+                continue
+            svc.policy, svc.enabled = policy, on
         api.set_interval_handler(self.interval, self.interval_s)
         api.set_http_handler(self.http)
         api.log.info("event=elb_started services=%s docker=%s", ",".join(self.services),

@@ -229,7 +229,7 @@ POLICIES: dict[str, type[SeedPolicy] | type[HpaPolicy]] = {"seed": SeedPolicy, "
 
 def make_policy(name: str, params: Mapping[str, Any], base: Any = None) -> SeedPolicy | HpaPolicy:
     """A policy by name with ``params`` over ``base`` (whose shared bounds carry over)."""
-    cls = POLICIES.get(name)
+    cls = POLICIES.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ParamError(f"unknown policy {name!r}; use one of {', '.join(POLICIES)}")
     if base is not None and not isinstance(base, cls.Params):

@@ -382,11 +382,15 @@ def test_params_change_over_http_and_persist_across_a_restart(
 def test_a_bad_stored_entry_is_ignored_with_a_warning(make_lab: Callable[..., ElbLab],
                                                      elb_log: pytest.LogCaptureFixture) -> None:
     lab = make_lab()
-    lab.runtime.store_set("elb", "services", {"apache": {"policy": "hpa", "enabled": True,
-                                                        "params": {"tolerance": 7}}})
-    elb = lab.elb()
-    assert (elb.services["apache"].policy.name, elb.services["apache"].enabled) == ("seed", False)
-    assert any("elb_store_ignored" in r.getMessage() for r in elb_log.records)
+    lab.runtime.store_set("elb", "services", {
+        "apache": {"policy": "hpa", "enabled": True, "params": {"tolerance": 7}},
+        "web": {"policy": "hpa", "enabled": "yes", "params": {}},
+        "db": {"policy": ["hpa"], "enabled": True, "params": {}},
+        "gone": {"policy": "hpa", "enabled": True, "params": {}}})
+    elb = lab.elb(["apache", "web", "db"])
+    assert [(s.policy.name, s.enabled) for s in elb.services.values()] == [("seed", False)] * 3
+    ignored = [r.getMessage() for r in elb_log.records if "elb_store_ignored" in r.getMessage()]
+    assert len(ignored) == 3 and "0 <= tolerance < 1" in ignored[0]
 
 
 # -- configuration -------------------------------------------------------------------------------
