@@ -160,7 +160,7 @@ class DdosMitigation:
         g = self.group
         for flow, attack in self.attacks.items():
             keys = f"{_DST},{attack.port_key}" if attack.port_key else _DST
-            api.set_flow(flow, {"keys": keys, "value": "frames", "t": self.flow_t,
+            api.set_flow(flow, {"keys": keys, "value": "frames", "t": self.flow_t, "n": 20,
                                 "filter": f"group:[{_DST}]:{g}={g}&{attack.filter}"})
             api.set_threshold(flow, {"metric": flow, "value": attack.trigger, "byFlow": True,
                                      "timeout": self.hold_s})
@@ -210,10 +210,13 @@ class DdosMitigation:
                                  " mitigations=%d", ident[0], ident[1], value,
                                  len(self.mitigations))
 
-    def _seen_by(self, flow: str, key: str) -> list[str]:
-        """Agents with ``key`` among their top flows of ``flow``."""
-        return [row["agent"] for row in self.api.dump("ALL", flow)
-                if any(top["key"] == key for top in row.get("topKeys", []))]
+    def _seen_by(self, flow: str, key: str) -> set[str]:
+        """Agents with ``key`` among their top flows of ``flow``, and the one seeing it most."""
+        agents = {row["agent"] for row in self.api.dump("ALL", flow)
+                  if any(top["key"] == key for top in row.get("topKeys", []))}
+        agents.update(row["agent"] for row in self.api.active_flows("ALL", flow, max_flows=10_000)
+                      if row["key"] == key)
+        return agents
 
     def _raise(self, ident: tuple[str, str], value: float, agents: list[str],
                now: float) -> None:
@@ -221,7 +224,7 @@ class DdosMitigation:
         if self.edge is not None:
             agents = self.edge
         else:
-            agents = sorted(set(agents) | set(self._seen_by(flow, key)))
+            agents = sorted(set(agents) | self._seen_by(flow, key))
         targets = [(a, url) for a in agents if (url := self.directory.url_for(a)) is not None]
         self.waiting.pop(ident, None)
         if not targets:
