@@ -15,7 +15,8 @@ What the seed left out, and how it is done here:
   ``<acl_prefix><n>`` with the two ERSPAN rules (both directions), ``[iptables]`` or
   ``[ip6tables]``, PUT on the first switch that reported the pair and has an ACL API
   (``switches``/``switch_url``), mirroring to ``analyzer`` from the switch's agent address.
-- A session ends (``DELETE``) when the pair has not been seen for ``idle_s`` or has been
+- A session ends (``DELETE``) when the pair has not been seen for ``idle_s`` (a pair taken off
+  the blocklist stops matching the flows, so its session ends that way too) or has been
   captured for ``max_duration_s``; a pair ended after its maximum duration (or deleted over
   HTTP) is not captured again until its traffic has been quiet for ``idle_s``.
 - At most ``max_sessions`` sessions (the capture network is scarce): further pairs wait in a
