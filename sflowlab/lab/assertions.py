@@ -3,8 +3,8 @@
 A scenario lists them as ``- kind: {params}``; ``scenario.build`` validates the parameters
 against the dataclass, and ``evaluate`` runs each over the ``Recording`` after the run. A check
 returns an ``Outcome``: passed or not, a message saying what happened and when, and the time
-it refers to. Time windows: ``within`` seconds of a moment (``from`` / ``after``: ``start``,
-``load_start``, ``load_end``, ``traffic_start``, ``traffic_end``, ``end`` or a number).
+it refers to. Time windows: ``within`` seconds of a moment (``from`` / ``after``: a name from
+``Scenario.moments``, e.g. ``load_end``, ``attack_start``, or a number of seconds).
 
 New kinds register with ``@assertion("name")`` on a frozen dataclass with a ``check`` method.
 """
@@ -272,6 +272,11 @@ def _acls(rec: Recording, target: str, switch: str | None = None) -> list[AclCha
             and (switch is None or a.switch == switch)]
 
 
+def _rel(took: float, ref: str | float) -> str:
+    name = ref if isinstance(ref, str) else f"t={ref:g} s"
+    return f"{took:.1f} s after {name}" if took >= 0 else f"{-took:.1f} s before {name}"
+
+
 def _installed(rec: Recording, target: str, switch: str | None, within: float,
                since: str | float, what: str) -> Outcome:
     ref = rec.moment(since)
@@ -283,9 +288,9 @@ def _installed(rec: Recording, target: str, switch: str | None, within: float,
                           + (f" (installed on {', '.join(others)} instead)" if others else ""))
     first = puts[0]
     took = first.time_s - ref
-    return _ok(0 <= took <= within if took >= 0 else True,
-               f"{what} {first.acl} installed on {first.switch} at {_t(first.time_s)}, "
-               f"{took:.1f} s after {since} (allowed {within:g} s)", first.time_s)
+    return _ok(0 <= took <= within, f"{what} {first.acl} installed on {first.switch} at "
+                                    f"{_t(first.time_s)}, {_rel(took, since)} (allowed "
+                                    f"{within:g} s)", first.time_s)
 
 
 def _removed(rec: Recording, target: str, within: float, after: str | float,
@@ -305,8 +310,8 @@ def _removed(rec: Recording, target: str, within: float, after: str | float,
         return _ok(False, f"{what} rules still installed at the end: {', '.join(left)}")
     last = max(t for t in state.values() if t is not None)
     took = last - ref
-    return _ok(took <= within, f"every {what} rule removed, the last at {_t(last)}, "
-                               f"{took:.1f} s after {after} (allowed {within:g} s)", last)
+    return _ok(0 <= took <= within, f"every {what} rule removed, the last at {_t(last)}, "
+                                    f"{_rel(took, after)} (allowed {within:g} s)", last)
 
 
 @assertion("capture_installed")

@@ -109,20 +109,11 @@ class Recording:
         return [(row["time_s"], row[column]) for row in self.timeline]
 
     def moment(self, ref: str | float) -> float:
-        """A named moment (start, end, load_start, load_end, traffic_start, traffic_end) or a
-        number of seconds; ValueError when the scenario has no such moment."""
+        """A named moment (``Scenario.moments``) or a number of seconds; ValueError when the
+        scenario has no such moment."""
         if not isinstance(ref, str):
             return float(ref)
-        s = self.scenario
-        moments: dict[str, float] = {"start": 0.0, "end": s.duration}
-        loads = [w for w in (svc.load_window for svc in s.services) if w is not None]
-        if loads:
-            moments["load_start"] = min(w[0] for w in loads)
-            moments["load_end"] = min(max(w[1] for w in loads), s.duration)
-        traffic = s.traffic_window
-        if traffic is not None:
-            moments["traffic_start"], moments["traffic_end"] = traffic[0], min(traffic[1],
-                                                                               s.duration)
+        moments = self.scenario.moments()
         if ref not in moments:
             raise ValueError(f"the scenario has no moment {ref!r}; it has {sorted(moments)}")
         return moments[ref]

@@ -264,10 +264,12 @@ class Flood:
 
 @dataclass(frozen=True)
 class Traffic:
-    """Fabric traffic: one ``flow`` (``TrafficFlow`` fields) or an ``amplification_flood``."""
+    """Fabric traffic: one ``flow`` (``TrafficFlow`` fields) or an ``amplification_flood``;
+    a ``name`` makes its window a moment for assertions (``<name>_start``, ``<name>_end``)."""
 
     flow: TrafficFlow | None = None
     amplification_flood: Flood | None = None
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if (self.flow is None) == (self.amplification_flood is None):
@@ -362,13 +364,28 @@ class Scenario:
     def checks(self) -> list[AssertionSpec]:
         return typing.cast(list[AssertionSpec], self.assertions)
 
-    @property
-    def traffic_window(self) -> tuple[float, float] | None:
-        flows = [f for t in self.traffic for f in t.flows()]
-        if not flows:
-            return None
-        ends = [math.inf if f.stop_s is None else f.stop_s for f in flows]
-        return min(f.start_s for f in flows), max(ends)
+    def moments(self) -> dict[str, float]:
+        """Named moments for assertion windows: ``start``, ``end``; ``load_start``,
+        ``load_end`` (all services' load); ``traffic_start``, ``traffic_end`` (all traffic);
+        ``attack_start``, ``attack_end`` (the floods); ``<name>_start``, ``<name>_end`` for
+        named traffic. Open ends are the scenario's end."""
+        out = {"start": 0.0, "end": self.duration}
+        loads = [w for w in (svc.load_window for svc in self.services) if w is not None]
+        groups: list[tuple[str, list[Traffic]]] = [
+            ("load", []), ("traffic", self.traffic),
+            ("attack", [t for t in self.traffic if t.amplification_flood is not None])]
+        groups += [(t.name, [t]) for t in self.traffic if t.name]
+        for name, items in groups:
+            windows = loads if name == "load" else [_window(t.flows()) for t in items]
+            if windows:
+                out[f"{name}_start"] = min(w[0] for w in windows)
+                out[f"{name}_end"] = min(max(w[1] for w in windows), self.duration)
+        return out
+
+
+def _window(flows: list[TrafficFlow]) -> tuple[float, float]:
+    return (min(f.start_s for f in flows),
+            max(math.inf if f.stop_s is None else f.stop_s for f in flows))
 
 
 def _assertion(item: Any, i: int) -> AssertionSpec:

@@ -116,12 +116,14 @@ def test_traffic_flows_and_floods_need_one_kind() -> None:
     fabric = {"leaves": 2, "spines": 1, "hosts_per_leaf": 1}
     s = scenario_from_dict(minimal(fabric=fabric, traffic=[
         {"flow": {"src": "host1", "dst": "203.0.113.9", "rate_pps": 5, "start_s": 3,
-                  "stop_s": 9}},
+                  "stop_s": 9}, "name": "suspect"},
         {"amplification_flood": {"target": "host2", "sources": 4, "rate_pps": 100,
                                  "start_s": 5, "stop_s": 20}},
     ]))
     assert len(s.traffic[1].flows()) == 4
-    assert s.traffic_window == (3, 20)
+    assert s.moments() == {"start": 0, "end": 60, "traffic_start": 3, "traffic_end": 20,
+                           "attack_start": 5, "attack_end": 20, "suspect_start": 3,
+                           "suspect_end": 9}
     with pytest.raises(ScenarioError, match=r"traffic\[0\]: give exactly one of"):
         scenario_from_dict(minimal(fabric=fabric, traffic=[{}]))
 
