@@ -24,8 +24,8 @@ Normalisation:
 
 The first sample of a data source (or the first after a discontinuity: counter sequence reset,
 agent uptime going backwards, a container restarting at sequence 1) gives gauges and strings
-only. A data source expires when silent for three of its polling intervals (or 60 s while
-its interval is unknown; both configurable); a container whose
+only. A data source expires when silent for three of its polling intervals (60 s until its
+first three samples have shown the interval; both configurable); a container whose
 ``virt_cpu`` state says it is no longer running (nostate, shutdown, shutoff, crashed) is
 dropped at once, so metricN follows the live population.
 """
@@ -58,6 +58,9 @@ from sflowlab.codec.counter_records import MACHINE_TYPES, OS_NAMES, VIR_DOMAIN_S
 
 Value = float | int | str
 Derive = Callable[[Any, Any, float, dict[str, Value], int], None]
+
+MIN_GAPS = 2
+"""Gaps between samples seen before a data source's own polling interval sets its expiry."""
 
 STOPPED_STATES = frozenset({0, 4, 5, 6})
 """virt_cpu states that end a container: nostate, shutdown, shutoff, crashed."""
@@ -271,7 +274,8 @@ class DataSource:
     ds_type: int
     last_update: float = 0.0
     last_uptime_ms: int = 0
-    interval_s: float = 0.0  # the latest polling interval, 0 = unknown
+    interval_s: float = 0.0  # the longest gap between samples so far
+    gaps: int = 0  # how many gaps it is taken from
     values: dict[str, Value] = field(default_factory=dict)
     prev: dict[type, tuple[Any, int, float]] = field(default_factory=dict)
 
@@ -280,9 +284,10 @@ class DataSource:
 class MetricTable:
     """All counter metrics, keyed by (agent, data source).
 
-    A data source expires when silent for ``expire_intervals`` of its own polling intervals
-    (the latest gap between its samples, by agent uptime or arrival time, whichever is longer,
-    at least 1 s), or for ``timeout_s`` while its interval is unknown (one sample so far).
+    A data source expires when silent for ``expire_intervals`` of its own polling interval
+    (the longest gap seen between its samples, by agent uptime or arrival time, at least 1 s),
+    or for ``timeout_s`` until it has shown ``MIN_GAPS`` gaps: an agent's extra early samples,
+    such as a container's first ones, do not make it expire between its regular polls.
     """
 
     timeout_s: float = 60.0
@@ -323,8 +328,9 @@ class MetricTable:
             if cls is VirtCpu and rec.state in STOPPED_STATES:
                 stopped = True
         if ds.last_update and not restart:
-            ds.interval_s = max((uptime_ms - ds.last_uptime_ms) / 1000.0,
-                                received_at - ds.last_update)
+            gap = max((uptime_ms - ds.last_uptime_ms) / 1000.0, received_at - ds.last_update)
+            ds.interval_s = max(ds.interval_s, gap)
+            ds.gaps += 1
         ds.last_update, ds.last_uptime_ms = received_at, uptime_ms
         if stopped:
             del self.sources[key]
@@ -334,7 +340,7 @@ class MetricTable:
         """Drop data sources that fell silent (see the class docstring); returns how many."""
         n, timeout = self.expire_intervals, self.timeout_s
         old = [k for k, ds in self.sources.items()
-               if now - ds.last_update > (n * max(ds.interval_s, 1.0) if ds.interval_s
+               if now - ds.last_update > (n * max(ds.interval_s, 1.0) if ds.gaps >= MIN_GAPS
                                           else timeout)]
         for k in old:
             del self.sources[k]

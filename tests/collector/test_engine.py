@@ -199,11 +199,16 @@ def test_sub_agents_and_ipv6_agents(engine: Engine, feed: Feeder) -> None:
 
 
 def test_expiry_follows_each_sources_polling_interval(engine: Engine, feed: Feeder) -> None:
-    for s in (1, 2):  # A polls every 5 s, B every 30 s (agent uptime)
+    for s in (1, 2, 3):  # A polls every 5 s, B every 30 s (agent uptime)
         feed.at(1000 + 5 * s, datagram(A, s, 5000 * s, [counters(s, 0, 7, ifc(0))]))
         feed.at(1000 + 30 * s, datagram(B, s, 30_000 * s, [counters(s, 0, 7, ifc(0))]))
-    engine.tick(1060 + 14.0)  # A silent 64 s > 3 x 5 s; B silent 14 s < 3 x 30 s
+    engine.tick(1090 + 14.0)  # A silent 89 s > 3 x 5 s; B silent 14 s < 3 x 30 s
     assert [r["agent"] for r in engine.dump("ALL", "ifspeed")] == [B]
-    engine.tick(1060 + 91.0)
+    engine.tick(1090 + 91.0)
     assert engine.dump("ALL", "ifspeed") == []
     assert engine.analyzer_json()["sFlowDataSourcesExpired"] == 2
+    # two samples are not enough to trust an interval: the 60 s timeout still applies
+    feed.at(1200, datagram(A, 4, 20_000, [counters(4, 0, 7, ifc(0))]))
+    feed.at(1201, datagram(A, 5, 21_000, [counters(5, 0, 7, ifc(0))]))
+    engine.tick(1201 + 59.0)
+    assert len(engine.dump("ALL", "ifspeed")) == 1
