@@ -3,6 +3,8 @@ ACLs through the switch ACL double over HTTP, mirrored packets read from the ana
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,8 +108,9 @@ def test_one_session_per_pair_whichever_switches_and_directions_report_it(
     assert sum(len(acls) for acls in lab.all_acls().values()) == 2
 
 
-def test_the_analyser_receives_the_suspect_pair_both_ways_and_nothing_else(
-        lab: AclLab, blocklist: Path) -> None:
+def mirror_suspect_pair(lab: AclLab, blocklist: Path) -> tuple[int, int]:
+    """Capture host1 <-> BAD among other traffic for 10 s after the ACL commits on an edge
+    switch; the packets each direction sent meanwhile (the pcap is closed)."""
     edges = lab.urls("leaf1", "leaf2", "border1")  # edge switches see both directions
     capture(lab, blocklist, switches=edges)
     out_id, back_id = talk(lab, "host1", BAD, pps=25)
@@ -118,15 +121,39 @@ def test_the_analyser_receives_the_suspect_pair_both_ways_and_nothing_else(
     sent_before = {i: lab.fabric.flows[i].packets for i in (out_id, back_id)}
     lab.step_to(lab.clock.now() + 10)
     lab.capture.close()
+    return (lab.fabric.flows[out_id].packets - sent_before[out_id],
+            lab.fabric.flows[back_id].packets - sent_before[back_id])
+
+
+def test_the_analyser_receives_the_suspect_pair_both_ways_and_nothing_else(
+        lab: AclLab, blocklist: Path) -> None:
+    sent_out, sent_back = mirror_suspect_pair(lab, blocklist)
     mirrored = erspan_packets(lab.pcap_path)
     h1 = lab.ip("host1")
     out = [p for p in mirrored if p[:2] == (h1, BAD)]
     back = [p for p in mirrored if p[:2] == (BAD, h1)]
     assert len(out) + len(back) == len(mirrored)  # nothing else
-    assert len(out) == lab.fabric.flows[out_id].packets - sent_before[out_id] == 250
-    assert len(back) == lab.fabric.flows[back_id].packets - sent_before[back_id] == 250
+    assert len(out) == sent_out == 250 and len(back) == sent_back == 250
     assert {p[2:4] for p in out} == {(6, 40000)} and {p[2:4] for p in back} == {(6, 443)}
     assert len({p[4] for p in out}) == len({p[4] for p in back}) == 1  # a session per rule
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_tshark_reads_the_same_mirrored_packets(lab: AclLab, blocklist: Path) -> None:
+    sent_out, sent_back = mirror_suspect_pair(lab, blocklist)
+    done = subprocess.run(["tshark", "-r", str(lab.pcap_path), "-T", "fields", "-e", "ip.src",
+                           "-e", "ip.dst", "-e", "frame.protocols"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    [session] = sessions(lab)
+    agent, h1 = session["agent"], lab.ip("host1")
+    inner = [tuple(r[0].split(",")[1:] + r[1].split(",")[1:]) for r in rows]
+    assert inner.count((h1, BAD)) == sent_out and inner.count((BAD, h1)) == sent_back
+    assert len(rows) == sent_out + sent_back
+    assert {r[0].split(",")[0] for r in rows} == {agent}  # from the switch that saw it
+    assert {r[1].split(",")[0] for r in rows} == {ANALYZER}
+    assert {r[2] for r in rows} == {"eth:ethertype:ip:gre:erspan:eth:ethertype:ip:tcp:tls"}
 
 
 def test_ipv6_pairs_get_ip6tables_rules(lab: AclLab, blocklist: Path) -> None:
