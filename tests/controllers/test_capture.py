@@ -153,7 +153,7 @@ def test_tshark_reads_the_same_mirrored_packets(lab: AclLab, blocklist: Path) ->
     assert len(rows) == sent_out + sent_back
     assert {r[0].split(",")[0] for r in rows} == {agent}  # from the switch that saw it
     assert {r[1].split(",")[0] for r in rows} == {ANALYZER}
-    assert {r[2] for r in rows} == {"eth:ethertype:ip:gre:erspan:eth:ethertype:ip:tcp:tls"}
+    assert all(r[2].startswith("eth:ethertype:ip:gre:erspan:eth:ethertype:ip:tcp") for r in rows)
 
 
 def test_ipv6_pairs_get_ip6tables_rules(lab: AclLab, blocklist: Path) -> None:
