@@ -190,6 +190,8 @@ class LabRun:
         for key, value in self.endpoints.items():
             if key in accepted and key not in params:
                 params[key] = value
+        if isinstance(params.get("switches"), list):  # names: only these switches' ACL APIs
+            params["switches"] = self._acl_urls(spec.name, params["switches"])
         base = str(self.scenario.source.parent) if self.scenario.source else "."
         params = {k: _substitute(v, base) for k, v in params.items()}
         try:
@@ -200,6 +202,15 @@ class LabRun:
         self.runtime.add(spec.name, controller)
         for call in spec.http:
             self.clock.call_at(call.at, self._caller(spec.name, call))
+
+    def _acl_urls(self, controller: str, names: list[Any]) -> dict[str, str]:
+        """{agent address: ACL API URL} of the named fabric switches."""
+        by_name = {s.name: s for s in self.acl_switches}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise ValueError(f"controller {controller!r}: unknown switches {unknown}; the "
+                             f"fabric has {sorted(by_name)}")
+        return {by_name[n].agent: self.switch_api.url_for(by_name[n]) for n in names}
 
     def _scaler(self, service: str, replicas: int) -> Callable[[float], None]:
         def scale(_now: float) -> None:
