@@ -249,13 +249,13 @@ class Runtime:
         """Dispatch a tick's events and logged flows, then the interval handlers due."""
         for api in self.controllers.values():
             for event in result.events:
-                for fn, ids in api._event_handlers:
+                for on_event, ids in api._event_handlers:
                     if ids is None or event.thresholdID in ids:
-                        self._call(api, "event", fn, event)
+                        self._call(api, "event", on_event, event)
             for record in result.flows:
-                for fn, names in api._flow_handlers:
+                for on_flow, names in api._flow_handlers:
                     if names is None or record.get("name") in names:
-                        self._call(api, "flow", fn, record)
+                        self._call(api, "flow", on_flow, record)
             for iv in api._intervals:
                 if now >= iv.next_due:
                     # skip intervals missed while the clock jumped, as a timer would
