@@ -11,7 +11,12 @@ from sflowlab.clock import SimClock
 from sflowlab.codec import CountersSampleExpanded, Datagram, HostCpu, HostDescr, encode_datagram
 from sflowlab.collector.engine import Engine
 from sflowlab.collector.runtime import (
-    ControllerApi, ControllerError, HttpError, HttpRequest, Runtime, resolve,
+    ControllerApi,
+    ControllerError,
+    HttpError,
+    HttpRequest,
+    Runtime,
+    resolve,
 )
 
 AGENT = "10.0.0.1"
