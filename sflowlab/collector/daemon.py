@@ -1,9 +1,11 @@
 """The production collector: composition of engine, listener, REST server, state and taps.
 
-``Daemon(config).run()`` loads the configuration's groups, flows and thresholds, then the
-state file (definitions made over REST, which therefore survive a restart), starts the REST
-server and the UDP listener (analytics in-process, or sharded over ``workers`` processes),
-and runs until SIGTERM/SIGINT. ``replay(path, speed)`` feeds a
+``Daemon(config)`` loads the configuration's groups, flows and thresholds, then the state
+file (definitions made over REST, which therefore survive a restart; after any change it holds
+every definition, those from the configuration included). ``start_http()`` and
+``start_listener()`` start the REST server and the UDP listener (analytics in-process, or
+sharded over ``workers`` processes); ``wait()`` returns on SIGTERM/SIGINT (after
+``install_signals()``), ``stop()`` shuts down in order. ``replay(path, speed)`` feeds a
 capture instead of listening, with the capture's timestamps as the engine's clock, and leaves
 the clock resting at the last timestamp so the REST API keeps answering about it.
 """
