@@ -16,17 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sflowlab.agent_sim.fabric import Fabric
-from sflowlab.agent_sim.topology import FabricSpec
 from sflowlab.clock import SimClock
-from sflowlab.collector.engine import Engine
-from sflowlab.lab.runner import LabRun, run_scenario
-from sflowlab.lab.scenario import Scenario, ScenarioError, ScenarioService, load_scenario
-from sflowlab.lab.swarm_model import Swarm
+
+if TYPE_CHECKING:  # the lab is imported when a fixture or scenario needs it, not by pytest
+    from sflowlab.agent_sim.fabric import Fabric
+    from sflowlab.collector.engine import Engine
+    from sflowlab.lab.runner import LabRun
+    from sflowlab.lab.scenario import Scenario
+    from sflowlab.lab.swarm_model import Swarm
 
 SCENARIO_FOLDER = "scenarios"
 
@@ -53,6 +54,8 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         from sflowlab.commands.run import summary
+        from sflowlab.lab.runner import run_scenario
+        from sflowlab.lab.scenario import ScenarioError, load_scenario
 
         try:
             scenario = load_scenario(self.path)
@@ -82,12 +85,17 @@ def sim_clock() -> SimClock:
 @pytest.fixture
 def engine(sim_clock: SimClock) -> Engine:
     """A collector engine whose clock is ``sim_clock``."""
+    from sflowlab.collector.engine import Engine
+
     return Engine(sim_clock)
 
 
 @pytest.fixture
 def lab_scenario() -> Scenario:
     """The lab the ``lab`` fixture builds; override it to test your own."""
+    from sflowlab.agent_sim.topology import FabricSpec
+    from sflowlab.lab.scenario import Scenario, ScenarioService
+
     return Scenario(name="lab", duration=60.0, hosts=2,
                     fabric=FabricSpec(leaves=2, spines=1, hosts_per_leaf=1),
                     services=[ScenarioService(name="web", replicas=1)])
@@ -97,6 +105,8 @@ def lab_scenario() -> Scenario:
 def lab(lab_scenario: Scenario, sim_clock: SimClock, engine: Engine,
         tmp_path: Path) -> Iterator[LabRun]:
     """``lab_scenario`` built on ``sim_clock`` and ``engine`` (its files in ``tmp_path``)."""
+    from sflowlab.lab.runner import LabRun
+
     run = LabRun(lab_scenario, tmp_path / "out", clock=sim_clock, engine=engine)
     try:
         yield run

@@ -357,13 +357,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, realtime: bool = False,
     outcomes = evaluate(scenario, recording)
     write_outputs(out_dir, recording, outcomes)
     if chart:
-        _render_chart(out_dir)
+        from sflowlab.lab.chart import render_chart  # matplotlib and pandas: only when drawing
+
+        render_chart(out_dir)
     return RunResult(recording, outcomes, out_dir, time.monotonic() - wall0)
-
-
-def _render_chart(out_dir: Path) -> Path | None:
-    try:
-        from sflowlab.lab.chart import render_chart
-    except ImportError:  # helper K2's module; absent in trimmed installs
-        return None
-    return render_chart(out_dir)

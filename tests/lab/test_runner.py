@@ -158,7 +158,7 @@ def test_realtime_runs_over_udp_in_wall_clock_time(tmp_path: Path) -> None:
                  swarm={"start_delay": 0.1},
                  assertions=[{"no_lost_datagrams": {}}])
     result = run_scenario(s, tmp_path, realtime=True, chart=False)
-    assert 2.0 <= result.recording.wall_s < 5.0
+    assert 2.0 <= result.recording.wall_s < 10.0
     assert result.passed, result.outcomes
     assert result.recording.accounting.received > 0
     assert [r["time_s"] for r in result.recording.timeline] == [1, 2]
