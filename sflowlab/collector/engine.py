@@ -271,14 +271,21 @@ class Engine:
             return {f"{ds.name}.{m}": v for ds in self.metrics.select({agent})
                     for m, v in ds.values.items()}
 
-    def numeric_series(self, agents: Agents, names: Collection[str] | None
-                       ) -> list[tuple[str, str, str, float]]:
-        """(metric, agent, data source, value) of numeric counter metrics (Prometheus)."""
+    def numeric_series(self, agents: Agents, names: Collection[str] | None,
+                       now: float | None = None) -> list[tuple[str, str, str, float]]:
+        """(metric, agent, data source, value) of numeric metrics, keyless flows included."""
         wanted = parse_agents(agents)
         with self.lock:
-            return [(m, ds.agent, ds.name, float(v)) for ds in self.metrics.select(wanted)
-                    for m, v in ds.values.items()
-                    if (names is None or m in names) and not isinstance(v, str | bool)]
+            out = [(m, ds.agent, ds.name, float(v)) for ds in self.metrics.select(wanted)
+                   for m, v in ds.values.items()
+                   if (names is None or m in names) and not isinstance(v, str | bool)]
+            now = self._now(now)
+            for flow in self._keyless_flows():
+                if names is None or flow in names:
+                    out.extend((flow, agent, ds, value)
+                               for agent, ds, value in self.flows.metric_values(flow, now)
+                               if wanted is None or agent in wanted)
+        return out
 
     # ------------------------------------------------------------------ MetricSource
 

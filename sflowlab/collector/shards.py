@@ -239,9 +239,10 @@ class ShardedEngine:
         result: dict[str, object] = self._owner(agent).call("agent_metrics", agent)
         return result
 
-    def numeric_series(self, agents: Agents, names: Collection[str] | None
-                       ) -> list[tuple[str, str, str, float]]:
-        return [s for part in self._all("numeric_series", agents, names) for s in part]
+    def numeric_series(self, agents: Agents, names: Collection[str] | None,
+                       now: float | None = None) -> list[tuple[str, str, str, float]]:
+        return [s for part in self._all("numeric_series", agents, names, self._now(now))
+                for s in part]
 
     def agents_json(self, now: float | None = None) -> dict[str, dict[str, object]]:
         out: dict[str, dict[str, object]] = {}

@@ -11,6 +11,7 @@ from collector_helpers import Feeder, counters, datagram, flow, tcp
 
 from sflowlab.codec import HostCpu, HostDescr, IfCounters
 from sflowlab.collector.engine import Engine
+from sflowlab.collector.flows import FlowSpec
 from sflowlab.collector.rest import Api
 
 A = "10.0.0.1"
@@ -127,6 +128,10 @@ def test_prometheus_exposition(api: Api, feed: Feeder) -> None:
     assert status == 200
     assert f'load_one{{agent="{A}",datasource="2.1"}} 0.25' in text.splitlines()
     assert "# TYPE ifspeed gauge" in text and "ifadminstatus" not in text
+    api.engine.set_flow("frames", FlowSpec(value="frames", t=1))
+    feed.at(1000.5, datagram(A, 2, 500, [flow(1, 3, tcp("10.1.0.1", "10.2.0.1"))]))
+    _, text = call(api, "GET", "/prometheus/metrics/ALL/frames/txt")
+    assert text.startswith(f'# TYPE frames gauge\nframes{{agent="{A}",datasource="3"}} ')
     _, text = call(api, "GET", f"/prometheus/metrics/{A}/load_one/txt")
     assert text.splitlines() == ["# TYPE load_one gauge",
                                  f'load_one{{agent="{A}",datasource="2.1"}} 0.25']
