@@ -3,7 +3,8 @@
 Agent lists (``ALL``, ``a;b``), metric tokens with aggregations (``max:`` default, ``min:``,
 ``sum:``, ``avg:``, ``var:``, ``sdev:``, ``med:``, ``q1:``, ``q2:``, ``q3:``, ``iqr:``,
 ``any:``), string-metric filters (``{"vir_host_name": ["apache.*"]}``: each regex must match a
-whole value; alternatives for one key OR, different keys AND), and the result shapes of
+whole value, a leading ``*`` as ``.*``; alternatives for one key OR, different keys AND),
+and the result shapes of
 ``metric``, ``dump`` and ``table``. ``var`` and ``sdev`` are population statistics;
 quartiles use linear interpolation between the closest ranks (``statistics.quantiles``,
 inclusive method). The engine supplies rows; these functions only shape them.
@@ -84,11 +85,8 @@ def compile_filter(flt: Filter | None) -> Callable[[Mapping[str, Value]], bool] 
     """A predicate over a data source's metrics, or ``None`` when there is nothing to check."""
     if not flt:
         return None
-    try:
-        compiled = [(k, [re.compile(p) for p in ([pats] if isinstance(pats, str) else pats)])
-                    for k, pats in flt.items()]
-    except re.error as e:
-        raise QueryError(f"bad filter regex: {e}") from e
+    compiled = [(k, [_pattern(p) for p in ([pats] if isinstance(pats, str) else pats)])
+                for k, pats in flt.items()]
 
     def match(values: Mapping[str, Value]) -> bool:
         for key, pats in compiled:
@@ -101,6 +99,16 @@ def compile_filter(flt: Filter | None) -> Callable[[Mapping[str, Value]], bool] 
         return True
 
     return match
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    """A filter regex; sFlow-RT's documented ``*web.*`` (a leading ``*``) means ``.*web.*``."""
+    try:
+        return re.compile(text)
+    except re.error as e:
+        if text.startswith("*"):
+            return _pattern("." + text)
+        raise QueryError(f"bad filter regex {text!r}: {e}") from e
 
 
 def metric_result(name: str, agg: str, rows: list[Row]) -> dict[str, object]:

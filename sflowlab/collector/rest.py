@@ -97,7 +97,7 @@ class Api:
         r("/version", GET=lambda q: (200, "text/plain", __version__.encode()))
         r("/analyzer/json", GET=lambda q: {
             **self.engine.analyzer_json(), **(self.analyzer_extra() if self.analyzer_extra else {})})
-        r("/agents/json", GET=lambda q: self.engine.agents_json())
+        r("/agents/json", GET=self._agents)
         r("/metrics/json", GET=lambda q: self.engine.metric_names())
         r("/metric/{agent}/json", GET=lambda q: self.engine.agent_metrics(q.params["agent"]))
         r("/metric/{agents}/{metrics}/json", GET=lambda q: self.engine.metric(
@@ -211,6 +211,11 @@ class Api:
             raise HttpError(403, "read-only: flows, thresholds and groups cannot be changed")
 
     # ---------------------------------------------------------------- flows
+
+    def _agents(self, q: Request) -> Any:
+        agents = self.engine.agents_json()
+        wanted = q.query.get("agent")
+        return agents if not wanted else {a: v for a, v in agents.items() if a in wanted}
 
     def _active_flows(self, q: Request) -> Any:
         return self.engine.active_flows(

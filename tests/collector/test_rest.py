@@ -43,6 +43,11 @@ def test_metric_dump_table_and_filters(api: Api, feed: Feeder) -> None:
     assert body[0]["metricValue"] == 4.0
     _, body = call(api, "GET", "/metric/ALL/sum:load_one/json?host_name=web.*&os_name=nope")
     assert body[0]["metricN"] == 0
+    _, body = call(api, "GET", "/metric/ALL/sum:load_one/json?host_name=*b2")  # sFlow-RT style
+    assert body[0]["metricValue"] == 2.0
+    status, body = call(api, "GET", "/metric/ALL/sum:load_one/json?host_name=web(")
+    assert status == 400 and "bad filter regex 'web('" in body["error"]
+    assert list(call(api, "GET", "/agents/json?agent=10.0.0.2&agent=10.9.9.9")[1]) == ["10.0.0.2"]
     _, body = call(api, "GET", "/dump/10.0.0.1;10.0.0.3/host_name/json")
     assert sorted(e["metricValue"] for e in body) == ["db1", "web1"]
     _, body = call(api, "GET", "/table/ALL/sort:load_one:-2,host_name/json")
