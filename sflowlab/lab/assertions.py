@@ -451,3 +451,7 @@ class NoLostDatagrams:
 
 def _service(rec: Recording, name: str) -> Any:
     return next(s for s in rec.scenario.services if s.name == name)
+
+
+# kinds defined in their own modules register on import
+from sflowlab.lab import assertions_lifecycle  # noqa: E402, F401

@@ -103,6 +103,7 @@ class Recording:
     accounting: Accounting
     analyser_pcap: Path | None
     wall_s: float
+    sflow_pcap: Path | None = None  # what the agents sent (complete once the run is closed)
 
     def series(self, column: str) -> list[tuple[float, float]]:
         """(time_s, value) of one timeline column."""
@@ -202,7 +203,8 @@ class Recorder:
         return Recording(self.scenario, self.rows, self.containers, self.decisions, self.acl,
                          self.event_rows, sorted(self.lifecycles.values(),
                                                  key=lambda c: (c.started, c.name)),
-                         self.lines, accounting, run.analyser_pcap, wall_s)
+                         self.lines, accounting, run.analyser_pcap, wall_s,
+                         run.out_dir / "sflow.pcap")
 
 
 def _value(result: dict[str, Any], key: str = "metricValue") -> float:
