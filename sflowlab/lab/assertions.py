@@ -241,26 +241,32 @@ class ComparePolicies:
 @assertion("metricN_follows_live")
 @dataclass(frozen=True)
 class MetricNFollowsLive:
-    """The collector's count of the service's running containers (metricN) equals the
-    swarm's running tasks, except within ``lag`` s of a change."""
+    """The collector's count of the service's running containers equals the swarm's running
+    tasks, except within ``lag`` s of a change: ``count: seen`` (containers known from their
+    first sample) or ``running`` (metricN of their averages, from their second sample)."""
 
     service: str
     lag: float = 5.0
+    count: str = "seen"
 
     def check(self, rec: Recording) -> Outcome:
+        if self.count not in ("seen", "running"):
+            raise ValueError(f"count must be seen or running, not {self.count!r}")
         changed, bad = -1e9, []
         prev = None
         for row in rec.timeline:
-            live, seen = row[f"{self.service}.tasks"], row[f"{self.service}.running"]
+            live, seen = row[f"{self.service}.tasks"], row[f"{self.service}.{self.count}"]
             if live != prev:
                 changed, prev = row["time_s"], live
             if seen != live and row["time_s"] - changed > self.lag:
                 bad.append((row["time_s"], live, seen))
         if bad:
             t, live, seen = bad[0]
-            return _ok(False, f"{self.service}: metricN {seen:.0f} but {live:.0f} live at "
+            return _ok(False, f"{self.service}: the collector counted {seen:.0f} ({self.count}) "
+                              f"but {live:.0f} were live at "
                               f"{_t(t)}, {len(bad)} s out of step beyond {self.lag:g} s", t)
-        return _ok(True, f"{self.service}: metricN followed the live count within "
+        return _ok(True, f"{self.service}: the collector's count ({self.count}) followed "
+                         f"the live count within "
                          f"{self.lag:g} s over {len(rec.timeline)} s")
 
 

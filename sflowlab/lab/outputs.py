@@ -1,8 +1,10 @@
 """What a scenario run records, and the out folder it writes (all but the chart).
 
 ``Recorder`` collects during the run: one timeline row per simulated second (per service: its
-offered load, the swarm's replicas and running tasks, the containers the collector sees, the
-requests served, the collector's per-container averages), per-container metrics, controller
+offered load, the swarm's replicas and running tasks, the running containers the collector
+knows (``seen``: from their first sample) and counts in its averages (``running``: metricN,
+from their second, once rates exist), the requests served, the collector's per-container
+averages), per-container metrics, controller
 decisions (parsed from their ``event=scale`` log lines), ACL commits, threshold events,
 container lifecycles and the controllers' log. ``finish`` freezes it into a ``Recording``
 (what assertions read); ``write_outputs`` writes ``timeline.csv``, ``containers.csv``,
@@ -34,8 +36,8 @@ __all__ = ["Accounting", "AclChange", "Decision", "Lifecycle", "Recorder", "Reco
            "write_outputs"]
 
 METRICS = "avg:vir_cpu_utilization,avg:vir_bytes_in,avg:vir_bytes_out"
-SERVICE_COLUMNS = ("load", "replicas", "tasks", "running", "rps", "avg_vir_cpu_utilization",
-                   "avg_vir_bytes")
+SERVICE_COLUMNS = ("load", "replicas", "tasks", "seen", "running", "rps",
+                   "avg_vir_cpu_utilization", "avg_vir_bytes")
 CONTAINER_COLUMNS = ("time_s", "container", "service", "vir_cpu_utilization", "vir_bytes_in",
                      "vir_bytes_out", "state")
 _PAIR = re.compile(r"(\w+)=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+)")
@@ -167,6 +169,17 @@ class Recorder:
     def sample(self, t: float, run: LabRun) -> None:
         """One timeline row at simulated second ``t``, and the per-container rows."""
         engine, row = run.engine, {"time_s": t}
+        seen: dict[str, int] = {}
+        for ds in engine.metrics.select(None):
+            v = ds.values
+            host = v.get("vir_host_name")
+            if host is None:
+                continue
+            service, state = str(host).partition(".")[0], v.get("vir_cpu_state", "")
+            if state == "running":
+                seen[service] = seen.get(service, 0) + 1
+            self.containers.append((t, host, service, v.get("vir_cpu_utilization", ""),
+                                    v.get("vir_bytes_in", ""), v.get("vir_bytes_out", ""), state))
         for svc in self.scenario.services:
             name, model = svc.name, run.lab.services[svc.name]
             rps, clients = svc.offered(t - 1e-9)
@@ -176,6 +189,7 @@ class Recorder:
                 f"{name}.load": float(clients if clients is not None else rps or 0.0),
                 f"{name}.replicas": float(run.swarm.service(name).replicas),
                 f"{name}.tasks": float(len(run.swarm.running(name))),
+                f"{name}.seen": float(seen.get(name, 0)),
                 f"{name}.running": _value(util, "metricN"),
                 f"{name}.rps": float(served - self._served.get(name, 0)),
                 f"{name}.avg_vir_cpu_utilization": _value(util),
@@ -183,14 +197,6 @@ class Recorder:
             })
             self._served[name] = served
         self.rows.append(row)
-        for ds in engine.metrics.select(None):
-            v = ds.values
-            host = v.get("vir_host_name")
-            if host is None:
-                continue
-            self.containers.append((t, host, str(host).partition(".")[0],
-                                    v.get("vir_cpu_utilization", ""), v.get("vir_bytes_in", ""),
-                                    v.get("vir_bytes_out", ""), v.get("vir_cpu_state", "")))
 
     def finish(self, run: LabRun, wall_s: float) -> Recording:
         engine = run.engine

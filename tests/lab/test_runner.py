@@ -52,9 +52,13 @@ def test_swarm_tasks_start_and_stop_containers_on_their_nodes(tmp_path: Path) ->
     assert [c.started for c in lives] == [0.5, 5.5, 5.5]
     assert [c.stopped for c in lives] == [None, 20.5, 20.5]
     assert all(c.name.startswith("web.") for c in lives)
-    # the collector saw every live container, after its first two polls
+    # the collector knows each live container from its first sample (3 s after it starts),
+    # and averages it from its second
+    seen = {int(r["time_s"]): r["web.seen"] for r in rows}
+    assert (seen[3], seen[4], seen[8], seen[9], seen[20], seen[21]) == (0, 1, 1, 3, 3, 1)
     running = {int(r["time_s"]): r["web.running"] for r in rows}
     assert running[29] == 1 and max(running.values()) == 3
+    assert all(running[t] <= seen[t] for t in seen)
 
 
 def test_same_seed_same_timeline_and_bytes(tmp_path: Path) -> None:
@@ -77,8 +81,8 @@ def test_out_folder_follows_the_contract(tmp_path: Path) -> None:
     result = run_scenario(s, tmp_path, chart=False)
     timeline = read_csv(tmp_path / "timeline.csv")
     assert list(timeline[0]) == ["time_s", "web.load", "web.replicas", "web.tasks",
-                                 "web.running", "web.rps", "web.avg_vir_cpu_utilization",
-                                 "web.avg_vir_bytes"]
+                                 "web.seen", "web.running", "web.rps",
+                                 "web.avg_vir_cpu_utilization", "web.avg_vir_bytes"]
     assert [float(r["time_s"]) for r in timeline] == [float(t) for t in range(1, 31)]
     loads = [float(r["web.load"]) for r in timeline]
     assert loads[:2] == [0, 0] and set(loads[2:17]) == {4} and set(loads[17:]) == {0}
