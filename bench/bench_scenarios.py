@@ -1,0 +1,77 @@
+"""Scenario replay speed: simulated seconds per wall-clock second for each scenario file.
+
+Usage: ``python bench/bench_scenarios.py [SCENARIO.yaml ...] [--repeat 3] [--no-chart]``
+(default: every ``*.yaml`` in ``scenarios/``). Each scenario runs ``--repeat`` times into a
+temporary out folder; the table gives the best wall time of the replay alone (build, run,
+close), of the whole ``sflowlab run`` path (plus assertions, the out folder's files and the
+chart), simulated seconds per wall second of the replay, and whether the assertions passed.
+Target: the apache ramp (about 90 simulated seconds of load) in under 3 s of wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sflowlab.lab.assertions import evaluate
+from sflowlab.lab.outputs import write_outputs
+from sflowlab.lab.runner import LabRun
+from sflowlab.lab.scenario import Scenario, load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+TARGET = ("apache_load_ramp", 3.0)  # scenario, wall seconds
+
+
+@dataclass
+class Timing:
+    replay_s: float  # build + run + close
+    total_s: float  # + assertions, files, chart
+    passed: bool
+
+
+def run_once(scenario: Scenario, out_dir: Path, chart: bool) -> Timing:
+    t0 = time.perf_counter()
+    lab = LabRun(scenario, out_dir)
+    try:
+        recording = lab.run()
+    finally:
+        lab.close()
+    t1 = time.perf_counter()
+    outcomes = evaluate(scenario, recording)
+    write_outputs(out_dir, recording, outcomes)
+    if chart:
+        from sflowlab.lab.chart import render_chart
+
+        render_chart(out_dir)
+    return Timing(t1 - t0, time.perf_counter() - t0, all(o.passed for o in outcomes))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenarios", nargs="*", type=Path)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-chart", action="store_true")
+    args = parser.parse_args()
+    paths = args.scenarios or sorted(SCENARIOS.glob("*.yaml"))
+    print(f"{'scenario':28} {'sim s':>6} {'replay s':>9} {'total s':>8} {'sim s/wall s':>12}"
+          f"  assertions")
+    for path in paths:
+        scenario = load_scenario(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = [run_once(scenario, Path(tmp) / str(i), not args.no_chart)
+                    for i in range(args.repeat)]
+        replay = min(r.replay_s for r in runs)
+        total = min(r.total_s for r in runs)
+        verdict = "pass" if all(r.passed for r in runs) else "FAIL"
+        print(f"{scenario.name:28} {scenario.duration:6.0f} {replay:9.3f} {total:8.3f} "
+              f"{scenario.duration / replay:12.0f}  {verdict}")
+        if scenario.name == TARGET[0]:
+            met = "met" if total < TARGET[1] else "MISSED"
+            print(f"{'':28} target: whole run under {TARGET[1]:g} s wall: {met}")
+
+
+if __name__ == "__main__":
+    main()
