@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from sflowlab.clock import Clock, SystemClock
 from sflowlab.codec.pcap import read_sflow
 
 from .config import Config, StateStore
-from .engine import Engine
+from .engine import Engine, TickResult
 from .forwarding import Forwarder
 from .listener import Listener, ListenerConfig
 from .recording import Recorder
@@ -52,6 +53,9 @@ class Daemon:
     recorder: Recorder | None = field(default=None, init=False)
     listener: Listener | None = field(default=None, init=False)
     server: ApiServer | None = field(default=None, init=False)
+    on_tick: Callable[[TickResult], None] | None = field(default=None, init=False)
+    """Called with each tick's events and logged flows (live and replay): the controller
+    runtime's seam; set it before ``start_listener``/``replay``."""
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -104,7 +108,8 @@ class Daemon:
     def start_listener(self) -> None:
         cfg = self.config
         self.listener = Listener(self.engine, self.clock, ListenerConfig(
-            cfg.sflow_port, cfg.sflow_hosts, cfg.rcvbuf, cfg.queue_size, cfg.tick_s), self.taps)
+            cfg.sflow_port, cfg.sflow_hosts, cfg.rcvbuf, cfg.queue_size, cfg.tick_s), self.taps,
+            self.on_tick)
         self.listener.start()
 
     def replay(self, path: str | Path, speed: float = 0.0) -> int:
@@ -123,7 +128,7 @@ class Daemon:
                 break
             while next_tick is not None and ts >= next_tick:
                 clock.time = next_tick
-                engine.tick(next_tick)
+                self._tick(engine, next_tick)
                 next_tick += self.config.tick_s
             clock.time = max(clock.time, ts)
             engine.ingest(cap.payload, cap.src, ts)
@@ -132,9 +137,14 @@ class Daemon:
             count += 1
             if self._stop.is_set():
                 break
-        engine.tick(clock.time)
+        self._tick(engine, clock.time)
         log.info("event=replay_done datagrams=%d clock=%.6f", count, clock.time)
         return count
+
+    def _tick(self, engine: Engine, now: float) -> None:
+        result = engine.tick(now)
+        if self.on_tick is not None:
+            self.on_tick(result)
 
     def install_signals(self) -> None:
         """SIGTERM and SIGINT end ``wait`` (and a replay in progress)."""

@@ -10,6 +10,7 @@ from collector_helpers import datagram, flow, tcp
 from sflowlab.codec.pcap import PcapWriter
 from sflowlab.collector.config import Config
 from sflowlab.collector.daemon import Daemon, ReplayClock
+from sflowlab.collector.engine import TickResult
 
 T0 = 1_700_000_000.0
 AGENT = "10.40.0.1"
@@ -31,7 +32,10 @@ def daemon() -> Daemon:
 def test_replay_ticks_on_capture_time_and_raises_events(tmp_path: Path) -> None:
     capture(tmp_path / "c.pcap", 5)
     d = daemon()
+    ticks: list[TickResult] = []
+    d.on_tick = ticks.append
     assert d.replay(tmp_path / "c.pcap") == 50
+    assert len(ticks) == 5 and [e.thresholdID for t in ticks for e in t.events] == ["hot"]
     assert d.clock.now() == T0 + 5.0
     [event] = d.engine.query_events()
     assert event.thresholdID == "hot" and event.agent == AGENT
