@@ -10,7 +10,6 @@ one query at a time. ``tick`` returns the events and logged flows it produced
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 from collections.abc import Callable, Collection, Mapping
@@ -25,6 +24,7 @@ from .agents import AgentStats, SequenceTracker, agents_json, to_ms
 from .events import Event, EventLog
 from .flows import FlowEngine, FlowSpec
 from .groups import GroupSet
+from .logs import RateLimitedLog
 from .metrics import MetricTable
 from .query import (
     Filter,
@@ -39,8 +39,6 @@ from .query import (
     sort_table,
 )
 from .thresholds import ThresholdEngine, ThresholdSpec
-
-log = logging.getLogger("sflowlab.collector")
 
 Agents = str | Collection[str] | None
 
@@ -69,29 +67,11 @@ class TickResult:
     flows: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass
-class RateLimitedLog:
-    """At most one warning per ``interval_s`` (by the engine's time); counts what it held back."""
-
-    interval_s: float = 10.0
-    _last: float = float("-inf")
-    _held: int = 0
-
-    def warn(self, now: float, msg: str, *args: object) -> None:
-        if now - self._last < self.interval_s:
-            self._held += 1
-            return
-        suffix = f" (+{self._held} similar suppressed)" if self._held else ""
-        log.warning(msg + suffix, *args)
-        self._last, self._held = now, 0
-
-
 class Engine:
     """sFlow analytics fed datagram by datagram; see the module docstring."""
 
     def __init__(self, clock: Clock | None = None, *, metric_timeout_s: float = 60.0,
-                 expire_intervals: float = 3.0,
-                 decode: Callable[[bytes], Any] = decode_for_collector) -> None:
+                 expire_intervals: float = 3.0) -> None:
         self.clock = clock or SystemClock()
         self.lock = threading.RLock()
         self.started = self.clock.now()
@@ -104,7 +84,6 @@ class Engine:
         self.thresholds = ThresholdEngine()
         self.events = EventLog()
         self.on_change: Callable[[], None] | None = None
-        self._decode = decode
         self._bad_log = RateLimitedLog()
 
     # ------------------------------------------------------------------ ingest and tick
@@ -116,7 +95,7 @@ class Engine:
             totals.datagrams += 1
             totals.bytes += len(data)
             try:
-                dg = self._decode(data)
+                dg = decode_for_collector(data)
             except DecodeError as e:
                 totals.parse_errors += 1
                 src = source[0]

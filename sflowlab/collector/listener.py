@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from sflowlab.clock import Clock
 
-from .engine import Engine, RateLimitedLog, TickResult
+from .engine import Engine, TickResult
+from .logs import RateLimitedLog
 from .shards import ShardedEngine
 
 log = logging.getLogger("sflowlab.collector")
