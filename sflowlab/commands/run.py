@@ -70,6 +70,10 @@ def summary(result: RunResult) -> str:
     for o in result.outcomes:
         lines.append(f"  {'PASS' if o.passed else 'FAIL'}  {o.name}")
         lines.append(f"        {o.message}")
+    for name, stats in rec.controllers.items():
+        if stats["errors"]:
+            lines.append(f"  controller {name}: handler errors {stats['errors']}, last: "
+                         f"{stats['lastError']}")
     passed = sum(o.passed for o in result.outcomes)
     lines.append(f"{passed}/{len(result.outcomes)} assertions passed")
     return "\n".join(lines)

@@ -20,7 +20,7 @@ import csv
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +106,8 @@ class Recording:
     analyser_pcap: Path | None
     wall_s: float
     sflow_pcap: Path | None = None  # what the agents sent (complete once the run is closed)
+    controllers: dict[str, Any] = field(default_factory=dict)
+    """Per controller: handler calls, errors and the last error (``Runtime.status``)."""
 
     def series(self, column: str) -> list[tuple[float, float]]:
         """(time_s, value) of one timeline column."""
@@ -210,7 +212,7 @@ class Recorder:
                          self.event_rows, sorted(self.lifecycles.values(),
                                                  key=lambda c: (c.started, c.name)),
                          self.lines, accounting, run.analyser_pcap, wall_s,
-                         run.out_dir / "sflow.pcap")
+                         run.out_dir / "sflow.pcap", run.runtime.status())
 
 
 def _value(result: dict[str, Any], key: str = "metricValue") -> float:
@@ -269,7 +271,7 @@ def write_outputs(out_dir: Path, rec: Recording, outcomes: Sequence[Outcome]) ->
     (out_dir / "summary.json").write_text(json.dumps({
         "scenario": rec.scenario.name, "seed": rec.scenario.seed,
         "duration_s": rec.scenario.duration, "wall_s": round(rec.wall_s, 3),
-        "accounting": asdict(rec.accounting),
+        "accounting": asdict(rec.accounting), "controllers": rec.controllers,
         "passed": all(o.passed for o in outcomes)}, indent=2) + "\n")
     (out_dir / "controller.log").write_text("".join(line + "\n" for line in rec.log))
 

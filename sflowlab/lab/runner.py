@@ -199,7 +199,10 @@ class LabRun:
         except (TypeError, ValueError) as e:
             raise ValueError(f"controller {spec.name!r}: bad params: {e}") from e
         self.controllers[spec.name] = controller
-        self.runtime.add(spec.name, controller)
+        api = self.runtime.add(spec.name, controller)
+        if api.stats.errors:
+            raise ValueError(f"controller {spec.name!r} failed to start: "
+                             f"{api.stats.last_error}")
         for call in spec.http:
             self.clock.call_at(call.at, self._caller(spec.name, call))
 

@@ -213,3 +213,38 @@ def test_lab_replicas_follow_an_orchestrator(tmp_path: Path) -> None:
         assert cid not in run.lab.hosts["host2"].containers
     finally:
         run.close()
+
+
+CONTROLLERS = '''
+class Broken:
+    def start(self, api):
+        raise RuntimeError("no thresholds file")
+
+
+class Flaky:
+    def start(self, api):
+        api.set_interval_handler(self.tick, 5.0)
+
+    def tick(self, now):
+        raise ZeroDivisionError("division by zero")
+'''
+
+
+def test_controller_failures_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "my_controllers.py").write_text(CONTROLLERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="controller 'broken' failed to start: start: "
+                                         "RuntimeError: no thresholds file"):
+        run_scenario(scenario(controllers=[{"name": "broken", "use": "my_controllers:Broken"}]),
+                     tmp_path / "a", chart=False)
+    flaky = tmp_path / "flaky.yaml"
+    flaky.write_text("duration: 12\nservices: [{name: web}]\n"
+                     "controllers: [{use: 'my_controllers:Flaky'}]\n")
+    assert main(["run", str(flaky), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert "controller Flaky: handler errors {'interval': 2}, last: interval: " \
+           "ZeroDivisionError: division by zero" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["controllers"]["Flaky"]["errors"] == {"interval": 2}
+    assert "event=controller_failed controller=Flaky" in \
+        (tmp_path / "b" / "controller.log").read_text()
