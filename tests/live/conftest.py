@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import random
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import docker
 import pytest
+import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "controllers"))  # elb_helpers
@@ -35,21 +37,39 @@ from live_helpers import (
 )
 
 from sflowlab.clock import SimClock
-from sflowlab.lab.swarm_api import SwarmApi
+from sflowlab.lab.swarm_api import MIN_API_VERSION, SwarmApi
 from sflowlab.lab.swarm_model import Swarm
+
+
+def engine_problem(url: str) -> str | None:
+    """Why no engine answers at ``url`` (None: it does). A unix socket is tried with the
+    stdlib first: the SDK leaks the socket of a failed connection."""
+    if url.startswith("unix://"):
+        with socket.socket(socket.AF_UNIX) as sock:
+            try:
+                sock.connect(url.removeprefix("unix://"))
+            except OSError as e:
+                return str(e)
+    probe = docker.APIClient(base_url=url, version=MIN_API_VERSION, timeout=5)
+    try:
+        probe.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        return str(e)
+    finally:
+        probe.close()
+    return None
 
 
 @pytest.fixture(scope="session")
 def real_engine() -> Iterator[docker.DockerClient]:
-    try:
-        client = docker.DockerClient(base_url=DOCKER_URL, version="auto", timeout=30)
-        client.ping()
-    except docker.errors.DockerException as e:
-        pytest.skip(f"no Docker engine answers at {DOCKER_URL} ({e}); ci/start_dockerd.sh "
-                    "starts one")
+    problem = engine_problem(DOCKER_URL)
+    if problem:
+        pytest.skip(f"no Docker engine answers at {DOCKER_URL} ({problem}); "
+                    "ci/start_dockerd.sh starts one")
     if not BUSYBOX.is_file() or not is_static_elf(BUSYBOX):
         pytest.skip(f"{BUSYBOX} is not a static busybox (install busybox-static) to build "
                     f"{IMAGE} from")
+    client = docker.DockerClient(base_url=DOCKER_URL, version="auto", timeout=30)
     client.images.build(fileobj=build_context(), custom_context=True, tag=IMAGE, rm=True)
     swarm = client.info()["Swarm"]
     joined = swarm["LocalNodeState"] != "active"
@@ -57,11 +77,11 @@ def real_engine() -> Iterator[docker.DockerClient]:
         client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
     elif not swarm.get("ControlAvailable"):
         pytest.skip(f"the engine at {DOCKER_URL} is in a swarm but not a manager")
-    remove_labelled(client)  # left by an interrupted run
+    remove_labelled(client, wait_s=15)  # left by an interrupted run
     try:
         yield client
     finally:
-        remove_labelled(client)
+        remove_labelled(client, wait_s=15)
         if joined:
             client.swarm.leave(force=True)
         client.close()

@@ -252,7 +252,7 @@ class RealElbLab:
         self.engine = Engine(self.clock)
         self.runtime = Runtime(self.engine, self.clock, self.state_dir)
         self.watch = RealSwarmWatch(self.client, NAME)
-        self.feed = ContainerFeed(self.watch, self.engine)  # type: ignore[arg-type]
+        self.feed = ContainerFeed(self.watch, self.engine)  # the watch stands for the swarm
 
     def step(self) -> None:
         now = self.clock.now() + 1
