@@ -7,13 +7,15 @@ service, three panels sharing the time axis:
 1. bytes/s per container (``vir_bytes_in + vir_bytes_out``, one thin line each) and the
    collector's per-container average (thick);
 2. CPU utilisation per container (%) and its average;
-3. replicas (the swarm's desired count, a step line), containers the collector sees
-   (metricN, dotted), controller decisions (up/down triangles at the new count) and the offered
-   load on a second axis.
+3. replicas (the swarm's desired count, a step line), running containers the collector
+   knows (dashed, when the timeline has ``<service>.seen``) and averages (metricN, dotted),
+   controller decisions (up/down triangles at the new count) and the offered load on a
+   second axis.
 
 The load period (offered load > 0) is shaded in every panel. A scenario with ACL changes
 (capture, mitigation) gets a bottom panel of ACL sessions: one bar per switch and ACL from its
-commit to its withdrawal, coloured by target (ERSPAN, DROP). ``figure(out_dir)`` builds the
+commit to its withdrawal, coloured by target (ERSPAN, DROP), and the threshold events
+(``events.csv``) as ticks on the time axis. ``figure(out_dir)`` builds the
 same figure without writing it. matplotlib (no pyplot: no global state, Agg) and pandas.
 """
 
@@ -105,6 +107,7 @@ def figure(out_dir: Path) -> Figure:
     containers = _read(out_dir, "containers.csv")
     decisions = _read(out_dir, "decisions.csv")
     acl = _read(out_dir, "acl.csv")
+    events = _read(out_dir, "events.csv")
     names = services(timeline)
     sessions = acl_sessions(acl) if acl is not None else []
     rows = (3 if names else 0) + (1 if sessions or not names else 0)
@@ -125,7 +128,7 @@ def figure(out_dir: Path) -> Figure:
         _replicas_panel(axes[2], timeline, decisions, name)
     if sessions or not names:
         ax = grid[rows - 1][0]
-        _acl_panel(ax, sessions, timeline)
+        _acl_panel(ax, sessions, timeline, events)
         for extra in grid[rows - 1][1:]:
             extra.set_visible(False)
     for ax in grid[rows - 1]:
@@ -208,8 +211,11 @@ def _replicas_panel(ax: Axes, timeline: pd.DataFrame, decisions: pd.DataFrame | 
     t = timeline["time_s"]
     ax.step(t, timeline[f"{name}.replicas"], where="post", color="tab:blue", lw=2,
             label="replicas")
+    if f"{name}.seen" in timeline:
+        ax.plot(t, timeline[f"{name}.seen"], ls="--", color="tab:olive", lw=1.2,
+                label="known to the collector")
     ax.plot(t, timeline[f"{name}.running"], ls=":", color="tab:green", lw=1.5,
-            label="seen by collector")
+            label="averaged (metricN)")
     if decisions is not None:
         mine = decisions[decisions["service"] == name]
         up, down = mine[mine["to"] > mine["from"]], mine[mine["to"] < mine["from"]]
@@ -228,8 +234,12 @@ def _replicas_panel(ax: Axes, timeline: pd.DataFrame, decisions: pd.DataFrame | 
     ax.legend(handles + more_h, labels + more_l, fontsize="x-small", loc="upper left")
 
 
-def _acl_panel(ax: Axes, sessions: list[AclSession], timeline: pd.DataFrame) -> None:
+def _acl_panel(ax: Axes, sessions: list[AclSession], timeline: pd.DataFrame,
+               events: pd.DataFrame | None) -> None:
     end = float(timeline["time_s"].max()) if len(timeline) else 0.0
+    if events is not None:
+        ax.plot(events["time_s"], [-0.6] * len(events), "|", color="black", ms=10,
+                label="threshold event")
     keys = sorted({(s.switch, s.acl) for s in sessions})
     for s in sessions:
         y = keys.index((s.switch, s.acl))

@@ -14,8 +14,8 @@ from matplotlib.patches import Rectangle
 
 from sflowlab.lab.chart import AclSession, acl_sessions, figure, load_periods, render_chart
 
-SERVICE_COLUMNS = ("load", "replicas", "tasks", "running", "rps", "avg_vir_cpu_utilization",
-                   "avg_vir_bytes")
+SERVICE_COLUMNS = ("load", "replicas", "tasks", "seen", "running", "rps",
+                   "avg_vir_cpu_utilization", "avg_vir_bytes")
 
 
 def _write(path: Path, header: list[str], rows: list[list[object]]) -> None:
@@ -41,7 +41,7 @@ def make_run(out: Path, services: tuple[str, ...] = ("web", "api"), acl: bool = 
         row: list[object] = [float(t)]
         for s in services:
             per = 300_000.0 / n if load else 0.0
-            row += [load, n, n, n, 57 if load else 0, per / 100_000, per]
+            row += [load, n, n, n, max(n - 1, 1), 57 if load else 0, per / 100_000, per]
             for slot in range(1, n + 1):
                 containers.append([float(t), f"{s}.{slot}.task{slot}xyz", s, per / 100_000,
                                    per * 0.05, per * 0.95, "running"])
@@ -59,6 +59,11 @@ def make_run(out: Path, services: tuple[str, ...] = ("web", "api"), acl: bool = 
                     [30.0, "leaf1", "capture-1", "delete", ""],
                     [40.0, "leaf2", "ddos-1", "put", "-A FORWARD -d 10.0.2.1 -j DROP"]]
     _write(out / "acl.csv", ["time_s", "switch", "acl", "action", "lines"], acl_rows)
+    _write(out / "events.csv", ["time_s", "eventID", "thresholdID", "agent", "dataSource",
+                                "flowKey", "value"],
+           [[11.5, 1, "ddos_udp_amplification", "10.255.0.5", "1", "10.0.2.1,123", 20000.0],
+            [39.0, 2, "ddos_udp_amplification", "10.255.0.5", "1", "10.0.2.1,123", 15000.0]]
+           if acl else [])
     (out / "summary.json").write_text(json.dumps({"scenario": "synthetic"}))
     return out
 
@@ -110,6 +115,10 @@ def test_one_column_per_service_with_containers_average_and_decisions(tmp_path: 
     # api has no decisions of its own
     api_up, api_down = grid[2][1].collections[-2:]
     assert len(api_up.get_offsets()) == len(api_down.get_offsets()) == 0
+    # replicas, the containers the collector knows and those it averages
+    assert [line.get_label() for line in web_replicas.get_lines()] == [
+        "replicas", "known to the collector", "averaged (metricN)"]
+    assert list(web_replicas.get_lines()[2].get_ydata()[18:21]) == [1, 2, 2]
 
 
 def test_load_period_is_shaded_in_every_panel(tmp_path: Path) -> None:
@@ -129,6 +138,8 @@ def test_acl_sessions_get_a_bottom_panel(tmp_path: Path) -> None:
     bars = [(p.get_x(), p.get_x() + p.get_width()) for p in acl.patches]
     assert bars == [(12.0, 30.0), (40.0, 80.0)]  # the DROP still in force at the end
     assert [t.get_text() for t in acl.get_yticklabels()] == ["leaf1 capture-1", "leaf2 ddos-1"]
+    [ticks] = [line for line in acl.get_lines() if line.get_label() == "threshold event"]
+    assert list(ticks.get_xdata()) == [11.5, 39.0]
 
 
 def test_fabric_only_run_charts_its_acl_sessions(tmp_path: Path) -> None:
