@@ -26,6 +26,7 @@ import inspect
 import logging
 import random
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,8 +231,9 @@ class LabRun:
             answer = self.runtime.http(name, request)
         except HttpError as e:
             answer = f"HTTP {e.status}: {e.message}"
-        self.recorder.log(self.clock.now(), "INFO", name, f"event=http request={call.method} "
-                          f"{'/'.join(call.path)}?{call.query} answer={answer!r}")
+        query = f"?{urllib.parse.urlencode(call.query)}" if call.query else ""
+        self.recorder.log(self.clock.now(), "INFO", name, f"event=http request='{call.method} "
+                          f"/{'/'.join(call.path)}{query}' answer={answer!r}")
 
     def _detach_log(self) -> None:
         controller_log = logging.getLogger("sflowlab.controller")

@@ -73,6 +73,19 @@ def test_same_seed_same_timeline_and_bytes(tmp_path: Path) -> None:
         (tmp_path / "c" / "sflow.pcap").read_bytes()
 
 
+def test_same_timeline_across_processes_and_hash_seeds(tmp_path: Path) -> None:
+    """The flagship scenario, replayed in two processes with different string hashing."""
+    script = ("import sys; from pathlib import Path; from sflowlab.lab.runner import "
+              "run_scenario; from sflowlab.lab.scenario import load_scenario; "
+              "run_scenario(load_scenario(sys.argv[1]), Path(sys.argv[2]), chart=False)")
+    flagship = Path(__file__).parents[2] / "scenarios" / "apache_load_ramp.yaml"
+    for seed in ("1", "2"):
+        subprocess.run([sys.executable, "-c", script, str(flagship), str(tmp_path / seed)],
+                       check=True, timeout=120, env={"PYTHONHASHSEED": seed, "PATH": ""})
+    for f in ("timeline.csv", "decisions.csv", "containers.csv", "sflow.pcap"):
+        assert (tmp_path / "1" / f).read_bytes() == (tmp_path / "2" / f).read_bytes(), f
+
+
 def test_out_folder_follows_the_contract(tmp_path: Path) -> None:
     s = scenario(controllers=[{"use": "elb", "params": {"enabled": True,
                                                         "services": {"web": {}}}}],
@@ -123,7 +136,8 @@ def test_scheduled_controller_requests(tmp_path: Path) -> None:
     result = run_scenario(s, tmp_path, chart=False)
     assert result.recording.decisions, "enabled at t=6 s, the ELB scales"
     assert result.recording.decisions[0].time_s >= 6
-    assert "answer='enabled'" in (tmp_path / "controller.log").read_text()
+    assert "event=http request='GET /?state=enabled' answer='enabled'" in \
+        (tmp_path / "controller.log").read_text()
 
 
 def test_cli_exit_status_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
