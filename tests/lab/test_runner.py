@@ -262,3 +262,20 @@ def test_controller_failures_are_reported(tmp_path: Path, monkeypatch: pytest.Mo
     assert summary["controllers"]["Flaky"]["errors"] == {"interval": 2}
     assert "event=controller_failed controller=Flaky" in \
         (tmp_path / "b" / "controller.log").read_text()
+
+
+def test_progress_bar_redraws_in_place_on_a_terminal() -> None:
+    import io
+
+    from sflowlab.commands.run import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    bar = ProgressBar(out, width=10)
+    bar(25.0, 100.0)
+    bar(100.0, 100.0)
+    bar.close()
+    assert out.getvalue() == "\r[##........]     25/100 s\r[##########]    100/100 s\n"
