@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from sflowlab.agent_sim.fabric import Fabric
 from sflowlab.cli import main
 from sflowlab.clock import SimClock
 from sflowlab.collector.engine import Engine
+from sflowlab.commands.run import ProgressBar
 from sflowlab.lab.runner import LabRun, run_scenario
 from sflowlab.lab.scenario import Scenario, scenario_from_dict
 from sflowlab.lab.swarm_model import Swarm
@@ -265,10 +267,6 @@ def test_controller_failures_are_reported(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_progress_bar_redraws_in_place_on_a_terminal() -> None:
-    import io
-
-    from sflowlab.commands.run import ProgressBar
-
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
