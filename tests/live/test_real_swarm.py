@@ -277,13 +277,14 @@ IDLE = Load(util=0.1, bytes_in=500, bytes_out=500)
 
 
 def test_the_elb_scales_the_real_service_up_under_load_and_down_after(
-        real_engine: docker.DockerClient, tmp_path: Path) -> None:
+        real_engine: docker.DockerClient, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     client = real_engine
     create(client)
     lab = RealElbLab(client, tmp_path)
     lab.feed.loads[NAME] = BUSY
     elb = ElasticLoadBalancer({NAME: {"replicas_max": 2}}, enabled=True, docker_url=DOCKER_URL)
     lab.runtime.add("elb", elb)
+    request.addfinalizer(elb.swarm.close)
 
     def moves() -> list[tuple[int, int, str]]:
         return [(d["from"], d["to"], d["reason"]) for d in elb.decisions]
