@@ -37,7 +37,13 @@ from sflowlab.agent_sim.sinks import MemorySink, PcapSink, Sink, TeeSink, UdpSin
 from sflowlab.clock import SimClock
 from sflowlab.collector.engine import Engine, TickResult
 from sflowlab.collector.listener import Listener, ListenerConfig
-from sflowlab.collector.runtime import HttpError, HttpRequest, Runtime, resolve
+from sflowlab.collector.runtime import (
+    ControllerError,
+    HttpError,
+    HttpRequest,
+    Runtime,
+    resolve,
+)
 from sflowlab.lab.acl_fabric import ErspanCapture, FabricAclTarget, switches_for
 from sflowlab.lab.assertions import Outcome, evaluate
 from sflowlab.lab.iptables import ParsedRule
@@ -185,7 +191,10 @@ class LabRun:
                 fabric.add_flow(flow)
 
     def _add_controller(self, spec: ControllerSpec) -> None:
-        factory = resolve(spec.use)
+        try:
+            factory = resolve(spec.use)
+        except ControllerError as e:
+            raise ValueError(f"controller {spec.name!r}: {e}") from e
         params = dict(spec.params)
         accepted = _parameters(factory)
         for key, value in self.endpoints.items():

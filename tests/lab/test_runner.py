@@ -254,6 +254,9 @@ def test_controller_failures_are_reported(tmp_path: Path, monkeypatch: pytest.Mo
                                          "RuntimeError: no thresholds file"):
         run_scenario(scenario(controllers=[{"name": "broken", "use": "my_controllers:Broken"}]),
                      tmp_path / "a", chart=False)
+    with pytest.raises(ValueError, match="controller 'elbx': no controller entry point named "
+                                         "'elbx'"):
+        run_scenario(scenario(controllers=[{"use": "elbx"}]), tmp_path / "c", chart=False)
     flaky = tmp_path / "flaky.yaml"
     flaky.write_text("duration: 12\nservices: [{name: web}]\n"
                      "controllers: [{use: 'my_controllers:Flaky'}]\n")
