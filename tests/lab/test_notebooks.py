@@ -1,5 +1,6 @@
-"""The notebooks: committed with outputs cleared, and elb_analysis's code cells run as one
-script against fresh runs of the apache scenario (with and without the ELB)."""
+"""The notebooks: committed with outputs cleared, and each one's code cells run as one script
+against fresh runs of its scenarios: elb_analysis (the apache ramp with and without the ELB),
+fabric_analysis (the DDoS and capture scenarios)."""
 
 from __future__ import annotations
 
@@ -27,19 +28,30 @@ def test_outputs_are_cleared(notebook: Path) -> None:
     assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
 
 
-@pytest.fixture(scope="module")
-def elb_analysis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def run_notebook(name: str, out: Path) -> dict[str, Any]:
+    """Execute the notebook's code cells (Agg backend, its runs under ``out``); its globals."""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SFLOWLAB_SCENARIO", str(ROOT / "scenarios" / "apache_load_ramp.yaml"))
-        env.setenv("SFLOWLAB_NOTEBOOK_OUT", str(tmp_path_factory.mktemp("notebook")))
-        path = ROOT / "notebooks" / "elb_analysis.ipynb"
-        namespace: dict[str, Any] = {"__name__": "elb_analysis"}
+        env.setenv("SFLOWLAB_SCENARIOS", str(ROOT / "scenarios"))
+        env.setenv("SFLOWLAB_NOTEBOOK_OUT", str(out))
+        path = ROOT / "notebooks" / f"{name}.ipynb"
+        namespace: dict[str, Any] = {"__name__": name}
         exec(compile(code_of(path), str(path), "exec"), namespace)
     plt.close("all")
     return namespace
+
+
+@pytest.fixture(scope="module")
+def elb_analysis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_notebook("elb_analysis", tmp_path_factory.mktemp("elb"))
+
+
+@pytest.fixture(scope="module")
+def fabric_analysis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_notebook("fabric_analysis", tmp_path_factory.mktemp("fabric"))
 
 
 def test_the_elb_spreads_the_same_traffic_over_more_containers(
@@ -67,3 +79,27 @@ def test_loads_from_the_pcap_agree_with_the_collector(elb_analysis: dict[str, An
     assert sorted(set(with_elb["slot"])) == [f"apache.{i}" for i in range(1, 9)]
     decisions = elb_analysis["decisions"]
     assert list(decisions["to"]) == [*range(2, 9), *range(7, 0, -1)]
+
+
+def test_the_fabric_notebook_estimates_the_flood_and_the_suspect_pair(
+        fabric_analysis: dict[str, Any]) -> None:
+    summary = fabric_analysis["summary"]
+    ddos, capture = summary["ddos_mitigation"], summary["emerging_threat_capture"]
+    assert (ddos["switch"], capture["switch"]) == ("border1", "leaf1")
+    # sampled at 1 in 10,000 (10G links): ~60 samples of a 20,000 packets/s flood over 30 s
+    assert 13_000 < ddos["estimated packets/s"] < 27_000
+    # sampled at 1 in 50: ~1,000 samples of the pair's 80 packets/s over 25 s
+    assert 64 < capture["estimated packets/s"] < 96
+    assert 0 < ddos["installed, s after the start"] <= 5
+    assert 0 < capture["installed, s after the start"] <= 8
+    assert 10 <= ddos["removed, s after the end"] <= 20  # hold_s 10
+    assert 10 <= capture["removed, s after the end"] <= 15  # idle_s 10
+
+
+def test_the_flood_is_still_sampled_while_dropped(fabric_analysis: dict[str, Any]) -> None:
+    """Switches sample before their ACLs act: the border keeps reporting the flood during
+    the mitigation, and nothing after the flood stops."""
+    rate = fabric_analysis["flood_rate"][fabric_analysis["BORDER1"]]
+    [session] = fabric_analysis["ddos_acl"]
+    assert rate.loc[int(session.start) + 1:39].mean() > 10_000
+    assert rate.loc[41:].sum() == 0
