@@ -417,13 +417,24 @@ def scenario_from_dict(data: Any, source: Path | None = None) -> Scenario:
     return _check_references(scenario)
 
 
+_MOMENT_FIELDS = {"since": "from", "after": "after"}
+_SERVICE_FIELDS = ("service", "better", "than")
+
+
 def _check_references(s: Scenario) -> Scenario:
-    services = {x.name for x in s.services}
+    services, moments = {x.name for x in s.services}, s.moments()
     for spec in s.checks:
-        wanted = getattr(spec.params, "service", None)
-        if wanted is not None and wanted not in services:
-            raise ScenarioError(f"assertions[{spec.index}].{spec.kind}.service: unknown service "
-                                f"{wanted!r}; the scenario has {sorted(services)}")
+        where = f"assertions[{spec.index}].{spec.kind}"
+        for key in _SERVICE_FIELDS:
+            wanted = getattr(spec.params, key, None)
+            if wanted is not None and wanted not in services:
+                raise ScenarioError(f"{where}.{key}: unknown service {wanted!r}; the scenario "
+                                    f"has {sorted(services)}")
+        for attr, key in _MOMENT_FIELDS.items():
+            moment = getattr(spec.params, attr, None)
+            if isinstance(moment, str) and moment not in moments:
+                raise ScenarioError(f"{where}.{key}: the scenario has no moment {moment!r}; it "
+                                    f"has {sorted(moments)}")
     if s.traffic and s.fabric is None:
         raise ScenarioError("traffic: needs a fabric")
     return s

@@ -61,6 +61,13 @@ def test_invalid_scenarios_name_the_bad_value(data: dict[str, Any], message: str
     ([{"replicas": {"service": "nginx", "reaches": 2}}],
      "assertions[0].replicas.service: unknown service 'nginx'; the scenario has ['apache']"),
     ([{"max_flaps": {"service": "apache"}}], "assertions[0].max_flaps: missing max"),
+    ([{"compare_policies": {"better": "apache", "than": "nginx", "target": 1}}],
+     "assertions[0].compare_policies.than: unknown service 'nginx'"),
+    ([{"returns_to_min": {"service": "apache", "within": 5, "after": "flood_end"}}],
+     "assertions[0].returns_to_min.after: the scenario has no moment 'flood_end'; it has "
+     "['end', 'start']"),
+    ([{"capture_installed": {"within": 5}}],
+     "assertions[0].capture_installed.from: the scenario has no moment 'traffic_start'"),
     ([{"analyser_pcap": {"only_flow": "10.0.0.1"}}],
      "assertions[0].analyser_pcap.only_flow: expected a list"),
 ])
