@@ -6,7 +6,8 @@ as hsflowd reports it: a start sample (state running) a few seconds after it sta
 (``HSP_DOCKER_WAIT_STATS``: 3 s), when it lived that long, and a final sample with its
 stopped state when it stopped. The samples are read from ``sflow.pcap``, the datagrams the
 collector was fed (``no_lost_datagrams`` checks it decoded them all), and matched to the
-swarm's containers by hostname (host_descr).
+swarm's containers by hostname (host_descr); a container running for a second or more after
+its first sample must also show in the collector's table (``containers.csv``).
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ class ContainersReported:
         mine = [c for c in rec.lifecycles if c.service == self.service]
         if not mine:
             return Outcome("", False, f"FAILED: the swarm ran no {self.service} container")
+        known = {row[1] for row in rec.containers}
         problems = [(t, f"{c.name}: {what}") for c in mine
-                    for t, what in self._problems(c, samples.get(c.name, []), rec)]
+                    for t, what in self._problems(c, samples.get(c.name, []), rec, known)]
         started = sum(1 for c in mine if self._expects_start(c, rec))
         stopped = sum(1 for c in mine if c.stopped is not None)
         if problems:
@@ -86,15 +88,19 @@ class ContainersReported:
         end = c.stopped if c.stopped is not None else rec.scenario.duration
         return end - c.started > self.start_within
 
-    def _problems(self, c: Lifecycle, seen: list[ContainerSample],
-                  rec: Recording) -> list[tuple[float, str]]:
+    def _problems(self, c: Lifecycle, seen: list[ContainerSample], rec: Recording,
+                  known: set[str]) -> list[tuple[float, str]]:
         out = []
-        if self._expects_start(c, rec):
-            first = next((s for s in seen if s.state == "running"), None)
-            if first is None or first.time_s - c.started > self.start_within:
-                when = f"only at t={first.time_s:.1f} s" if first else "never"
-                out.append((c.started + self.start_within,
-                            f"started at t={c.started:.1f} s, first running sample {when}"))
+        first = next((s for s in seen if s.state == "running"), None)
+        if self._expects_start(c, rec) and (
+                first is None or first.time_s - c.started > self.start_within):
+            when = f"only at t={first.time_s:.1f} s" if first else "never"
+            out.append((c.started + self.start_within,
+                        f"started at t={c.started:.1f} s, first running sample {when}"))
+        end = c.stopped if c.stopped is not None else rec.scenario.duration
+        if first is not None and end - first.time_s >= 1.0 and c.name not in known:
+            out.append((first.time_s, f"running from its sample at t={first.time_s:.1f} s to "
+                                      f"t={end:.1f} s, never in the collector's table"))
         if c.stopped is not None:
             final = seen[-1] if seen else None
             if (final is None or final.state == "running"

@@ -66,6 +66,18 @@ def test_a_container_the_collector_never_heard_of_is_reported(churn: Recording) 
     assert "2 problems in 15" in outcome.message  # no start sample and no final one
 
 
+def test_a_container_missing_from_the_collectors_table_is_reported(churn: Recording) -> None:
+    long_lived = next(c for c in churn.lifecycles
+                      if c.stopped is not None and c.stopped - c.started == 20.0)
+    rec = dataclasses.replace(churn, containers=[r for r in churn.containers
+                                                 if r[1] != long_lived.name])
+    outcome = ContainersReported("worker").check(rec)
+    assert not outcome.passed
+    assert outcome.message.endswith(
+        f"first at t=33.5 s: {long_lived.name}: running from its sample at t=33.5 s to "
+        "t=50.5 s, never in the collector's table")
+
+
 def test_no_container_of_the_service(churn: Recording) -> None:
     outcome = ContainersReported("nothing").check(churn)
     assert not outcome.passed and outcome.message == "FAILED: the swarm ran no nothing container"
