@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # the lab extra
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
