@@ -323,8 +323,10 @@ class AssertionSpec:
 
     @property
     def name(self) -> str:
-        shown = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.params).items()
-                          if v is not None)
+        """``kind(key=value, ...)`` with the keys as the file spells them."""
+        spelled = {v: k for k, v in getattr(self.params, "ALIASES", {}).items()}
+        shown = ", ".join(f"{spelled.get(k, k)}={v}"
+                          for k, v in dataclasses.asdict(self.params).items() if v is not None)
         return f"{self.kind}({shown})"
 
 
@@ -430,6 +432,8 @@ def _check_references(s: Scenario) -> Scenario:
             if wanted is not None and wanted not in services:
                 raise ScenarioError(f"{where}.{key}: unknown service {wanted!r}; the scenario "
                                     f"has {sorted(services)}")
+        if getattr(spec.params, "within", 0) is None:
+            continue  # no time window: no moment to measure it from
         for attr, key in _MOMENT_FIELDS.items():
             moment = getattr(spec.params, attr, None)
             if isinstance(moment, str) and moment not in moments:

@@ -155,7 +155,7 @@ def test_cli_exit_status_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     assert main(["run", str(good), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "PASS  replicas(service=web, since=load_start, at_most=2)" in out
+    assert "PASS  replicas(service=web, from=load_start, at_most=2)" in out
     assert "1/1 assertions passed" in out
     assert (tmp_path / "out" / "good" / "timeline.csv").exists()
     assert main(["run", str(good), "--out", str(tmp_path / "o"), "--quiet",

@@ -87,7 +87,9 @@ def test_assertion_aliases_and_names() -> None:
     assert kinds == [("replicas", 0), ("per_container_load", 1), ("no_lost_datagrams", 2)]
     assert s.checks[0].params.since == 5
     assert s.checks[1].params.during == "load"
-    assert s.checks[0].name == "replicas(service=apache, reaches=3, within=20.0, since=5.0)"
+    assert s.checks[0].name == "replicas(service=apache, reaches=3, within=20.0, from=5.0)"
+    assert s.checks[1].name == "per_container_load(service=apache, below=100000.0, " \
+        "metric=avg_vir_bytes, while=load, share=1.0)"
 
 
 def test_load_phases_offer_load_in_their_windows() -> None:
