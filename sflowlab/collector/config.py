@@ -36,7 +36,12 @@ value = "bytes"
 metric = "tcp"
 value = 1000000
 
-controllers = []          # accepted and stored; the controller runtime is a later task
+[[controllers]]           # loaded in order; see sflowlab.collector.runtime
+name = "elb.js"           # mounted at /app/elb.js/... and /script/elb.js/json
+use = "elb"               # an entry point of group sflowlab.controllers, or "module:factory"
+[controllers.params]      # keyword arguments of the factory
+docker_url = "tcp://manager:2376"
+tls_dir = "/etc/sflowlab/tls"
 ```
 """
 

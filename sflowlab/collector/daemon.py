@@ -29,6 +29,7 @@ from .forwarding import Forwarder
 from .listener import Listener, ListenerConfig
 from .recording import Recorder
 from .rest import Api, ApiServer
+from .runtime import Runtime
 from .shards import ShardedEngine
 
 log = logging.getLogger("sflowlab.collector")
@@ -53,9 +54,11 @@ class Daemon:
     recorder: Recorder | None = field(default=None, init=False)
     listener: Listener | None = field(default=None, init=False)
     server: ApiServer | None = field(default=None, init=False)
+    runtime: Runtime = field(init=False)
+    """The controllers named in the configuration, driven by every tick (live and replay)."""
     on_tick: Callable[[TickResult], None] | None = field(default=None, init=False)
-    """Called with each tick's events and logged flows (live and replay): the controller
-    runtime's seam; set it before ``start_listener``/``replay``."""
+    """Called with each tick's events and logged flows (live and replay): dispatches to the
+    controller runtime."""
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -72,9 +75,10 @@ class Daemon:
             store = StateStore(Path(cfg.state_dir) / "state.json")
             self.engine.import_state(store.load())
             self.engine.on_change = lambda: store.save(self.engine.export_state())
-        if cfg.controllers:
-            log.warning("event=controllers_not_loaded count=%d reason=%s", len(cfg.controllers),
-                        "'accepted and stored; the controller runtime is a later task'")
+        self.runtime = Runtime(self.engine, self.clock,
+                               Path(cfg.state_dir) if cfg.state_dir is not None else None)
+        self.runtime.load(cfg.controllers)
+        self.on_tick = lambda result: self.runtime.tick(self.clock.now(), result)
         if cfg.record_dir is not None:
             self.recorder = Recorder(Path(cfg.record_dir), cfg.record_max_bytes,
                                      cfg.record_max_files, cfg.sflow_port)
@@ -89,7 +93,7 @@ class Daemon:
     def start_http(self) -> None:
         cfg = self.config
         api = Api(self.engine, self.forwarder, token=cfg.token, readonly=cfg.readonly,
-                  analyzer_extra=self._listener_stats)
+                  analyzer_extra=self._listener_stats, runtime=self.runtime)
         self.server = ApiServer(api, cfg.http_host, cfg.http_port)
         t = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
         t.start()

@@ -28,6 +28,7 @@ from .flows import FlowSpec
 from .forwarding import Destination, Forwarder
 from .prometheus import exposition
 from .query import QueryError
+from .runtime import HttpError, HttpRequest, Runtime
 from .shards import ShardedEngine
 from .thresholds import ThresholdSpec
 
@@ -36,13 +37,6 @@ log = logging.getLogger("sflowlab.collector")
 MAX_BODY = 16 * 1024 * 1024
 MAX_POLL_S = 60.0
 JSON = "application/json"
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -90,6 +84,7 @@ class Api:
     token: str | None = None
     readonly: bool = False
     analyzer_extra: Callable[[], dict[str, Any]] | None = None
+    runtime: Runtime | None = None
     routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -124,6 +119,10 @@ class Api:
                        self.engine.remove_threshold,
                        lambda n, obj: self.engine.set_threshold(n, ThresholdSpec.from_json(_object(obj))))
         r("/events/json", GET=self._events)
+        r("/app/json", GET=lambda q: self.runtime.status() if self.runtime else {})
+        app: dict[str, Handler] = dict.fromkeys(("GET", "PUT", "POST", "DELETE"), self._app)
+        self.routes.append((re.compile(r"/app/(?P<name>[^/]+)(?P<rest>/.*)?$"), app))
+        self.routes.append((re.compile(r"/script/(?P<name>[^/]+)/json$"), app))
         r("/forwarding/json", GET=lambda q: self._forwarding())
         self._resource("/forwarding/{name}/json", "forwarding", self._forwarding,
                        self.forwarder.delete,
@@ -192,7 +191,7 @@ class Api:
                                 + ", ".join(sorted(methods)))
             if method != "GET":
                 self._authorise(headers)
-            params = {k: unquote(v) for k, v in m.groupdict().items()}
+            params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
             result = handler(Request(method, path, params, query, body))
             if isinstance(result, tuple):
                 return result
@@ -209,6 +208,22 @@ class Api:
     def _writable(self) -> None:
         if self.readonly:
             raise HttpError(403, "read-only: flows, thresholds and groups cannot be changed")
+
+    # ---------------------------------------------------------------- controllers
+
+    def _app(self, q: Request) -> Any:
+        """A controller's HTTP handler: ``/app/{name}/...`` (sFlow-RT's
+        ``/app/{name}/scripts/{script}/{path}/json`` too) and ``/script/{name}/json``."""
+        if self.runtime is None:
+            raise HttpError(404, "no controllers are loaded")
+        path = [p for p in (q.params.get("rest") or "").split("/") if p]
+        if len(path) >= 2 and path[0] == "scripts":
+            path = path[2:]
+        if path and path[-1] == "json":
+            path = path[:-1]
+        body = q.json() if q.body else None
+        return self.runtime.http(q.params["name"], HttpRequest(q.method, tuple(path), q.query,
+                                                                 body))
 
     # ---------------------------------------------------------------- flows
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import logging
+import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from .engine import Agents, Engine, TickResult
 from .events import Event
 from .flows import FlowSpec
 from .query import Filter
+from .shards import ShardedEngine
 from .thresholds import ThresholdSpec
 
 log = logging.getLogger("sflowlab.collector.runtime")
@@ -54,7 +56,7 @@ class Controller(Protocol):
     def start(self, api: ControllerApi) -> None: ...
 
 
-class ControllerError(Exception):
+class ControllerError(ValueError):
     """A controller could not be loaded or configured (bad spec, import failure)."""
 
 
@@ -202,13 +204,16 @@ class ControllerApi:
 class Runtime:
     """Loads controllers and dispatches engine ticks and HTTP requests to them, isolated."""
 
-    def __init__(self, engine: Engine, clock: Clock, state_dir: Path | None = None) -> None:
+    def __init__(self, engine: Engine | ShardedEngine, clock: Clock,
+                 state_dir: Path | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.state_dir = state_dir
         self.controllers: dict[str, ControllerApi] = {}
         self.shared: dict[str, Any] = {}
         self._stores: dict[str, dict[str, Any]] = {}
+        self.lock = threading.RLock()
+        """Serialises calls into controllers (ticks and HTTP requests come on different threads)."""
 
     # ---------------------------------------------------------------- loading
 
@@ -217,18 +222,20 @@ class Runtime:
         if name in self.controllers:
             raise ControllerError(f"controller {name!r} is already loaded")
         api = ControllerApi(self, name)
-        self.controllers[name] = api
-        self._call(api, "start", controller.start, api)
+        with self.lock:
+            self.controllers[name] = api
+            self._call(api, "start", controller.start, api)
         log.info("event=controller_started name=%s", name)
         return api
 
-    def load(self, specs: list[Mapping[str, Any]]) -> None:
-        """Load controllers from configuration entries ``{name, use, params}``.
+    def load(self, specs: list[Mapping[str, Any] | str]) -> None:
+        """Load controllers from configuration entries ``{name, use, params}`` (or just ``use``).
 
         ``use`` is an import path ``"package.module:factory"`` or the name of an entry point in
         the ``sflowlab.controllers`` group; ``factory(**params)`` returns the controller.
         """
-        for i, spec in enumerate(specs):
+        for i, entry in enumerate(specs):
+            spec: Mapping[str, Any] = {"use": entry} if isinstance(entry, str) else entry
             if not isinstance(spec, Mapping) or not isinstance(spec.get("use"), str):
                 raise ControllerError(f"controllers[{i}]: needs a 'use' string (module:factory "
                                       "or entry point name)")
@@ -247,6 +254,10 @@ class Runtime:
 
     def tick(self, now: float, result: TickResult) -> None:
         """Dispatch a tick's events and logged flows, then the interval handlers due."""
+        with self.lock:
+            self._dispatch(now, result)
+
+    def _dispatch(self, now: float, result: TickResult) -> None:
         for api in self.controllers.values():
             for event in result.events:
                 for on_event, ids in api._event_handlers:
@@ -273,7 +284,8 @@ class Runtime:
         stats = api.stats
         stats.calls["http"] = stats.calls.get("http", 0) + 1
         try:
-            return api._http(request)
+            with self.lock:
+                return api._http(request)
         except HttpError:
             raise
         except Exception as e:

@@ -1,8 +1,20 @@
-"""Datagrams built with the codec and a feeder for the sim-clock engine (collector tests)."""
+"""Collector test helpers: datagrams built with the codec, a feeder for the sim-clock engine, and
+the collector as a subprocess (real UDP in, REST over HTTP out)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sflowlab.agent_sim.packets import Packet
@@ -58,3 +70,87 @@ class Feeder:
         if t > self.clock.now():
             self.clock.advance_to(t)
         return self.engine.ingest(data, source, t)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            result = condition()
+        except (OSError, urllib.error.URLError, KeyError, IndexError):
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Collector:
+    proc: subprocess.Popen[bytes]
+    sflow_port: int
+    http_port: int
+    log_path: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url(path), timeout=10) as r:
+            body = r.read()
+            return json.loads(body) if "json" in r.headers["Content-Type"] else body.decode()
+
+    def send(self, method: str, path: str, body: Any = None,
+             headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url(path), data=data, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, json.loads(e.read())
+
+    def udp(self, *datagrams: bytes, host: str = "127.0.0.1") -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            for d in datagrams:
+                s.sendto(d, (host, self.sflow_port))
+
+    def agent(self, address: str) -> dict[str, Any]:
+        return self.get("/agents/json").get(address, {})
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def start(tmp: Path, *args: str, ready: bool = True) -> Collector:
+    sflow_port, http_port = free_port(socket.SOCK_DGRAM), free_port()
+    log_path = tmp / f"collector-{http_port}.log"
+    cmd = [sys.executable, "-m", "sflowlab.cli", "collector", "--sflow-port", str(sflow_port),
+           "--http-port", str(http_port), "--sflow-host", "127.0.0.1", "--sflow-host", "::1",
+           *args]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "SFLOWLAB_TOKEN": ""})
+    c = Collector(proc, sflow_port, http_port, log_path)
+    if ready:
+        wait_for(lambda: c.get("/version") and "event=listening" in c.log(), 15,
+                 "the collector to answer")
+    return c

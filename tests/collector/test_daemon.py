@@ -6,108 +6,18 @@ Conditions are polled with a deadline, never waited for with fixed sleeps.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from collector_helpers import container, counters, datagram, flow, tcp
+from collector_helpers import Collector, container, counters, datagram, flow, start, tcp, wait_for
 
 from sflowlab.codec import IfCounters
 from sflowlab.codec.pcap import PcapWriter, read_sflow
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            result = condition()
-        except (OSError, urllib.error.URLError, KeyError, IndexError):
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-@dataclass
-class Collector:
-    proc: subprocess.Popen[bytes]
-    sflow_port: int
-    http_port: int
-    log_path: Path
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.http_port}{path}"
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url(path), timeout=10) as r:
-            body = r.read()
-            return json.loads(body) if "json" in r.headers["Content-Type"] else body.decode()
-
-    def send(self, method: str, path: str, body: Any = None,
-             headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url(path), data=data, method=method,
-                                     headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            with e:
-                return e.code, json.loads(e.read())
-
-    def udp(self, *datagrams: bytes, host: str = "127.0.0.1") -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
-            for d in datagrams:
-                s.sendto(d, (host, self.sflow_port))
-
-    def agent(self, address: str) -> dict[str, Any]:
-        return self.get("/agents/json").get(address, {})
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-
-def start(tmp: Path, *args: str, ready: bool = True) -> Collector:
-    sflow_port, http_port = free_port(socket.SOCK_DGRAM), free_port()
-    log_path = tmp / f"collector-{http_port}.log"
-    cmd = [sys.executable, "-m", "sflowlab.cli", "collector", "--sflow-port", str(sflow_port),
-           "--http-port", str(http_port), "--sflow-host", "127.0.0.1", "--sflow-host", "::1",
-           *args]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "SFLOWLAB_TOKEN": ""})
-    c = Collector(proc, sflow_port, http_port, log_path)
-    if ready:
-        wait_for(lambda: c.get("/version") and "event=listening" in c.log(), 15,
-                 "the collector to answer")
-    return c
 
 
 @pytest.fixture(scope="module", params=[0, 2], ids=["in-process", "2-workers"])
@@ -256,7 +166,8 @@ value = 100
         assert c.get("/groups/json") == {"lan": ["10.0.0.0/8"]}
         assert c.get("/flow/web/json")["keys"] == "ipsource"
         assert c.get("/threshold/webhigh/json")["value"] == 100
-        assert "event=controllers_not_loaded count=1" in c.log()
+        assert c.get("/app/json")["elb"]["errors"] == {}
+        assert "event=controller_started name=elb" in c.log()
         assert c.send("PUT", "/group/dmz/json", ["192.0.2.0/24"])[0] == 200
     finally:
         assert c.stop() == 0

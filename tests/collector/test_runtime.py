@@ -143,6 +143,8 @@ def test_load_by_import_path_with_params_and_clear_errors() -> None:
     runtime = Runtime(engine, clock)
     runtime.load([{"name": "r1", "use": f"{__name__}:Recorder", "params": {"threshold": 7}}])
     assert engine.thresholds.specs()["busy"].value == 7
+    runtime.load([f"{__name__}:Exploding"])
+    assert "Exploding" in runtime.controllers
     with pytest.raises(ControllerError, match="needs a 'use'"):
         runtime.load([{"name": "x"}])
     with pytest.raises(ControllerError, match="bad params"):

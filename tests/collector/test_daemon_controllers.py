@@ -1,0 +1,98 @@
+"""Controllers inside the production daemon: loaded from the config file, driven by its ticks,
+answering on ``/app/{name}/...`` and ``/script/{name}/json``, talking to a Docker Engine API
+(the swarm double) over real HTTP. The seed's curl commands work unchanged."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from collector_helpers import Collector, container, datagram, start, wait_for
+
+from sflowlab.lab.scheduler import RealTimeScheduler
+from sflowlab.lab.swarm_api import SwarmApi
+from sflowlab.lab.swarm_model import Swarm
+
+AGENT = "10.30.0.1"
+
+
+@pytest.fixture
+def swarm() -> Iterator[tuple[Swarm, SwarmApi]]:
+    scheduler = RealTimeScheduler()
+    model = Swarm(scheduler, random.Random(5), {"node1": "10.30.0.1"}, start_delay_s=0.05,
+                  stop_delay_s=0.05)
+    model.create_service({"Name": "apache", "Mode": {"Replicated": {"Replicas": 1}},
+                          "TaskTemplate": {"ContainerSpec": {"Image": "httpd:2.4"}}})
+    api = SwarmApi(model).start()
+    yield model, api
+    api.stop()
+    scheduler.close()
+
+
+@pytest.fixture
+def collector(tmp_path: Path, swarm: tuple[Swarm, SwarmApi]) -> Iterator[Collector]:
+    config = tmp_path / "collector.toml"
+    config.write_text(f"""
+[collector]
+tick_s = 0.2
+
+[[controllers]]
+name = "elb.js"
+use = "elb"
+[controllers.params]
+docker_url = "{swarm[1].url.replace('http://', 'tcp://')}"
+interval_s = 0.5
+backoff_base_s = 0.5
+[controllers.params.services.apache]
+policy = "seed"
+""")
+    c = start(tmp_path, "--config", str(config), "--state-dir", str(tmp_path / "state"))
+    yield c
+    assert c.stop() == 0
+
+
+def busy_apache(collector: Collector, swarm: Swarm) -> None:
+    """Two counter samples per running apache container: 100 % CPU over 10 s of uptime."""
+    names = sorted(t.name for t in swarm.running("apache"))
+    for i, name in enumerate(names):
+        index = 100_000 + i
+        collector.udp(datagram(AGENT, 2 * i + 1, 100_000, [container(1, index, name, 0)]),
+                      datagram(AGENT, 2 * i + 2, 110_000, [container(2, index, name, 10_000)]))
+
+
+def test_seed_curl_commands_scale_the_swarm(collector: Collector,
+                                            swarm: tuple[Swarm, SwarmApi]) -> None:
+    model, _ = swarm
+    wait_for(lambda: model.running("apache"), what="the first apache task")
+    status = collector.get("/app/json")
+    assert status["elb.js"]["errors"] == {}
+
+    assert collector.get("/script/elb.js/json?state=disabled") == "disabled"
+    busy_apache(collector, model)
+    wait_for(lambda: collector.get(
+        "/metric/ALL/avg:vir_cpu_utilization/json?vir_host_name=apache.*")[0]["metricN"] == 1,
+        what="the container's metrics")
+    disabled = wait_for(lambda: "would scale to 2" in json.dumps(
+        s := collector.get("/app/elb.js/status/json")) and s, what="the disabled ELB's verdict")
+    assert disabled["services"]["apache"]["replicas"] == 1
+    assert model.service("apache").replicas == 1
+
+    assert collector.get("/script/elb.js/json?state=enabled") == "enabled"
+    wait_for(lambda: model.service("apache").replicas == 2, what="the ELB to scale apache to 2")
+    decisions = collector.get("/app/elb.js/scripts/elb.js/decisions/json")
+    assert [(d["from"], d["to"]) for d in decisions][-1:] == [(1, 2)]
+    assert "event=scale service=apache from=1 to=2" in collector.log()
+
+
+def test_unknown_app_and_bad_controller_config(collector: Collector, tmp_path: Path) -> None:
+    code, body = collector.send("GET", "/app/nope/json")
+    assert code == 404 and "no controller named 'nope'" in body["error"]
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[controllers]]\nname = "x"\nuse = "sflowlab.no_such_module:Thing"\n')
+    c = start(tmp_path, "--config", str(bad), ready=False)
+    assert c.proc.wait(timeout=15) != 0
+    assert "cannot load controller 'sflowlab.no_such_module:Thing'" in c.log()
