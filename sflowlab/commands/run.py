@@ -67,6 +67,14 @@ def summary(result: RunResult) -> str:
     rec = result.recording
     lines = [f"scenario {rec.scenario.name}: {rec.scenario.duration:g} simulated s in "
              f"{rec.wall_s:.2f} s wall; out folder {result.out_dir}"]
+    for svc in rec.scenario.services:
+        series = rec.series(f"{svc.name}.replicas")
+        if series:
+            peak_t, peak = max(series, key=lambda p: (p[1], -p[0]))
+            steps = sum(1 for d in rec.decisions if d.service == svc.name)
+            lines.append(f"  {svc.name}: replicas {series[0][1]:.0f}, peak {peak:.0f} at "
+                         f"t={peak_t:.1f} s, {series[-1][1]:.0f} at the end; {steps} scaling "
+                         "decisions")
     for o in result.outcomes:
         lines.append(f"  {'PASS' if o.passed else 'FAIL'}  {o.name}")
         lines.append(f"        {o.message}")

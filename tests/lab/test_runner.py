@@ -157,6 +157,7 @@ def test_cli_exit_status_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyP
     out = capsys.readouterr().out
     assert "PASS  replicas(service=web, from=load_start, at_most=2)" in out
     assert "1/1 assertions passed" in out
+    assert "  web: replicas 2, peak 2 at t=1.0 s, 2 at the end; 0 scaling decisions" in out
     assert (tmp_path / "out" / "good" / "timeline.csv").exists()
     assert main(["run", str(good), "--out", str(tmp_path / "o"), "--quiet",
                  "--duration", "5"]) == 0
