@@ -194,11 +194,13 @@ def test_pytest_collects_scenario_files(tmp_path: Path) -> None:
     (folder / "fails.yaml").write_text(
         "duration: 5\nservices: [{name: web}]\nassertions: [{replicas: {service: web, "
         "reaches: 4}}]\n")
+    (folder / "invalid.yml").write_text("duration: soon\n")
     (folder / "notes.txt").write_text("not a scenario")
     proc = subprocess.run([sys.executable, "-m", "pytest", str(folder), "-q",
                            "-p", "no:cacheprovider", "--rootdir", str(tmp_path)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert "1 failed, 1 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert "2 failed, 1 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert "invalid.yml: duration: expected a number, got 'soon'" in proc.stdout
     assert "FAIL  replicas(service=web, reaches=4" in proc.stdout
     assert "never reached 4 replicas" in proc.stdout
     assert proc.returncode == 1
