@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from sflowlab.lab.runner import RunResult, run_scenario
-from sflowlab.lab.scenario import ScenarioError, load_scenario
+from sflowlab.lab.scenario import ScenarioError, json_schema, load_scenario
 
 EXIT_FAILED = 1
 EXIT_BAD_SCENARIO = 2
@@ -25,7 +26,10 @@ EXIT_BAD_SCENARIO = 2
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("run", help="replay a scenario file and check its assertions",
                               description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("file", metavar="SCENARIO", help="scenario YAML file (scenarios/*.yaml)")
+    p.add_argument("file", metavar="SCENARIO", nargs="?",
+                   help="scenario YAML file (scenarios/*.yaml)")
+    p.add_argument("--schema", action="store_true",
+                   help="print the JSON Schema of scenario files and exit")
     p.add_argument("--out", metavar="DIR", type=Path,
                    help="output folder (default: out/<scenario name>/)")
     p.add_argument("--realtime", action="store_true",
@@ -34,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="override the scenario's duration (simulated seconds)")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
 
 
 class ProgressBar:
@@ -88,6 +92,11 @@ def summary(result: RunResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.schema:
+        print(json.dumps(json_schema(), indent=2))
+        return 0
+    if args.file is None:
+        args.parser.error("a scenario file is needed (or --schema)")
     try:
         scenario = load_scenario(args.file)
         overrides = {k: v for k, v in (("duration", args.duration), ("seed", args.seed))

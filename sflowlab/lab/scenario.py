@@ -24,7 +24,7 @@ from sflowlab.agent_sim.workload import ServiceSpec
 
 __all__ = [
     "AssertionSpec", "ControllerSpec", "LoadPhase", "Scenario", "ScenarioError",
-    "ScenarioService", "build", "load_scenario", "scenario_from_dict",
+    "ScenarioService", "build", "json_schema", "load_scenario", "scenario_from_dict",
 ]
 
 
@@ -442,6 +442,64 @@ def _check_references(s: Scenario) -> Scenario:
     if s.traffic and s.fabric is None:
         raise ScenarioError("traffic: needs a fabric")
     return s
+
+
+# ---------------------------------------------------------------------- JSON Schema
+
+_JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
+
+
+def _schema_of(hint: Any) -> dict[str, Any]:
+    """The JSON Schema of a type hint, from the same dataclasses ``build`` validates with."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return {}
+    if origin in (typing.Union, types.UnionType):
+        return {"anyOf": [_schema_of(a) if a is not type(None) else {"type": "null"}
+                          for a in args]}
+    if origin in (list, tuple):
+        return {"type": "array", "items": _schema_of(args[0]) if args else {}}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": _schema_of(args[1])}
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _object_schema(hint)
+    return {"type": _JSON_TYPES[hint]}
+
+
+def _object_schema(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    spelled = {v: k for k, v in getattr(cls, "ALIASES", {}).items()}
+    props, required = {}, []
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name == "source":
+            continue
+        key = spelled.get(f.name, f.name)
+        props[key] = _schema_of(hints[f.name])
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            required.append(key)
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if cls.__doc__:
+        out["description"] = " ".join(cls.__doc__.split())
+    if required:
+        out["required"] = required
+    return out
+
+
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema of scenario files (for editors; ``sflowlab run --schema`` prints it).
+
+    It checks types and keys; ``load_scenario`` also checks values and cross-references."""
+    from sflowlab.lab.assertions import KINDS
+
+    schema = _object_schema(Scenario)
+    schema["required"].remove("name")  # defaults to the file's name
+    schema["properties"]["assertions"] = {"type": "array", "items": {"oneOf": [
+        {"type": "object", "properties": {kind: {"anyOf": [_object_schema(cls),
+                                                            {"type": "null"}]}},
+         "required": [kind], "additionalProperties": False}
+        for kind, cls in sorted(KINDS.items())]}}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "sflowlab scenario", **schema}
 
 
 def load_scenario(path: str | Path) -> Scenario:

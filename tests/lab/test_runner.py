@@ -162,6 +162,9 @@ def test_cli_exit_status_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert main(["run", str(good), "--out", str(tmp_path / "o"), "--quiet",
                  "--duration", "5"]) == 0
     assert len(read_csv(tmp_path / "o" / "timeline.csv")) == 5
+    capsys.readouterr()
+    assert main(["run", "--schema"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "sflowlab scenario"
     bad = tmp_path / "bad.yaml"
     bad.write_text("services: [{name: web, replicas: two}]\n")
     assert main(["run", str(bad)]) == 2

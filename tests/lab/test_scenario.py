@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 
 from sflowlab.lab.scenario import (
     LoadPhase,
@@ -14,6 +17,7 @@ from sflowlab.lab.scenario import (
     ScenarioError,
     Step,
     build,
+    json_schema,
     load_scenario,
     scenario_from_dict,
 )
@@ -161,3 +165,20 @@ def test_name_defaults_to_the_file_stem(tmp_path: Path) -> None:
 def test_shipped_scenarios_validate(path: Path) -> None:
     s = load_scenario(path)
     assert s.checks, f"{path.name} asserts nothing"
+
+
+def test_the_json_schema_file_is_current_and_accepts_the_shipped_scenarios() -> None:
+    schema = json_schema()
+    assert json.loads((SCENARIOS / "scenario.schema.json").read_text()) == schema, \
+        "regenerate with: sflowlab run --schema > scenarios/scenario.schema.json"
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in sorted(SCENARIOS.glob("*.yaml")):
+        errors = [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
+        assert not errors, f"{path.name}: {errors}"
+    bad = {"services": [{"name": "web", "load": [{"clients": "four"}]}],
+           "assertions": [{"replicas": {"service": "web", "reaches": 2, "soon": True}}]}
+    messages = sorted(e.message for e in validator.iter_errors(bad))
+    assert messages == [
+        "'four' is not valid under any of the given schemas",
+        "{'replicas': {'service': 'web', 'reaches': 2, 'soon': True}} is not valid under any "
+        "of the given schemas"]
