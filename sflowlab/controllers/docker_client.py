@@ -5,12 +5,15 @@ Any Docker Engine API endpoint: ``unix:///var/run/docker.sock`` (the default) or
 the seed's ``/tls/``). The client is made on first use, so a Docker API that is down when the
 controller starts is an outage like any other, not a failure to start.
 
-Scaling carries the version just read: ``services.get`` reads the service afresh, and
-``Service.scale(n)`` (docker SDK 7) fetches the spec once more (``fetch_current_spec``) and posts
-it with the new count to ``/services/{id}/update?version=<the version read>``. If anyone
-changed the service after our read, that version is stale: swarm refuses with "update out of
-sequence" (:class:`VersionConflict`) and nothing changes. (``Service.update(mode=...)`` is not
-used: it posts only the fields it is given, dropping the rest of the spec, ports included.)
+Scaling posts back the spec exactly as stored, with only ``Mode.Replicated.Replicas``
+changed, to ``/services/{id}/update?version=<the version read>`` (as ``docker service scale``
+does). The spec is read without ``insertDefaults``: the docker SDK's ``Service.scale`` posts
+back the spec read with defaults, so the stored task template gains ``RestartPolicy`` and
+``StopGracePeriod``, and swarm, seeing a changed template, replaces every running task (one
+at a time) just when the service needs more capacity. (``Service.update(mode=...)`` is not
+used either: it posts only the fields it is given, dropping the rest of the spec, ports
+included.) If anyone changed the service after our read, the version is stale: swarm refuses
+with "update out of sequence" (:class:`VersionConflict`) and nothing changes.
 
 Foreign exceptions are translated here, once: :class:`DockerUnavailable` (connection refused,
 timeouts, 5xx), :class:`VersionConflict`, :class:`ServiceError` (the rest: 4xx such as an
@@ -19,6 +22,7 @@ unknown service, a global-mode service).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,8 +61,8 @@ class ServiceState:
     id: str
     replicas: int
     version: int
-    model: Any = field(repr=False, compare=False)
-    """The docker SDK's ``Service`` it was read from (scaling goes through it)."""
+    spec: dict[str, Any] = field(repr=False, compare=False)
+    """The spec as stored (read without ``insertDefaults``): scaling posts it back."""
 
 
 @contextmanager
@@ -107,22 +111,30 @@ class SwarmServices:
         return self._client
 
     def read(self, name: str) -> ServiceState:
-        """The service as it is now (a fresh ``GET /services/{name}``)."""
+        """The service as it is now (a fresh ``GET /services/{name}``, no defaults inserted)."""
         client = self.client()
         with _translated(f"read service {name}"):
-            service = client.services.get(name)
-        attrs = service.attrs
+            attrs = client.api.inspect_service(name)
         try:
-            replicas = int(attrs["Spec"]["Mode"]["Replicated"]["Replicas"])
+            spec = attrs["Spec"]
+            replicas = int(spec["Mode"]["Replicated"]["Replicas"])
             version = int(attrs["Version"]["Index"])
         except (KeyError, TypeError, ValueError) as e:
             raise ServiceError(f"service {name} is not a replicated service ({e!r} missing)") from e
-        return ServiceState(name, service.id, replicas, version, service)
+        return ServiceState(name, attrs["ID"], replicas, version, spec)
 
     def scale(self, state: ServiceState, replicas: int) -> None:
-        """Set the replica count, naming the version ``state`` was read at."""
+        """Set the replica count, naming the version ``state`` was read at; every other field
+        of the spec is posted back as read, so swarm keeps the running tasks."""
+        spec = copy.deepcopy(state.spec)
+        spec["Mode"]["Replicated"]["Replicas"] = replicas
         with _translated(f"scale service {state.name} to {replicas}"):
-            state.model.scale(replicas)
+            self.client().api.update_service(
+                state.id, state.version, task_template=spec["TaskTemplate"], name=spec["Name"],
+                labels=spec.get("Labels"), mode=spec["Mode"],
+                update_config=spec.get("UpdateConfig"),
+                rollback_config=spec.get("RollbackConfig"),
+                endpoint_spec=spec.get("EndpointSpec"))
 
     def close(self) -> None:
         if self._client is not None:

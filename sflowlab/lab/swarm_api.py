@@ -1,14 +1,15 @@
 """The Docker Engine API double: the swarm-service subset the docker SDK and the Docker CLI use.
 
 Serves a ``Swarm`` (``swarm_model``) over HTTP: ``/_ping`` (GET, HEAD), ``/version``,
-``/info``, ``/services`` (filters ``id``, ``name``, ``label``, ``mode``; ``status=true``),
-``/services/{id|name}``, ``POST /services/create``, ``POST /services/{id}/update?version=N``,
-``DELETE /services/{id}``, ``/tasks`` (filters ``service``, ``node``, ``id``, ``name``,
-``desired-state``, ``label``, ``_up-to-date``), ``/tasks/{id}``, ``/nodes``, ``/nodes/{id}``
-and ``/events`` (a chunked stream of JSON lines: filters ``type``, ``event``, ``service``,
+``/info``, ``/services`` (filters ``id``, ``name``, ``label``, ``mode``; ``status``),
+``/services/{id|name}`` (``insertDefaults``), ``POST /services/create``,
+``POST /services/{id}/update?version=N``, ``DELETE /services/{id}``, ``/tasks`` (filters
+``service``, ``node``, ``id``, ``name``, ``desired-state``, ``label``, ``_up-to-date``),
+``/tasks/{id}``, ``/nodes``, ``/nodes/{id}`` and ``/events`` (a chunked stream of JSON lines: filters ``type``, ``event``, ``service``,
 ``container``; ``since`` replays recent events; ``until`` ends the stream; it also ends when
 the server stops). Every path may carry an API version prefix ``/v1.24`` .. ``/v1.50``;
-errors are dockerd's ``{"message": ...}`` with dockerd's status codes.
+errors are dockerd's ``{"message": ...}`` with dockerd's status codes. Boolean query
+parameters are read as Go's ``strconv.ParseBool`` reads them.
 
 ``SwarmApi(swarm).start()`` listens on a free loopback port; ``url`` is the ``base_url`` for
 ``docker.DockerClient`` and ``docker -H``.
@@ -65,6 +66,22 @@ _TASK_FILTERS = {
     "runtime",
 }
 _EVENT_FILTERS = {"type", "event", "service", "container", "scope"}
+
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def _bool_arg(request: Request, name: str) -> bool:
+    """A boolean query parameter as dockerd reads it (absent or empty: false)."""
+    raw = request.arg(name) or ""
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE or raw == "":
+        return False
+    raise HttpError(
+        400, f'invalid value for {name}: {raw}: strconv.ParseBool: parsing "{raw}": invalid syntax'
+    )
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -315,9 +332,11 @@ class SwarmApi(ServedApi):
 
     # -- services
 
-    def _service_json(self, request: Request, service: Service) -> dict[str, Any]:
-        body = service.to_json()
-        if request.arg("status") in ("1", "true"):
+    def _service_json(
+        self, service: Service, status: bool, insert_defaults: bool
+    ) -> dict[str, Any]:
+        body = service.to_json(insert_defaults)
+        if status:
             body["ServiceStatus"] = self.swarm.service_status(service)
         return body
 
@@ -328,11 +347,14 @@ class SwarmApi(ServedApi):
             "mode": lambda s, v: v == "replicated",
             "label": lambda s, v: _labels_match(s.spec["Labels"], v),
         }
+        status = _bool_arg(request, "status")
         services = _select(self.swarm.services(), _filters(request, _SERVICE_FILTERS), checks)
-        return json_response([self._service_json(request, s) for s in services])
+        return json_response([self._service_json(s, status, False) for s in services])
 
     def _inspect_service(self, request: Request) -> Response:
-        return json_response(self._service_json(request, self.swarm.service(request.params["ref"])))
+        status, insert_defaults = _bool_arg(request, "status"), _bool_arg(request, "insertDefaults")
+        service = self.swarm.service(request.params["ref"])
+        return json_response(self._service_json(service, status, insert_defaults))
 
     def _create_service(self, request: Request) -> Response:
         service = self.swarm.create_service(request.json())

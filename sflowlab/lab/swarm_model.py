@@ -5,9 +5,11 @@ as the Docker API's own JSON spec, versions follow swarm's raft index (every cha
 global counter; an update naming an older version fails with swarm's "update out of
 sequence"), and tasks live like swarm's: a new task is ``starting`` for ``start_delay_s``, then
 ``running``; scale-down shuts down the highest slots first (``running`` until ``stop_delay_s``
-has passed, then ``shutdown``); a changed task template replaces every slot's task. Task,
-container and service ids come from the seeded ``random.Random``, container names are
-``service.slot.taskid``. Time and timers come from an injected ``Scheduler``.
+has passed, then ``shutdown``); a changed task template (a different spec or ForceUpdate)
+replaces every slot's task, a changed replica count alone never does. Specs are stored as
+dockerd stores them (null fields dropped) and read back with or without the defaults swarm
+applies (``insertDefaults``). Task, container and service ids come from the seeded
+``random.Random``, container names are ``service.slot.taskid``. Time and timers come from an injected ``Scheduler``.
 
 Observers ``subscribe(callback)`` to the frozen events below (agent_sim's host agents follow
 containers through them). Callbacks run in the thread that made the change, in order, with
@@ -47,6 +49,7 @@ __all__ = [
     "SwarmEvent",
     "Task",
     "rfc3339",
+    "with_defaults",
 ]
 
 ENGINE_VERSION = "28.2.2"
@@ -193,15 +196,17 @@ class Service:
     def image(self) -> str:
         return str(self.spec["TaskTemplate"]["ContainerSpec"]["Image"])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, insert_defaults: bool = False) -> dict[str, Any]:
+        """The Docker API's service object; its ``Spec`` with swarm's defaults filled in if
+        ``insert_defaults`` (``GET /services/{id}?insertDefaults=true``)."""
         service: dict[str, Any] = {
             "ID": self.id,
             "Version": {"Index": self.version},
             "CreatedAt": rfc3339(self.created_at),
             "UpdatedAt": rfc3339(self.updated_at),
-            "Spec": copy.deepcopy(self.spec),
+            "Spec": with_defaults(self.spec) if insert_defaults else copy.deepcopy(self.spec),
             "Endpoint": {
-                "Spec": copy.deepcopy(self.spec["EndpointSpec"]),
+                "Spec": copy.deepcopy(self.spec.get("EndpointSpec", {})),
                 "Ports": copy.deepcopy(self.ports),
             },
         }
@@ -283,7 +288,11 @@ _SPEC_FIELDS: dict[str, Any] = {
     "Name": None,
     "Labels": None,
     "Mode": {"Replicated": {"Replicas": None}, "Global": None},
-    "TaskTemplate": {"ContainerSpec": {"Image": None}, "ForceUpdate": None, "Runtime": None},
+    "TaskTemplate": {
+        "ContainerSpec": {"Image": None, "Isolation": None},
+        "ForceUpdate": None,
+        "Runtime": None,
+    },
     "EndpointSpec": {
         "Mode": None,
         "Ports": {"Protocol": None, "TargetPort": None, "PublishedPort": None, "PublishMode": None},
@@ -305,11 +314,57 @@ def _canonical(value: Any, fields: dict[str, Any]) -> Any:
     return out
 
 
+_UPDATE_DEFAULTS = {
+    "Parallelism": 1,
+    "FailureAction": "pause",
+    "Monitor": 5_000_000_000,
+    "MaxFailureRatio": 0,
+    "Order": "stop-first",
+}
+# What swarm adds to a spec read with ``insertDefaults=true`` (swarmkit's
+# ``defaults.Service``, as Docker 20.10 answers), under the values the spec sets.
+_SPEC_DEFAULTS: dict[str, Any] = {
+    "TaskTemplate": {
+        "ContainerSpec": {"StopGracePeriod": 10_000_000_000, "DNSConfig": {}},
+        "Resources": {},
+        "RestartPolicy": {"Condition": "any", "Delay": 5_000_000_000, "MaxAttempts": 0},
+        "Placement": {},
+    },
+    "UpdateConfig": _UPDATE_DEFAULTS,
+    "RollbackConfig": _UPDATE_DEFAULTS,
+}
+
+
+def _merged(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(values)
+    for key, default in defaults.items():
+        if isinstance(default, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(default, out[key])
+        elif out.get(key) is None:
+            out[key] = copy.deepcopy(default)
+    return out
+
+
+def with_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a stored spec with the defaults swarm applies filled in where it sets none."""
+    return _merged(_SPEC_DEFAULTS, spec)
+
+
+def _without_nulls(value: Any) -> Any:
+    """dockerd decodes a JSON null as the field's zero value and does not store it."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
 def _normalise(sent: Any) -> dict[str, Any]:
-    """A copy of a service spec with swarm's defaults filled in; SwarmError when invalid."""
+    """A service spec as swarm stores it (canonical keys, no nulls, swarm's stored defaults);
+    SwarmError when invalid."""
     if not isinstance(sent, dict):
         raise SwarmError(400, "service spec must be a JSON object")
-    spec: dict[str, Any] = copy.deepcopy(_canonical(sent, _SPEC_FIELDS))
+    spec: dict[str, Any] = _without_nulls(_canonical(sent, _SPEC_FIELDS))
     spec.setdefault("Labels", {})
     mode = spec.setdefault("Mode", {"Replicated": {"Replicas": 1}})
     if not isinstance(mode, dict) or set(mode) != {"Replicated"}:
@@ -325,9 +380,14 @@ def _normalise(sent: Any) -> dict[str, Any]:
     container = template.setdefault("ContainerSpec", {}) if isinstance(template, dict) else None
     if not isinstance(container, dict) or not container.get("Image"):
         raise _rpc_error(400, "InvalidArgument", "ContainerSpec: image reference must be provided")
+    container.setdefault("Isolation", "default")
     template.setdefault("ForceUpdate", 0)
     template.setdefault("Runtime", "container")
-    spec.setdefault("EndpointSpec", {"Mode": "vip"})
+    endpoint = spec.get("EndpointSpec")
+    if endpoint is not None:
+        if not isinstance(endpoint, dict):
+            raise SwarmError(400, f"EndpointSpec must be a JSON object, not {endpoint!r}")
+        endpoint.setdefault("Mode", "vip")
     return spec
 
 
@@ -544,7 +604,7 @@ class Swarm:
             p["PublishedPort"] for p in current
         }
         ports = []
-        for port in spec["EndpointSpec"].get("Ports") or []:
+        for port in spec.get("EndpointSpec", {}).get("Ports") or []:
             if not isinstance(port, dict) or not isinstance(port.get("TargetPort"), int):
                 raise _rpc_error(400, "InvalidArgument", f"EndpointSpec: bad port {port!r}")
             port = {"Protocol": "tcp", "PublishMode": "ingress", **port}

@@ -82,6 +82,31 @@ def test_seed_scales_down_to_the_minimum(make_lab: Callable[..., ElbLab]) -> Non
     assert elb.decisions[0]["reason"] == "util 0.1 < 0.5 and bytes 1000 < 50000"
 
 
+def test_scaling_keeps_the_running_tasks(make_lab: Callable[..., ElbLab]) -> None:
+    """The ELB posts the spec back as stored, only the count changed: swarm starts or stops
+    the difference and never replaces a running task (the docker SDK's Service.scale posts
+    the spec read with defaults, and swarm replaces every task)."""
+    lab = make_lab()
+    lab.service(replicas=1, load=HIGH)
+    stored = json.loads(json.dumps(lab.swarm.service("apache").spec))
+    elb = lab.elb({"apache": {"replicas_max": 3}}, enabled=True)
+    lab.step_to(START + 1)
+    (first,) = lab.swarm.running("apache")
+    lab.step_to(START + 10)
+    assert [(f, t) for _, f, t in moves(elb)] == [(1, 2), (2, 3)]
+    assert [t.slot for t in lab.swarm.running("apache")] == [1, 2, 3]
+    assert lab.swarm.running("apache")[0].id == first.id
+    lab.feed.loads["apache"] = LOW
+    lab.step_to(START + 20)
+    assert [(f, t) for _, f, t in moves(elb)][2:] == [(3, 2), (2, 1)]
+    # one task per slot ever: the scale-ups added slots 2 and 3, the scale-downs stopped them
+    assert [(t.slot, t.desired_state) for t in lab.swarm.tasks()] == [
+        (1, "running"), (2, "shutdown"), (3, "shutdown")]
+    assert [t.id for t in lab.swarm.running("apache")] == [first.id]
+    stored["Mode"]["Replicated"]["Replicas"] = 1
+    assert lab.swarm.service("apache").spec == stored
+
+
 def test_seed_holds_within_the_band_and_while_disabled(make_lab: Callable[..., ElbLab]) -> None:
     lab = make_lab()
     lab.service(replicas=2, load=BAND)

@@ -358,8 +358,13 @@ def test_sdk_lists_gets_scales_and_reloads(
         return len(tasks) == 3 and all(t["Status"]["State"] == "running" for t in tasks)
 
     wait_for(three_running)
-    tasks = service.tasks()
+    tasks = service.tasks(filters={"desired-state": "running"})
     assert sorted(t["Slot"] for t in tasks) == [1, 2, 3]
+    # Service.scale posts back the spec read with insertDefaults: as on a real swarm, the
+    # template gained RestartPolicy and StopGracePeriod, so slot 1's task was replaced
+    (replaced,) = service.tasks(filters={"desired-state": "shutdown"})
+    assert replaced["Slot"] == 1 and "RestartPolicy" not in replaced["Spec"]
+    assert all(t["Spec"]["RestartPolicy"]["Condition"] == "any" for t in tasks)
     for task in tasks:
         assert task["ServiceID"] == service.id
         assert task["Status"]["ContainerStatus"]["ContainerID"] in {
@@ -443,6 +448,78 @@ def test_api_versions_ping_and_filters(live: tuple[Swarm, SwarmApi]) -> None:
         f"{api.url}/tasks", params={"filters": '{"service": ["nope"]}'}, timeout=5
     )
     assert unknown.status_code == 404
+
+
+def test_boolean_parameters_parse_like_go_and_defaults_are_inserted_on_request(
+    live: tuple[Swarm, SwarmApi],
+) -> None:
+    _, api = live
+
+    def get(path: str, **params: str) -> requests.Response:
+        return requests.get(f"{api.url}{path}", params=params, timeout=5)
+
+    for value in ("1", "t", "T", "TRUE", "true", "True"):
+        assert "ServiceStatus" in get("/services", status=value).json()[0]
+        assert (
+            "RestartPolicy"
+            in get("/services/apache", insertDefaults=value).json()["Spec"]["TaskTemplate"]
+        )
+    for value in ("", "0", "f", "F", "FALSE", "false", "False"):
+        assert "ServiceStatus" not in get("/services", status=value).json()[0]
+        assert (
+            "RestartPolicy"
+            not in get("/services/apache", insertDefaults=value).json()["Spec"]["TaskTemplate"]
+        )
+    bad = get("/services/nope", insertDefaults="yes")  # refused before the lookup, as dockerd
+    assert (bad.status_code, bad.json()["message"]) == (
+        400,
+        'invalid value for insertDefaults: yes: strconv.ParseBool: parsing "yes": invalid syntax',
+    )
+    assert get("/services", status="on").status_code == 400
+    filled = get("/services/apache", insertDefaults="true").json()["Spec"]
+    assert (
+        filled["UpdateConfig"]
+        == filled["RollbackConfig"]
+        == {
+            "Parallelism": 1,
+            "FailureAction": "pause",
+            "Monitor": 5_000_000_000,
+            "MaxFailureRatio": 0,
+            "Order": "stop-first",
+        }
+    )
+    assert filled["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] == 10_000_000_000
+
+
+def test_null_fields_are_not_stored_and_only_a_new_template_replaces_tasks(
+    sim: tuple[SimClock, Swarm, Recorder],
+) -> None:
+    clock, swarm, rec = sim
+    sent = apache_spec(replicas=1)
+    sent["TaskTemplate"]["ContainerSpec"] |= {"Command": None, "Args": None}
+    service = swarm.create_service(sent)
+    assert service.spec["TaskTemplate"]["ContainerSpec"] == {
+        "Image": "httpd:2.4",
+        "Isolation": "default",
+    }
+    clock.advance_to(1003.0)
+    (first,) = swarm.running("apache")
+    swarm.update_service(
+        "apache", service.version, {**service.to_json()["Spec"], "Labels": {"a": "b"}}
+    )
+    swarm.scale("apache", 2)
+    clock.advance_to(1006.0)
+    assert [t.id for t in swarm.running("apache")] == [
+        first.id,
+        rec.of(ContainerStarted)[1].task_id,
+    ]
+    assert not rec.of(ContainerStopped)
+    forced = service.to_json()["Spec"]
+    forced["TaskTemplate"]["ForceUpdate"] = 1
+    swarm.update_service("apache", service.version, forced)
+    clock.advance_to(1010.0)
+    assert first.id not in [t.id for t in swarm.running("apache")]
+    assert sorted(e.slot for e in rec.of(ContainerStopped)) == [1, 2]
 
 
 def test_events_stream_follows_the_swarm_and_ends_when_the_server_stops(

@@ -3,7 +3,8 @@
 Conformance: one test body runs the docker SDK calls the controllers make against the real
 engine and against the double (``endpoint``), so a divergence fails one of the two. Then the
 production path: the ELB, in a Runtime over an Engine fed counter samples named after the
-real tasks' containers, scales the real swarm service up under load and down after it.
+real tasks' containers, scales the real swarm service up under load and down after it, and
+never replaces the task it started with.
 """
 
 from __future__ import annotations
@@ -118,34 +119,23 @@ def test_services_tasks_scaling_and_conflicts_agree(endpoint: Endpoint) -> None:
                       lambda: not client.api.tasks(filters={"desired-state": "running"}))
 
 
-def _diverges_on(request: pytest.FixtureRequest, endpoint: Endpoint, kind: str,
-                 reason: str) -> None:
-    """Expect this test to fail on ``kind`` (strict: it must fail there)."""
-    if endpoint.kind == kind:
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=reason))
-
-
-def test_inspect_with_defaults_fills_the_task_template(endpoint: Endpoint,
-                                                       request: pytest.FixtureRequest) -> None:
+def test_inspect_with_defaults_fills_the_task_template(endpoint: Endpoint) -> None:
     """``GET /services/{id}?insertDefaults=true`` (what the SDK's ``Service.update`` and
-    ``Service.scale`` read) adds the defaults swarm applies; the spec as stored has none."""
-    _diverges_on(request, endpoint, "double", "the swarm double ignores insertDefaults")
+    ``Service.scale`` read) adds the defaults swarm applies; the spec as stored has none, nor
+    the null fields the SDK creates with."""
     client = endpoint.client
     created = create(client)
     stored = client.api.inspect_service(created.id)["Spec"]["TaskTemplate"]
     assert "RestartPolicy" not in stored
-    assert "StopGracePeriod" not in stored["ContainerSpec"]
+    assert stored["ContainerSpec"] == {"Image": IMAGE, "Labels": LABELS, "Isolation": "default"}
     filled = client.api.inspect_service(created.id, insert_defaults=True)["Spec"]["TaskTemplate"]
     assert filled["RestartPolicy"] == {"Condition": "any", "Delay": 5_000_000_000,
                                        "MaxAttempts": 0}
     assert filled["ContainerSpec"]["StopGracePeriod"] == 10_000_000_000
 
 
-def test_service_status_counts_running_and_desired_tasks(endpoint: Endpoint,
-                                                         request: pytest.FixtureRequest) -> None:
-    _diverges_on(request, endpoint, "double",
-                 "the double answers ServiceStatus for status=true or 1 only; the docker SDK "
-                 "sends status=True (dockerd parses it with strconv.ParseBool)")
+def test_service_status_counts_running_and_desired_tasks(endpoint: Endpoint) -> None:
+    """The docker SDK sends ``status=True``: dockerd reads it with Go's strconv.ParseBool."""
     client = endpoint.client
     create(client, replicas=2)
     endpoint.wait_for("two running tasks", lambda: running_tasks(client, 2))
@@ -164,31 +154,33 @@ def _elb_client_scale(client: docker.DockerClient) -> None:
     swarm.scale(swarm.read(NAME), 2)
 
 
-# how to scale, and the endpoint on which it (wrongly) replaces the running task
-SCALINGS: dict[str, tuple[Callable[[docker.DockerClient], None], str, str]] = {
-    "update_as_read": (_update_as_read, "double",
-                       "the double keeps the null ContainerSpec fields the SDK creates with "
-                       "(Command, Args; dockerd drops them), so a template posted back as read "
-                       "differs from the stored one and the double replaces the tasks"),
-    "elb_client_scale": (_elb_client_scale, "real",
-                         "SwarmServices.scale goes through the SDK's Service.scale, which posts "
-                         "back the spec read with insertDefaults=true: the template gains "
-                         "RestartPolicy and StopGracePeriod and swarm restarts every running "
-                         "task (stop-first, one at a time) the first time a service is scaled"),
+SCALINGS: dict[str, Callable[[docker.DockerClient], None]] = {
+    "update_as_read": _update_as_read,  # a template posted back as read is no change
+    "elb_client_scale": _elb_client_scale,
 }
 
 
 @pytest.mark.parametrize("how", SCALINGS)
-def test_scaling_changes_the_count_and_keeps_running_tasks(
-        endpoint: Endpoint, how: str, request: pytest.FixtureRequest) -> None:
-    scale, diverging, reason = SCALINGS[how]
-    _diverges_on(request, endpoint, diverging, reason)
+def test_scaling_changes_the_count_and_keeps_running_tasks(endpoint: Endpoint, how: str) -> None:
+    scale = SCALINGS[how]
     client = endpoint.client
     create(client)
     (task,) = endpoint.wait_for("one running task", lambda: running_tasks(client, 1))
     scale(client)
     tasks = endpoint.wait_for("two running tasks", lambda: running_tasks(client, 2))
     assert tasks[0]["ID"] == task["ID"]
+
+
+def test_the_sdk_s_service_scale_replaces_the_running_task(endpoint: Endpoint) -> None:
+    """Why SwarmServices does not use it: ``Service.scale`` posts back the spec it read with
+    ``insertDefaults=true``; the template changed, so swarm replaces the running task."""
+    client = endpoint.client
+    create(client)
+    (task,) = endpoint.wait_for("one running task", lambda: running_tasks(client, 1))
+    client.services.get(NAME).scale(2)
+    tasks = endpoint.wait_for("two running tasks", lambda: running_tasks(client, 2))
+    assert task["ID"] not in {t["ID"] for t in tasks}
+    assert [t["Spec"]["RestartPolicy"]["Condition"] for t in tasks] == ["any", "any"]
 
 
 # -- the ELB drives the real swarm ---------------------------------------------------------------
@@ -280,6 +272,8 @@ def test_the_elb_scales_the_real_service_up_under_load_and_down_after(
         real_engine: docker.DockerClient, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     client = real_engine
     create(client)
+    (first,) = wait_for("one running task", lambda: running_tasks(client, 1),
+                        lambda: time.sleep(POLL_S), 20.0)
     lab = RealElbLab(client, tmp_path)
     lab.feed.loads[NAME] = BUSY
     elb = ElasticLoadBalancer({NAME: {"replicas_max": 2}}, enabled=True, docker_url=DOCKER_URL)
@@ -300,6 +294,7 @@ def test_the_elb_scales_the_real_service_up_under_load_and_down_after(
     assert moves() == [(1, 2, "util 2 > 1")]
     assert client.services.get(NAME).attrs["Spec"]["Mode"]["Replicated"]["Replicas"] == 2
     lab.run_until("two containers reporting", lambda: reporting(2))
+    assert set(lab.watch.running) >= {first["ID"]}  # scaling up kept the running task
     for started in lab.watch.running.values():  # the samples carry the real containers' names
         assert client.containers.get(started.container_id).name == started.name
 
@@ -310,3 +305,7 @@ def test_the_elb_scales_the_real_service_up_under_load_and_down_after(
     assert client.services.get(NAME).attrs["Spec"]["Mode"]["Replicated"]["Replicas"] == 1
     assert len(moves()) == 2
     assert (elb.docker.errors, elb.docker.conflicts) == (0, 0)
+    # slot 1 never had another task: the first one still runs
+    tasks = client.api.tasks(filters={"service": NAME})
+    assert [(t["ID"], t["DesiredState"]) for t in tasks if t["Slot"] == 1] == [
+        (first["ID"], "running")]
