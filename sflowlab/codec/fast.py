@@ -25,9 +25,10 @@ import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ._compile import data_format, decode_tlvs
+from ._compile import data_format
 from ._errors import DecodeError, TruncatedError
-from .headers import decode_header
+from ._shapes import ShapeCache
+from .headers import ETH_IP4_L4, decode_header, eth_ip4_keys
 from .samples import DROP_REASONS, INTERNAL
 
 OUTPUT_IFINDEX, OUTPUT_DISCARDED, OUTPUT_MULTIPLE = 0, 1, 2
@@ -47,7 +48,8 @@ _COUNTERS_X = struct.Struct(">3I")
 _FLOW_HEADER = struct.Struct(">8I2I4I")  # compact flow sample + sampled_header's fixed part
 _SWITCH = struct.Struct(">2I4I")  # extended_switch with its tag and length
 _SWITCH_SAMPLE_TAG = struct.pack(">II", 1, 208)  # flow_sample, 208-byte body
-_SWITCH_SAMPLE = struct.Struct(">8I2I4I128s2I4I")  # its body when the header has 128 bytes
+# its body when the header has 128 bytes, the header's usual first 48 bytes unpacked too
+_SWITCH_SAMPLE = struct.Struct(">8I2I4I" + ETH_IP4_L4 + "80x2I4I")
 _ALL_ONES = 0xFFFFFFFF
 _MAX_VLAN = 4095
 _new = tuple.__new__
@@ -57,6 +59,7 @@ DESCRIPTIVE_RECORDS = frozenset(data_format(0, f) for f in (1005, 2000, 2001, 20
 host_adapters, host_parent): agents repeat the same bytes every poll, so the fast path
 decodes each distinct body once (a bounded memo; the decoded records are immutable)."""
 _described: dict[int, dict[bytes, Any]] = {tag: {} for tag in DESCRIPTIVE_RECORDS}
+_shapes = ShapeCache(_described)
 _agent_texts: dict[bytes, str] = {}
 _AGENT_LIMIT = 1 << 12
 
@@ -94,18 +97,22 @@ class FlowSampleView(_FlowSampleFields):
     def keys(self) -> dict[str, int | str]:
         """Flow keys: the header's plus inputifindex, outputifindex, vlan fallback, reason.
 
-        Computed on first call and cached; the dict is shared, so treat it as read-only.
+        Computed once (at decode for the usual switch sample, else on first call) and cached;
+        the dict is shared, so treat it as read-only.
         """
         keys: dict[str, int | str] | None = getattr(self, "_keys", None)
         if keys is None:
-            keys = self._keys = _sample_keys(self)
+            (_, _, _, _, _, _, inp, out, out_format, header_protocol, _, _, header, src_vlan,
+             _, _, reason) = self
+            keys = self._keys = _sample_keys(
+                decode_header(header_protocol, header) if header else {}, inp, out, out_format,
+                src_vlan, reason)
         return keys
 
 
-def _sample_keys(view: FlowSampleView) -> dict[str, int | str]:
-    (_, _, _, _, _, _, inp, out, out_format, header_protocol, _, _, header, src_vlan, _, _,
-     reason) = view
-    keys = decode_header(header_protocol, header) if header else {}
+def _sample_keys(keys: dict[str, int | str], inp: int, out: int, out_format: int,
+                 src_vlan: int | None, reason: int | None) -> dict[str, int | str]:
+    """Adds the sample's keys to the header's ``keys``; returns them."""
     keys["inputifindex"] = inp
     keys["outputifindex"] = out if out_format == OUTPUT_IFINDEX else _OUTPUT_KEYS.get(
         out_format, out)
@@ -192,14 +199,24 @@ def _samples(buf: bytes, off: int, end: int, count: int, agent: str, sub_agent_i
         if buf.startswith(_SWITCH_SAMPLE_TAG, off) and off + 216 <= end:
             # a switch's usual sample: 128-byte sampled_header + extended_switch, 216 bytes
             (seq, source_id, rate, pool, drops, inp, out, nrec, rtag, rlen, hp, fl, st, hlen,
-             header, stag, slen, src_vlan, _, dst_vlan, _) = _SWITCH_SAMPLE.unpack_from(
-                buf, off + 8)
+             mac_dst, mac_src, etype, vihl, tos, total, frag, ttl, proto, sip, dip, sport,
+             dport, off_ns, flags, stag, slen, src_vlan, _, dst_vlan, _
+             ) = _SWITCH_SAMPLE.unpack_from(buf, off + 8)
             if (nrec == 2 and rtag == 1 and rlen == 144 and hlen == 128 and stag == 1001
                     and slen == 16):
-                flows_append(_new(FlowSampleView, (
-                    source_id >> 24, source_id & 0xFFFFFF, seq, rate, pool, drops,
-                    inp & 0x3FFFFFFF, out & 0x3FFFFFFF, out >> 30, hp, fl, st, header,
-                    src_vlan, dst_vlan, False, None)))
+                inp &= 0x3FFFFFFF
+                out_format, out = out >> 30, out & 0x3FFFFFFF
+                switch_view = _new(FlowSampleView, (
+                    source_id >> 24, source_id & 0xFFFFFF, seq, rate, pool, drops, inp, out,
+                    out_format, hp, fl, st, buf[off + 64 : off + 192], src_vlan, dst_vlan,
+                    False, None))
+                if hp == 1:  # keys now: the header's usual part is unpacked already
+                    keys = eth_ip4_keys(mac_dst, mac_src, etype, vihl, tos, total, frag, ttl,
+                                        proto, sip, dip, sport, dport, off_ns, flags)
+                    if keys is not None:
+                        switch_view._keys = _sample_keys(keys, inp, out, out_format, src_vlan,
+                                                         None)
+                flows_append(switch_view)
                 off += 216
                 continue
         tag, length = _U32x2.unpack_from(buf, off)
@@ -332,7 +349,7 @@ def _counter_sample(buf: bytes, off: int, stop: int, tag: int) -> CounterSampleV
         seq, kind, index = _COUNTERS_X.unpack_from(buf, off)
         off += 12
     try:
-        records, _ = decode_tlvs(buf, off, stop, "counter", "records", _described)
+        records = _shapes.decode(buf, off, stop)
     except DecodeError:
         return None
     return _new(CounterSampleView, (kind, index, seq, records))

@@ -56,8 +56,10 @@ _inet_ntoa = socket.inet_ntoa
 _inet_ntop = socket.inet_ntop
 _AF_INET6 = socket.AF_INET6
 
-# Ethernet / IPv4 (20-byte header) / TCP up to the flags byte, or UDP with padding.
-_ETH_IP4_L4 = struct.Struct(">6s6sHBBH2xHBB2x4s4sHH8xBB")
+ETH_IP4_L4 = "6s6sHBBH2xHBB2x4s4sHH8xBB"
+"""Struct format (big-endian) of the usual header's first 48 bytes: Ethernet, IPv4 without
+options, TCP up to its flags or UDP with padding; its fields are ``eth_ip4_keys``'s arguments."""
+_ETH_IP4_L4 = struct.Struct(">" + ETH_IP4_L4)
 _ETH_IP4_L4_SIZE = _ETH_IP4_L4.size  # 48
 
 
@@ -86,34 +88,9 @@ def decode_header(header_protocol: int, data: bytes) -> dict[str, int | str]:
     """Flow keys of a sampled header; ``{}`` for protocols other than 1, 11 and 12."""
     if header_protocol == 1:
         if len(data) >= _ETH_IP4_L4_SIZE:
-            # the common untagged Ethernet/IPv4 (no options)/TCP-or-UDP layout, one unpack
-            (dst, src, etype, vihl, tos, total, frag, ttl, proto, sip, dip, sport, dport, off_ns,
-             flags) = _ETH_IP4_L4.unpack_from(data)
-            if etype == ETH_IPV4 and vihl == 0x45 and not frag & 0x1FFF:
-                mac_dst = _mac_texts.get(dst) or _mac_text(dst)
-                mac_src = _mac_texts.get(src) or _mac_text(src)
-                ip_src = _ip4_texts.get(sip) or _ip4_text(sip)
-                ip_dst = _ip4_texts.get(dip) or _ip4_text(dip)
-                if proto == IPPROTO_TCP:
-                    return {
-                        "macdestination": mac_dst, "macsource": mac_src,
-                        "ethernetprotocol": ETH_IPV4, "ipsource": ip_src,
-                        "ipdestination": ip_dst, "ipprotocol": IPPROTO_TCP,
-                        "iptos": IP_TOS[tos], "ipdscp": tos >> 2, "ipecn": tos & 3,
-                        "ipttl": ttl, "ipbytes": total, "tcpsourceport": sport,
-                        "tcpdestinationport": dport,
-                        "tcpflags": TCP_FLAGS[((off_ns & 1) << 8) | flags],
-                        "stack": "eth.ip.tcp",
-                    }
-                if proto == IPPROTO_UDP:
-                    return {
-                        "macdestination": mac_dst, "macsource": mac_src,
-                        "ethernetprotocol": ETH_IPV4, "ipsource": ip_src,
-                        "ipdestination": ip_dst, "ipprotocol": IPPROTO_UDP,
-                        "iptos": IP_TOS[tos], "ipdscp": tos >> 2, "ipecn": tos & 3,
-                        "ipttl": ttl, "ipbytes": total, "udpsourceport": sport,
-                        "udpdestinationport": dport, "stack": "eth.ip.udp",
-                    }
+            usual = eth_ip4_keys(*_ETH_IP4_L4.unpack_from(data))
+            if usual is not None:
+                return usual
         keys: dict[str, int | str] = {}
         _ethernet(data, keys)
         return keys
@@ -124,6 +101,39 @@ def decode_header(header_protocol: int, data: bytes) -> dict[str, int | str]:
     elif header_protocol == 12 and version == 6:
         _ipv6(data, 0, keys, ["ip6"])
     return keys
+
+
+def eth_ip4_keys(
+    dst: bytes, src: bytes, etype: int, vihl: int, tos: int, total: int, frag: int, ttl: int,
+    proto: int, sip: bytes, dip: bytes, sport: int, dport: int, off_ns: int, flags: int,
+) -> dict[str, int | str] | None:
+    """The keys of a header whose first 48 bytes unpacked by ``ETH_IP4_L4`` give the arguments.
+
+    ``None`` unless they are the usual untagged Ethernet, IPv4 without options (first or only
+    fragment), TCP or UDP; the caller then decodes the header the general way.
+    """
+    if (etype != ETH_IPV4 or vihl != 0x45 or frag & 0x1FFF
+            or (proto != IPPROTO_TCP and proto != IPPROTO_UDP)):
+        return None
+    mac_dst = _mac_texts.get(dst) or _mac_text(dst)
+    mac_src = _mac_texts.get(src) or _mac_text(src)
+    ip_src = _ip4_texts.get(sip) or _ip4_text(sip)
+    ip_dst = _ip4_texts.get(dip) or _ip4_text(dip)
+    if proto == IPPROTO_TCP:
+        return {
+            "macdestination": mac_dst, "macsource": mac_src, "ethernetprotocol": ETH_IPV4,
+            "ipsource": ip_src, "ipdestination": ip_dst, "ipprotocol": IPPROTO_TCP,
+            "iptos": IP_TOS[tos], "ipdscp": tos >> 2, "ipecn": tos & 3, "ipttl": ttl,
+            "ipbytes": total, "tcpsourceport": sport, "tcpdestinationport": dport,
+            "tcpflags": TCP_FLAGS[((off_ns & 1) << 8) | flags], "stack": "eth.ip.tcp",
+        }
+    return {
+        "macdestination": mac_dst, "macsource": mac_src, "ethernetprotocol": ETH_IPV4,
+        "ipsource": ip_src, "ipdestination": ip_dst, "ipprotocol": IPPROTO_UDP,
+        "iptos": IP_TOS[tos], "ipdscp": tos >> 2, "ipecn": tos & 3, "ipttl": ttl,
+        "ipbytes": total, "udpsourceport": sport, "udpdestinationport": dport,
+        "stack": "eth.ip.udp",
+    }
 
 
 def _ethernet(data: bytes, keys: dict[str, int | str]) -> None:
