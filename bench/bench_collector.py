@@ -4,9 +4,10 @@
    and container counter metrics, three flow definitions), as samples/s and µs/sample; then
    the same through ``ShardedEngine`` (worker processes, no sockets).
 2. Loopback: the collector runs as a subprocess (``sflowlab collector``), once in-process
-   (pinned to one CPU, the sender to the other) and once with ``--workers 2`` (analytics
-   sharded by agent over two processes; nothing pinned); for each rate the sender paces the capture over UDP to
-   127.0.0.1 with fresh agent addresses (so every step starts its own sequence numbers),
+   (pinned to one CPU, the sender to the other) and once with ``--workers 2`` (two worker
+   processes, each receiving and analysing its agents' datagrams on the shared port; nothing
+   pinned); for each rate the sender paces the capture over UDP to 127.0.0.1, one source
+   socket per agent, with fresh agent addresses (so every step starts its own sequence numbers),
    waits until the collector's accounting stops moving, and reports loss from sequence
    accounting (``/agents/json``), queue drops (``sFlowDatagramsDiscarded``), kernel receive
    buffer drops (``/proc/net/snmp`` RcvbufErrors) and the collector's CPU time per sample (all its processes).
@@ -169,19 +170,24 @@ def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], se
     interval = per_dg / rate
     before = get(http, "/analyzer/json")
     kernel0, cpu0 = rcvbuf_errors(), sum(cpu_seconds(p) for p in pids)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sendto, target = sock.sendto, ("127.0.0.1", sflow)
+    socks: dict[bytes, socket.socket] = {}  # one source socket per agent, as real agents send
+    for d in data[:n]:
+        if d[8:12] not in socks:
+            socks[d[8:12]] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sends = [socks[d[8:12]].sendto for d in data[:n]]
+    target = ("127.0.0.1", sflow)
     start = time.perf_counter()
     next_at = start
     for i in range(n):
-        sendto(data[i], target)
+        sends[i](data[i], target)
         next_at += interval
         if (i & 31) == 31:
             delay = next_at - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
     sent_s = time.perf_counter() - start
-    sock.close()
+    for sock in socks.values():
+        sock.close()
     prefix = f"10.{step}."
     last, changed = -1, time.perf_counter()
     while time.perf_counter() - changed < 1.0:  # wait for the queue to drain
@@ -204,7 +210,7 @@ def loopback(capture: list[bytes], counts: list[int], rates: list[float], second
              workers: int) -> None:
     print(f"loopback UDP, collector with --workers {workers}"
           + (" (pinned to CPU 1, sender on CPU 0)" if workers == 0 else
-             " (unpinned: receiver, workers and sender share the 2 CPUs)"))
+             " (unpinned: workers and sender share the CPUs)"))
     sflow, http = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "bench.toml"

@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,14 @@ class Forwarder:
     destinations: dict[str, Destination] = field(default_factory=dict)
     sent: int = 0
     errors: int = 0
+    on_change: Callable[[], None] | None = None
+    """Called after destinations change (a listener whose workers copy datagrams only while
+    a tap is ``active`` switches copies here, before the REST call returns)."""
+
+    @property
+    def active(self) -> bool:
+        """Whether there is anywhere to send to."""
+        return bool(self.destinations)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -57,13 +66,17 @@ class Forwarder:
     def set(self, name: str, dest: Destination) -> None:
         with self._lock:
             self.destinations = {**self.destinations, name: dest}
+        if self.on_change is not None:
+            self.on_change()
 
     def delete(self, name: str) -> bool:
         with self._lock:
             if name not in self.destinations:
                 return False
             self.destinations = {k: v for k, v in self.destinations.items() if k != name}
-            return True
+        if self.on_change is not None:
+            self.on_change()
+        return True
 
     def get(self, name: str) -> Destination | None:
         return self.destinations.get(name)

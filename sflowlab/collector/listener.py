@@ -7,6 +7,13 @@ queue, feeds the engine, hands each datagram to the ``taps`` (forwarding, record
 ``engine.tick(now)`` every ``tick_s`` seconds, passing what it produced to ``on_tick`` (the seam
 for a controller runtime). Sockets ask for a large receive buffer; ``rcvbuf_granted`` reports
 what the kernel gave (Linux doubles the request and caps it at ``net.core.rmem_max``).
+
+With a :class:`ShardedEngine` there is no receive thread and no queue here: the engine's
+workers bind the port themselves (``ShardedEngine.listen``) and each receives and analyses its
+agents' datagrams, their socket buffers being the queue (overflow shows in the kernel's
+``RcvbufErrors``). This listener then only ticks, and feeds the taps with the copies the
+workers send while any tap is active (a tap with an ``active`` attribute, such as the
+forwarder, says whether it wants datagrams; others always do).
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 
 from sflowlab.clock import Clock
 
 from .engine import Engine, TickResult
 from .logs import RateLimitedLog
 from .shards import ShardedEngine
+from .sockets import open_udp
 
 log = logging.getLogger("sflowlab.collector")
 
@@ -61,20 +70,19 @@ class Listener:
         self._threads: list[threading.Thread] = []
         self._dropped_reported = 0
         self._fault_log = RateLimitedLog()
+        self._copying: bool | None = None
+        self._copies_lock = threading.Lock()
 
     def bind(self) -> None:
         """Open the sockets (separately from ``start`` so a caller can learn the ports first)."""
-        for host in self.config.hosts:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_DGRAM)
+        cfg = self.config
+        if isinstance(self.engine, ShardedEngine):
+            self.ports, self.rcvbuf_granted = self.engine.listen(cfg.hosts, cfg.port, cfg.rcvbuf)
+        for host in () if isinstance(self.engine, ShardedEngine) else cfg.hosts:
             try:
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.rcvbuf)
-                sock.bind((host, self.config.port))
+                sock = open_udp(host, cfg.port, cfg.rcvbuf)
             except OSError as e:
-                sock.close()
-                if family == socket.AF_INET6 and len(self.config.hosts) > 1:
+                if ":" in host and len(cfg.hosts) > 1:
                     log.warning("event=ipv6_unavailable host=%s error=%r", host, str(e))
                     continue
                 raise
@@ -87,8 +95,17 @@ class Listener:
                  self.rcvbuf_granted)
 
     def start(self) -> None:
-        if not self.sockets:
+        if not self.ports:
             self.bind()
+        if isinstance(self.engine, ShardedEngine):
+            for tap in self.taps:
+                if hasattr(tap, "on_change"):
+                    tap.on_change = self.update_copies
+            self.update_copies()
+            for conn in self.engine.copy_connections():
+                self._spawn(self._tap_copies, conn, name="sflow-taps")
+            self._spawn(self._tick_only, self.engine, name="sflow-tick")
+            return
         for sock in self.sockets:
             self._spawn(self._receive, sock, name="sflow-receive")
         self._spawn(self._analyse, name="sflow-analytics")
@@ -133,16 +150,50 @@ class Listener:
                     engine.ingest(data, source, received_at)
                 except Exception as e:  # nothing stops the listener; said at most every 10 s
                     self._fault_log.warn(received_at, "event=ingest_failed error=%r", str(e))
-                for tap in taps:
-                    try:
-                        tap(data, source, received_at)
-                    except Exception as e:
-                        self._fault_log.warn(received_at, "event=tap_failed tap=%r error=%r",
-                                             tap, str(e))
+                if taps:
+                    self._to_taps(data, source, received_at)
             now = clock.now()
             if now >= next_tick:
                 next_tick = now + tick_s
                 self._tick(now)
+
+    def update_copies(self) -> None:
+        """Sharded: have the workers copy datagrams here while any tap is active."""
+        assert isinstance(self.engine, ShardedEngine)
+        with self._copies_lock:
+            copying = any(getattr(tap, "active", True) for tap in self.taps)
+            if copying != self._copying:
+                self.engine.set_copies(copying)
+                self._copying = copying
+
+    def _tick_only(self, engine: ShardedEngine) -> None:
+        """Sharded: the workers receive and analyse; here, tick them."""
+        tick_s, clock = self.config.tick_s, self.clock
+        while not self._stop.wait(tick_s):
+            try:
+                self.received = engine.socket_received()
+            except Exception as e:
+                self._fault_log.warn(clock.now(), "event=workers_failed error=%r", str(e))
+            self._tick(clock.now())
+
+    def _tap_copies(self, conn: Connection) -> None:
+        """Sharded: feed the taps the batches one worker copies here."""
+        while not self._stop.is_set():
+            try:
+                if not conn.poll(0.25):
+                    continue
+                batch = conn.recv()
+            except (EOFError, OSError):
+                return
+            for data, source, received_at in batch:
+                self._to_taps(data, source, received_at)
+
+    def _to_taps(self, data: bytes, source: tuple[str, int], received_at: float) -> None:
+        for tap in self.taps:
+            try:
+                tap(data, source, received_at)
+            except Exception as e:
+                self._fault_log.warn(received_at, "event=tap_failed tap=%r error=%r", tap, str(e))
 
     def _tick(self, now: float) -> None:
         dropped = self.dropped
@@ -158,6 +209,11 @@ class Listener:
 
     def stop(self) -> None:
         self._stop.set()
+        if isinstance(self.engine, ShardedEngine) and self.ports:
+            try:
+                self.engine.unlisten()
+            except RuntimeError as e:  # a worker died: nothing left to close there
+                log.warning("event=unlisten_failed error=%r", str(e))
         for t in self._threads:
             t.join(timeout=2.0)
         for sock in self.sockets:

@@ -2,7 +2,8 @@
 
 Agent lists (``ALL``, ``a;b``), metric tokens with aggregations (``max:`` default, ``min:``,
 ``sum:``, ``avg:``, ``var:``, ``sdev:``, ``med:``, ``q1:``, ``q2:``, ``q3:``, ``iqr:``,
-``any:``), string-metric filters (``{"vir_host_name": ["apache.*"]}``: each regex must match a
+``any:``: the freshest value, ties going to the first agent and data source in text order, so
+the answer does not depend on how data sources are spread over workers), string-metric filters (``{"vir_host_name": ["apache.*"]}``: each regex must match a
 whole value, a leading ``*`` as ``.*``; alternatives for one key OR, different keys AND),
 and the result shapes of
 ``metric``, ``dump`` and ``table``. ``var`` and ``sdev`` are population statistics;
@@ -120,8 +121,9 @@ def metric_result(name: str, agg: str, rows: list[Row]) -> dict[str, object]:
     ages = [r.last_update_ms for r in usable]
     out.update(metricN=len(usable), lastUpdateMin=min(ages), lastUpdateMax=max(ages))
     if agg in ("max", "min", "any"):
-        pick = usable[0]
-        if agg != "any":
+        if agg == "any":
+            pick = min(usable, key=lambda r: (r.last_update_ms, r.agent, r.data_source))
+        else:
             pick = (max if agg == "max" else min)(usable, key=lambda r: r.value)
         out.update(metricValue=pick.value, agent=pick.agent, dataSource=pick.data_source,
                    lastUpdate=pick.last_update_ms)

@@ -2,9 +2,16 @@
 
 ``ShardedEngine`` offers the query facade of :class:`~sflowlab.collector.engine.Engine`
 (what REST, Prometheus and the listener call). Each worker process runs an ordinary
-``Engine``; a datagram goes to the worker chosen by a hash of its agent address (every
-datagram of one agent lands in one worker, so sequence accounting and rates stay exact), in
-batches over a pipe. Queries fan out and merge:
+``Engine``; every datagram of one agent goes to the worker ``shard_of`` its agent address, so
+sequence accounting and rates stay exact. Two ways in:
+
+- ``listen`` (the daemon's way): each worker binds the UDP port itself with SO_REUSEPORT and
+  the kernel steers each datagram to its agent's worker, which receives and analyses it: no
+  dispatcher, every core busy with analytics. The parent ticks the workers and serves queries;
+  while the listener has active taps, workers send it copies of what they received;
+- ``ingest``: the parent dispatches datagrams in batches over a pipe (no sockets).
+
+Queries fan out and merge:
 
 - ``metric``: rows from every worker, aggregated here (exact for every aggregation);
 - ``dump``, ``table`` (each data source lives in one worker; sorted and cut again here),
@@ -25,15 +32,15 @@ guard. A worker that dies makes every call raise ``RuntimeError`` naming it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import ipaddress
 import itertools
 import logging
 import multiprocessing
 import os
 import socket
 import threading
-import zlib
+import time
 from collections.abc import Callable, Collection, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
@@ -46,15 +53,104 @@ from .events import Event, EventLog, LongPollLog
 from .flows import FlowSpec
 from .logs import setup_logging
 from .query import Filter, metric_result, parse_table_columns, sort_table
+from .sockets import open_udp, shard_of, shard_of_datagram, steer_by_agent
 from .thresholds import ThresholdSpec
+
+log = logging.getLogger("sflowlab.collector")
 
 BATCH = 64
 
 
-def _serve(conn: Connection, expiry: tuple[float, float], log_level: int) -> None:
-    """A worker: an Engine fed batches, answering calls, until the pipe closes."""
+class _Receiver:
+    """In a worker: the worker's own sockets on the shared port, each read by a thread that
+    ingests what it receives (no dispatcher). While copies are on, datagrams also go back to
+    the parent in batches for its taps (forwarding, recording)."""
+
+    def __init__(self, engine: Engine, copies: Connection) -> None:
+        self.engine, self._copies = engine, copies
+        self.sockets: list[socket.socket] = []
+        self.received: list[int] = []  # per socket (each written by its own thread only)
+        self.copying = False
+        self._copy_lock = threading.Lock()
+
+    def listen(self, hosts: list[str], port: int, rcvbuf: int, shards: int
+               ) -> tuple[list[tuple[str, int]], int]:
+        """Bind ``hosts`` on ``port`` (shared); the bound (host, port)s and the buffer granted."""
+        bound: list[tuple[str, int]] = []
+        granted = 0
+        for host in hosts:
+            try:
+                sock = open_udp(host, port, rcvbuf, shared=True)
+            except OSError as e:
+                if ":" in host and len(hosts) > 1:
+                    log.warning("event=ipv6_unavailable host=%s error=%r", host, str(e))
+                    continue
+                raise
+            if shards > 1:
+                try:
+                    steer_by_agent(sock, shards)
+                except OSError as e:
+                    log.warning("event=steering_unavailable error=%r (datagrams spread by"
+                                " source address and port instead)", str(e))
+            sock.settimeout(0.25)
+            granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            self.sockets.append(sock)
+            bound.append(sock.getsockname()[:2])
+        first = len(self.received)
+        self.received.extend(0 for _ in self.sockets[first:])
+        for i in range(first, len(self.sockets)):
+            threading.Thread(target=self._run, args=(self.sockets[i], i), name="sflow-receive",
+                             daemon=True).start()
+        return bound, granted
+
+    def set_copies(self, on: bool) -> None:
+        self.copying = on
+
+    def stats(self) -> int:
+        return sum(self.received)
+
+    def unlisten(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+    def _run(self, sock: socket.socket, i: int) -> None:
+        recv, ingest, now = sock.recvfrom, self.engine.ingest, time.time
+        received = self.received
+        batch: list[tuple[bytes, tuple[str, int], float]] = []
+        while True:
+            try:
+                data, addr = recv(65535)
+            except TimeoutError:
+                if batch:
+                    batch = self._send_copies(batch)
+                continue
+            except OSError:
+                return  # closed by unlisten
+            received[i] += 1
+            source, received_at = addr[:2], now()
+            ingest(data, source, received_at)
+            if self.copying:
+                batch.append((data, source, received_at))
+                if len(batch) >= BATCH:
+                    batch = self._send_copies(batch)
+
+    def _send_copies(self, batch: list[tuple[bytes, tuple[str, int], float]]
+                     ) -> list[tuple[bytes, tuple[str, int], float]]:
+        with self._copy_lock, contextlib.suppress(OSError):  # OSError: the parent is leaving
+            self._copies.send(batch)
+        return []
+
+
+_RECEIVER_CALLS = {"listen", "set_copies", "stats", "unlisten"}
+
+
+def _serve(conn: Connection, copies: Connection, expiry: tuple[float, float],
+           log_level: int) -> None:
+    """A worker: an Engine fed batches or its own sockets, answering calls, until the pipe
+    closes."""
     setup_logging(log_level)
     engine = Engine(SystemClock(), metric_timeout_s=expiry[0], expire_intervals=expiry[1])
+    receiver = _Receiver(engine, copies)
     ingest = engine.ingest
     while True:
         try:
@@ -66,17 +162,12 @@ def _serve(conn: Connection, expiry: tuple[float, float], log_level: int) -> Non
                 ingest(data, source, received_at)
             continue
         method, args, kwargs = payload
+        target = receiver if method in _RECEIVER_CALLS else engine
         try:
-            result: Any = ("ok", getattr(engine, method)(*args, **kwargs))
+            result: Any = ("ok", getattr(target, method)(*args, **kwargs))
         except Exception as e:  # sent back and raised in the caller
             result = ("err", e)
         conn.send(result)
-
-
-def shard_of(agent: bytes | str, shards: int) -> int:
-    """The worker of an agent: crc32 of its packed address (bytes, or text as in the API)."""
-    packed = agent if isinstance(agent, bytes) else ipaddress.ip_address(agent).packed
-    return zlib.crc32(packed) % shards
 
 
 PIPE_BUFFER = 4 * 1024 * 1024
@@ -96,13 +187,15 @@ def _widen(conn: Connection) -> None:
 class _Worker:
     def __init__(self, ctx: Any, expiry: tuple[float, float]) -> None:
         self.conn, child = ctx.Pipe()
-        _widen(self.conn)
-        _widen(child)
+        self.copies, copies_child = ctx.Pipe()  # a socket pair: its buffer can be widened
+        for end in (self.conn, child, self.copies, copies_child):
+            _widen(end)
         level = logging.getLogger("sflowlab").getEffectiveLevel()
-        self.proc = ctx.Process(target=_serve, args=(child, expiry, level),
+        self.proc = ctx.Process(target=_serve, args=(child, copies_child, expiry, level),
                                 daemon=True, name="sflow-shard")
         self.proc.start()
         child.close()
+        copies_child.close()
         self.lock = threading.Lock()
         self.pending: list[tuple[bytes, tuple[str, int], float]] = []
 
@@ -158,11 +251,7 @@ class ShardedEngine:
 
     def ingest(self, data: bytes, source: tuple[str, int], received_at: float) -> bool:
         """Queue one datagram for its agent's worker (analysed asynchronously)."""
-        n = len(self.workers)
-        if n == 1 or len(data) < 12:
-            w = self.workers[0]
-        else:
-            w = self.workers[zlib.crc32(data[8:24] if data[7] == 2 else data[8:12]) % n]
+        w = self.workers[shard_of_datagram(data, len(self.workers))]
         with w.lock:
             w.pending.append((data, source, received_at))
             if len(w.pending) >= BATCH:
@@ -188,9 +277,41 @@ class ShardedEngine:
     def count_discarded(self, n: int = 1) -> None:
         self._discarded += n
 
+    # ------------------------------------------------------------------ workers' own sockets
+
+    def listen(self, hosts: Collection[str], port: int, rcvbuf: int
+               ) -> tuple[list[tuple[str, int]], int]:
+        """Every worker binds ``hosts`` on ``port`` with SO_REUSEPORT, the kernel steering each
+        agent's datagrams to one worker (``sockets.steer_by_agent``), and analyses what it
+        receives: no dispatcher. Workers bind in order (socket i of a group is worker i); a
+        port 0 becomes the one the first worker got. Returns the bound (host, port)s and the
+        receive buffer granted."""
+        n = len(self.workers)
+        bound, granted = self.workers[0].call("listen", list(hosts), port, rcvbuf, n)
+        for w in self.workers[1:]:
+            for host, p in bound:
+                w.call("listen", [host], p, rcvbuf, n)
+        return bound, granted
+
+    def copy_connections(self) -> list[Connection]:
+        """Where listening workers send batches of ``(data, source, received_at)`` while
+        copies are on (for the listener's taps)."""
+        return [w.copies for w in self.workers]
+
+    def set_copies(self, on: bool) -> None:
+        self._all("set_copies", on)
+
+    def socket_received(self) -> int:
+        """Datagrams the workers' sockets received."""
+        return sum(self._all("stats"))
+
+    def unlisten(self) -> None:
+        self._all("unlisten")
+
     def close(self) -> None:
         for w in self.workers:
             w.conn.close()
+            w.copies.close()
         for w in self.workers:
             w.proc.join(timeout=5)
             if w.proc.is_alive():

@@ -11,7 +11,9 @@ from collector_helpers import counters, datagram
 from sflowlab.clock import SystemClock
 from sflowlab.codec import IfCounters
 from sflowlab.collector.engine import Engine, TickResult
+from sflowlab.collector.forwarding import Destination, Forwarder
 from sflowlab.collector.listener import Listener, ListenerConfig
+from sflowlab.collector.shards import ShardedEngine
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float = 10.0) -> None:
@@ -52,3 +54,34 @@ def test_full_queue_drops_are_counted_and_analytics_resume() -> None:
         assert stats["sFlowDatagramsLost"] == listener.dropped  # sequence accounting agrees
     finally:
         listener.stop()
+
+
+def test_sharded_listener_ticks_workers_and_copies_to_active_taps() -> None:
+    """Workers receive on the shared port; the forwarder gets copies only while it has a
+    destination (switched on before its REST call would return)."""
+    engine = ShardedEngine(2, SystemClock())
+    forwarder = Forwarder()
+    ticks: list[TickResult] = []
+    listener = Listener(engine, SystemClock(),
+                        ListenerConfig(port=0, hosts=("127.0.0.1",), tick_s=0.05),
+                        taps=[forwarder], on_tick=ticks.append)
+    try:
+        listener.start()
+        target = listener.ports[0]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            peer.bind(("127.0.0.1", 0))
+            peer.settimeout(10)
+            sock.sendto(datagram("10.0.0.1", 1, 0, []), target)
+            wait_for(lambda: listener.received == 1 and ticks)
+            assert forwarder.sent == 0
+            forwarder.set("peer", Destination(*peer.getsockname()))
+            sent = [datagram(f"10.0.0.{i}", 1, 0, []) for i in (2, 3)]
+            for d in sent:
+                sock.sendto(d, target)
+            assert sorted(peer.recvfrom(65535)[0] for _ in sent) == sorted(sent)
+        assert set(engine.agents_json()) == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}
+    finally:
+        listener.stop()
+        engine.close()
+        forwarder.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from collector_helpers import SOURCE, container, counters, datagram, flow, tcp
+from collector_helpers import SOURCE, container, counters, datagram, flow, tcp, wait_for
 
-from sflowlab.clock import SimClock
+from sflowlab.clock import SimClock, SystemClock
 from sflowlab.codec import HostCpu, HostDescr, IfCounters
 from sflowlab.collector.engine import Engine
 from sflowlab.collector.flows import FlowSpec
@@ -63,6 +64,28 @@ def pair() -> Iterator[tuple[Engine, ShardedEngine]]:
 
 def test_agents_spread_over_both_workers() -> None:
     assert {shard_of(a, 2) for a in AGENTS} == {0, 1}
+    # the last 32 bits of the address, mod the number of workers
+    assert [shard_of(a, 512) for a in ("10.0.0.3", "10.0.1.4", "::1:5", "2001:db8::0.0.1.0")] == [
+        3, 260, 5, 256]
+
+
+def test_listening_workers_receive_their_own_agents() -> None:
+    """One source socket, several agents: the kernel steers by agent address, not by 4-tuple."""
+    engine = ShardedEngine(2, SystemClock())
+    try:
+        bound, granted = engine.listen(["127.0.0.1"], 0, 1 << 20)
+        assert granted > 0 and bound[0][0] == "127.0.0.1"
+        agents = AGENTS[:6]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for agent in agents:
+                sock.sendto(datagram(agent, 1, 0, [counters(1, 0, 1, IfCounters(1))]), bound[0])
+        wait_for(lambda: engine.socket_received() == len(agents), what="every datagram")
+        for w, worker in enumerate(engine.workers):
+            assert set(worker.call("agents_json")) == {a for a in agents if shard_of(a, 2) == w}
+        assert set(engine.agents_json()) == set(agents)
+        engine.unlisten()
+    finally:
+        engine.close()
 
 
 @pytest.mark.parametrize("metrics", [
