@@ -207,7 +207,7 @@ class DdosMitigation:
             self.stats.refused += 1
             self.waiting[ident] = value
             self.api.log.warning("event=ddos_refused attack=%s key=%s value=%.0f"
-                                 " mitigations=%d", ident[0], ident[1], value,
+                                 " mitigations=%d", self.attacks[ident[0]].name, ident[1], value,
                                  len(self.mitigations))
 
     def _seen_by(self, flow: str, key: str) -> set[str]:
@@ -253,7 +253,7 @@ class DdosMitigation:
         for agent in m.agents:
             self.book.remove(agent, m.id, now)
         self.api.log.warning("event=ddos_released id=%s attack=%s key=%s reason=%s", m.id,
-                             m.attack, m.key, reason)
+                             self.attacks[m.attack].name, m.key, reason)
         self._forget_if_removed(m)
         self._save()
 
