@@ -382,7 +382,7 @@ class SwarmApi(ServedApi):
         if "node" in filters:
             filters["node"] = [self.swarm.node(ref).id for ref in filters["node"]]
         for state in filters.get("desired-state", []):
-            if state not in ("running", "shutdown", "accepted"):
+            if state not in ("running", "shutdown", "accepted", "remove"):
                 raise HttpError(400, f"Invalid task desired state: {state}")
         checks: dict[str, Callable[[Task, str], bool]] = {
             "id": lambda t, v: t.id.startswith(v),

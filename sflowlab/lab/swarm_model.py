@@ -4,9 +4,11 @@
 as the Docker API's own JSON spec, versions follow swarm's raft index (every change bumps one
 global counter; an update naming an older version fails with swarm's "update out of
 sequence"), and tasks live like swarm's: a new task is ``starting`` for ``start_delay_s``, then
-``running``; scale-down shuts down the highest slots first (``running`` until ``stop_delay_s``
-has passed, then ``shutdown``); a changed task template (a different spec or ForceUpdate)
-replaces every slot's task, a changed replica count alone never does. Specs are stored as
+``running``; scale-down removes the highest slots first (desired state ``remove``: the task
+stays ``running`` until ``stop_delay_s`` has passed, then it is shut down and deleted); a
+changed task template (a different spec or ForceUpdate) replaces every slot's task (the old
+one's desired state ``shutdown``: it stays in the slot's history), a changed replica count
+alone never does. Removing a service removes its tasks the same way. Specs are stored as
 dockerd stores them (null fields dropped) and read back with or without the defaults swarm
 applies (``insertDefaults``). Task, container and service ids come from the seeded
 ``random.Random``, container names are ``service.slot.taskid``. Time and timers come from an injected ``Scheduler``.
@@ -592,7 +594,7 @@ class Swarm:
             service = self._services.pop(self.service(ref).id)
             for task in self._tasks_of(service.id):
                 if task.desired_state == "running":
-                    self._shutdown(task)  # removed from the task list once stopped
+                    self._shutdown(task, "remove")
                 elif task.state == "shutdown":
                     del self._tasks[task.id]
             self._emit(ServiceRemoved(service.name, service.id, self.now()))
@@ -635,11 +637,11 @@ class Swarm:
         replace the tasks of an outdated template (stop first, then start), fill free slots."""
         active = {t.slot: t for t in self._tasks_of(service.id) if t.desired_state == "running"}
         for slot in sorted(active, reverse=True)[: max(0, len(active) - service.replicas)]:
-            self._shutdown(active.pop(slot))
+            self._shutdown(active.pop(slot), "remove")
         template = service.spec["TaskTemplate"]
         for slot, task in sorted(active.items()):
             if task.spec != template:
-                self._shutdown(task)
+                self._shutdown(task, "shutdown")
                 self._start(service, slot)
         free = (slot for slot in itertools.count(1) if slot not in active)
         for _ in range(service.replicas - len(active)):
@@ -693,10 +695,12 @@ class Swarm:
         task.started = True
         self._emit(ContainerStarted(**task.event_fields(now)))
 
-    def _shutdown(self, task: Task) -> None:
-        """Desire shutdown: a running container stops after ``stop_delay_s``, a starting one at once."""
+    def _shutdown(self, task: Task, desired: str) -> None:
+        """Desire ``shutdown`` (kept in the slot's history once stopped) or ``remove`` (deleted
+        once stopped): a running container stops after ``stop_delay_s``, a starting one at
+        once."""
         now = self.now()
-        task.desired_state = "shutdown"
+        task.desired_state = desired
         task.updated_at, task.version = now, self._bump()
         if task.timer is not None:
             self.scheduler.cancel(task.timer)
@@ -712,8 +716,8 @@ class Swarm:
         self._set_state(task, "shutdown", "shutdown", now)
         if task.started:
             self._emit(ContainerStopped(**task.event_fields(now)))
-        if task.service_id not in self._services:
-            self._tasks.pop(task.id, None)
+        if task.desired_state == "remove":
+            del self._tasks[task.id]
             return
         history = sorted(
             (

@@ -144,13 +144,14 @@ def test_scale_down_stops_the_highest_slots_first(sim: tuple[SimClock, Swarm, Re
     assert [(s, by_slot[s].desired_state, by_slot[s].state) for s in sorted(by_slot)] == [
         (1, "running", "running"),
         (2, "running", "running"),
-        (3, "shutdown", "running"),
-        (4, "shutdown", "running"),
+        (3, "remove", "running"),
+        (4, "remove", "running"),
     ]
     assert not rec.of(ContainerStopped)
     clock.advance_to(1003.0)
     assert [e.slot for e in rec.of(ContainerStopped)] == [4, 3]
     assert [t.slot for t in swarm.running()] == [1, 2]
+    assert [t.slot for t in swarm.tasks()] == [1, 2]  # removed once stopped, as swarm does
     updated = rec.of(ServiceUpdated)
     assert [(e.replicas_old, e.replicas_new) for e in updated] == [(4, 2)]
 
@@ -167,7 +168,7 @@ def test_scale_up_refills_free_slots_with_new_tasks(sim: tuple[SimClock, Swarm, 
     running = {t.slot: t.id for t in swarm.running()}
     assert sorted(running) == [1, 2, 3]
     assert running[1] == old[1] and running[2] != old[2] and running[3] != old[3]
-    assert [t.state for t in swarm.tasks() if t.slot == 2] == ["shutdown", "running"]
+    assert [t.id for t in swarm.tasks() if t.slot == 2] == [running[2]]
 
 
 def test_a_task_shut_down_before_it_runs_never_reports_a_container(

@@ -171,6 +171,20 @@ def test_scaling_changes_the_count_and_keeps_running_tasks(endpoint: Endpoint, h
     assert tasks[0]["ID"] == task["ID"]
 
 
+def test_scaling_down_removes_the_highest_slot_s_task(endpoint: Endpoint) -> None:
+    """Its desired state is ``remove`` (not ``shutdown``), and it is deleted once stopped."""
+    client = endpoint.client
+    create(client, replicas=2)
+    tasks = endpoint.wait_for("two running tasks", lambda: running_tasks(client, 2))
+    service = client.services.get(NAME)
+    update(client, service.id, service.attrs["Version"]["Index"], service.attrs["Spec"], 1)
+    (removing,) = endpoint.wait_for("a task to remove", lambda: client.api.tasks(
+        filters={"service": NAME, "desired-state": "remove"}))
+    assert removing["ID"] == tasks[1]["ID"]
+    endpoint.wait_for("only slot 1's task", lambda: [
+        t["ID"] for t in client.api.tasks(filters={"service": NAME})] == [tasks[0]["ID"]])
+
+
 def test_the_sdk_s_service_scale_replaces_the_running_task(endpoint: Endpoint) -> None:
     """Why SwarmServices does not use it: ``Service.scale`` posts back the spec it read with
     ``insertDefaults=true``; the template changed, so swarm replaces the running task."""
