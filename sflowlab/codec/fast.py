@@ -3,14 +3,16 @@
 ``decode_for_collector(data)`` gives a ``CollectorDatagram`` whose flow samples keep the
 sample fields, the first ``sampled_header`` and the first ``extended_switch`` (every other
 flow record is skipped by its length), and whose counter samples carry their records decoded
-by the compiled decoders. Flow keys are parsed only when ``FlowSampleView.keys()`` is called.
+by the compiled decoders. ``FlowSampleView.keys()`` gives the flow keys.
 
-Speed (``bench/bench_decode.py``): the usual flow layouts (a switch's 216-byte sample,
-sampled_header then extended_switch) and the IPv4 datagram header are read with one
-precompiled struct each, anything else goes the general way (``_flow_sample``), which gives the
-same result; counter records go through ``decode_tlvs`` (one-struct records inline), which
-decodes descriptive records once per distinct bytes. Plain functions and locals, no per-field
-objects: the shape a compiler (mypyc, Cython) could take later.
+Speed (``bench/bench_decode.py``): a switch's usual 216-byte sample (a 128-byte sampled_header
+then extended_switch) is read with one precompiled struct that also unpacks the header's usual
+Ethernet/IPv4/TCP-or-UDP part, so its keys are built right there (any other sample's keys are
+parsed on the first ``keys()`` call); other flow layouts go the general way (``_flow_sample``),
+which gives the same result. Counter record lists go through ``_shapes.ShapeCache``: one struct
+per layout an agent repeats, descriptive records decoded once per distinct bytes. Plain
+functions and locals, no per-field objects: the shape a compiler (mypyc, Cython) could take,
+though most of the time left is building the objects themselves (dicts, tuples, ints).
 
 Framing errors raise ``DecodeError`` exactly where ``decode_datagram`` raises; a sample that
 ``decode_datagram`` would keep as ``Raw`` (unknown format, or malformed) is counted in
