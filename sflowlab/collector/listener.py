@@ -130,11 +130,11 @@ class Listener:
                 if stop():
                     return
                 raise
-            self.received += 1
             try:
                 put((data, addr[:2], now()))
             except queue.Full:
                 self.dropped += 1
+            self.received += 1  # last, so a reader who sees it also sees the drop counted
 
     def _analyse(self) -> None:
         get, engine, taps, clock = self._queue.get, self.engine, self.taps, self.clock
