@@ -5,9 +5,9 @@ the same lengths (only the values change). ``ShapeCache.decode(buf, off, stop)``
 record list at ``off`` (its count word) exactly as ``decode_tlvs(..., memo)`` does, but once a
 layout has been seen twice it compiles the whole list into one ``struct.Struct`` (record headers
 included) and a generated function that checks every count, tag and length word against the
-layout's, then builds each one-struct record from a slice of the unpacked tuple; any other
-record is carried as bytes and decoded by its compiled decoder (descriptive ones through the
-memo). A list that does not match its layout, or whose record fails to decode, goes the general
+layout's (chained comparisons: cheaper than an ``itemgetter`` and a tuple compare), then
+builds each one-struct record from a slice of the unpacked tuple; any other record is carried
+as bytes and decoded by its compiled decoder (descriptive ones through the memo). A list that does not match its layout, or whose record fails to decode, goes the general
 way, so the result (``Raw`` records and ``FAILURES`` included) is the same.
 
 Layouts are found by the list's byte length and its first 12 bytes (count, first tag and
@@ -17,7 +17,6 @@ compiled only the second time it is seen, so traffic that never repeats costs no
 
 from __future__ import annotations
 
-import operator
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -93,12 +92,11 @@ class ShapeCache:
                 items.append(f"_C{i}._sflow_decode(t[{index}], 0, {length})[0]")
             index += 1
         env["_S"] = struct.Struct("".join(fmt))
-        env["_frame"] = operator.itemgetter(*words)
-        env["_expected"] = tuple(expected)
+        frame = " or ".join(f"t[{w}] != {v}" for w, v in zip(words, expected, strict=True))
         source = "\n".join([
             "def shape(buf, off):",
             "    t = _S.unpack_from(buf, off)",
-            "    if _frame(t) != _expected:",
+            f"    if {frame}:",
             "        return None",
             "    try:",
             f"        return ({', '.join(items)}{',' if items else ''})",
