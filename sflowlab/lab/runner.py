@@ -154,7 +154,7 @@ class LabRun:
             self.swarm.create_service({
                 "Name": svc.name, "Mode": {"Replicated": {"Replicas": svc.replicas}},
                 "TaskTemplate": {"ContainerSpec": {"Image": svc.image}},
-                "EndpointSpec": {"Ports": [{"TargetPort": svc.port}]}})
+                "EndpointSpec": {"Ports": [{"TargetPort": svc.spec().port}]}})
             for change in svc.schedule:
                 clock.call_at(change.at, self._scaler(svc.name, change.replicas))
         self.swarm_api = SwarmApi(self.swarm).start()

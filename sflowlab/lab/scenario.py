@@ -90,6 +90,18 @@ def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+def _inline_keys(cls: type) -> dict[str, tuple[str, Any]]:
+    """Keys that stand flat in ``cls``'s mapping for its ``INLINE`` fields: key -> (the
+    field collecting them, the key's type hint). ``INLINE`` maps a field to the dataclass
+    whose init fields it collects and the names of those the outer mapping does not take."""
+    out = {}
+    for name, (inner, skip) in getattr(cls, "INLINE", {}).items():
+        hints = typing.get_type_hints(inner)
+        out.update({f.name: (name, hints[f.name]) for f in dataclasses.fields(inner)
+                    if f.init and f.name not in skip})
+    return out
+
+
 def build(cls: type[_T], data: Any, path: str) -> _T:
     """A ``cls`` dataclass from a mapping, every field checked against its type hint;
     errors name ``path`` (empty: the top level, called ``scenario``)."""
@@ -98,13 +110,19 @@ def build(cls: type[_T], data: Any, path: str) -> _T:
         raise ScenarioError(f"{where}: expected a mapping, got {_describe(data)}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    inline = _inline_keys(cls)
+    keys = sorted({*known, *inline} - set(getattr(cls, "INLINE", {})))
     aliases = getattr(cls, "ALIASES", {})
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for key, value in data.items():
         name = aliases.get(key, key)
-        if name not in known:
-            raise ScenarioError(f"{where}: unknown key {key!r}; known: {sorted(known)}")
-        kwargs[name] = _coerce(value, hints[name], _join(path, key))
+        if name in inline:
+            holder, hint = inline[name]
+            kwargs.setdefault(holder, {})[name] = _coerce(value, hint, _join(path, key))
+        elif name in keys:
+            kwargs[name] = _coerce(value, hints[name], _join(path, key))
+        else:
+            raise ScenarioError(f"{where}: unknown key {key!r}; known: {keys}")
     missing = [n for n, f in known.items() if n not in kwargs
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
@@ -207,28 +225,21 @@ class ScenarioService:
     """A swarm service: the workload model's parameters (``ServiceSpec``) plus its image,
     load phases and scheduled scalings."""
 
+    INLINE: typing.ClassVar[dict[str, tuple[type, tuple[str, ...]]]] = {
+        "workload": (ServiceSpec, ("name", "replicas", "rps", "clients"))}
+    """The scenario gives a ``ServiceSpec`` its name, its replicas (the swarm starts them)
+    and its load (the phases); the other fields stand flat in the file."""
     name: str
     replicas: int = 1
     image: str = "httpd:2.4"
     load: list[LoadPhase] = field(default_factory=list)
     schedule: list[Scale] = field(default_factory=list)
-    port: int = 80
-    request_bytes: int = 180
-    response_bytes: int = 11_000
-    cpu_us_per_request: int = 1_500
-    capacity_rps: float = 600.0
-    latency_s: float = 0.002
-    memory_bytes: int = 48 << 20
-    client_addresses: tuple[str, ...] = ("192.168.100.10",)
+    workload: dict[str, Any] = field(default_factory=dict)
+    """The ``ServiceSpec`` fields the file gives (the others keep their defaults)."""
 
     def spec(self) -> ServiceSpec:
         """The workload model (no replicas: the swarm starts them; no load until a phase)."""
-        return ServiceSpec(
-            name=self.name, replicas=0, port=self.port, request_bytes=self.request_bytes,
-            response_bytes=self.response_bytes, cpu_us_per_request=self.cpu_us_per_request,
-            capacity_rps=self.capacity_rps, latency_s=self.latency_s,
-            memory_bytes=self.memory_bytes, rps=0.0, clients=None,
-            client_addresses=self.client_addresses)
+        return ServiceSpec(name=self.name, replicas=0, rps=0.0, clients=None, **self.workload)
 
     def offered(self, t: float) -> tuple[float | None, int | None]:
         """(rps, clients) at ``t``: the phase active then (the last one listed wins)."""
@@ -470,7 +481,12 @@ def _object_schema(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     spelled = {v: k for k, v in getattr(cls, "ALIASES", {}).items()}
     props, required = {}, []
+    inline = _inline_keys(cls)
     for f in dataclasses.fields(cls):
+        if f.name in getattr(cls, "INLINE", {}):
+            props.update({k: _schema_of(hint) for k, (holder, hint) in inline.items()
+                          if holder == f.name})
+            continue
         if not f.init or f.name == "source":
             continue
         key = spelled.get(f.name, f.name)
