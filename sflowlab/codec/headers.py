@@ -63,6 +63,20 @@ _ETH_IP4_L4 = struct.Struct(">" + ETH_IP4_L4)
 _ETH_IP4_L4_SIZE = _ETH_IP4_L4.size  # 48
 
 
+def _template(transport: str, *ports: str) -> dict[str, int | str]:
+    """The usual layout's keys in order, constants set: copying it beats a dict display."""
+    keys: dict[str, int | str] = dict.fromkeys((
+        "macdestination", "macsource", "ethernetprotocol", "ipsource", "ipdestination",
+        "ipprotocol", "iptos", "ipdscp", "ipecn", "ipttl", "ipbytes", *ports, "stack"), 0)
+    keys["ethernetprotocol"] = ETH_IPV4
+    keys["ipprotocol"] = IPPROTO_TCP if transport == "tcp" else IPPROTO_UDP
+    keys["stack"] = f"eth.ip.{transport}"
+    return keys
+
+
+_TCP_KEYS = _template("tcp", "tcpsourceport", "tcpdestinationport", "tcpflags")
+_UDP_KEYS = _template("udp", "udpsourceport", "udpdestinationport")
+
 _CACHE_LIMIT = 1 << 14
 _mac_texts: dict[bytes, str] = {}
 _ip4_texts: dict[bytes, str] = {}
@@ -115,25 +129,24 @@ def eth_ip4_keys(
     if (etype != ETH_IPV4 or vihl != 0x45 or frag & 0x1FFF
             or (proto != IPPROTO_TCP and proto != IPPROTO_UDP)):
         return None
-    mac_dst = _mac_texts.get(dst) or _mac_text(dst)
-    mac_src = _mac_texts.get(src) or _mac_text(src)
-    ip_src = _ip4_texts.get(sip) or _ip4_text(sip)
-    ip_dst = _ip4_texts.get(dip) or _ip4_text(dip)
+    keys = (_TCP_KEYS if proto == IPPROTO_TCP else _UDP_KEYS).copy()
+    keys["macdestination"] = _mac_texts.get(dst) or _mac_text(dst)
+    keys["macsource"] = _mac_texts.get(src) or _mac_text(src)
+    keys["ipsource"] = _ip4_texts.get(sip) or _ip4_text(sip)
+    keys["ipdestination"] = _ip4_texts.get(dip) or _ip4_text(dip)
+    keys["iptos"] = IP_TOS[tos]
+    keys["ipdscp"] = tos >> 2
+    keys["ipecn"] = tos & 3
+    keys["ipttl"] = ttl
+    keys["ipbytes"] = total
     if proto == IPPROTO_TCP:
-        return {
-            "macdestination": mac_dst, "macsource": mac_src, "ethernetprotocol": ETH_IPV4,
-            "ipsource": ip_src, "ipdestination": ip_dst, "ipprotocol": IPPROTO_TCP,
-            "iptos": IP_TOS[tos], "ipdscp": tos >> 2, "ipecn": tos & 3, "ipttl": ttl,
-            "ipbytes": total, "tcpsourceport": sport, "tcpdestinationport": dport,
-            "tcpflags": TCP_FLAGS[((off_ns & 1) << 8) | flags], "stack": "eth.ip.tcp",
-        }
-    return {
-        "macdestination": mac_dst, "macsource": mac_src, "ethernetprotocol": ETH_IPV4,
-        "ipsource": ip_src, "ipdestination": ip_dst, "ipprotocol": IPPROTO_UDP,
-        "iptos": IP_TOS[tos], "ipdscp": tos >> 2, "ipecn": tos & 3, "ipttl": ttl,
-        "ipbytes": total, "udpsourceport": sport, "udpdestinationport": dport,
-        "stack": "eth.ip.udp",
-    }
+        keys["tcpsourceport"] = sport
+        keys["tcpdestinationport"] = dport
+        keys["tcpflags"] = TCP_FLAGS[((off_ns & 1) << 8) | flags]
+    else:
+        keys["udpsourceport"] = sport
+        keys["udpdestinationport"] = dport
+    return keys
 
 
 def _ethernet(data: bytes, keys: dict[str, int | str]) -> None:
