@@ -15,7 +15,8 @@ ACL in a state (``installing``/``removing``) that ``retry`` tries again after ``
 a failed call never leaves an ACL the controller has lost track of. It names new ACLs
 ``<prefix><n>`` (``new_name``); ``reconcile`` after a restart asks each switch which remembered
 ACLs still exist. The book and its name counter round-trip through JSON (``to_json`` /
-``load_json``) for the controller's persistent store.
+``load_json``) for the controller's persistent store; ``saved_items`` reads a controller's own
+records back from it. ``require_positive`` checks the controllers' durations.
 """
 
 from __future__ import annotations
@@ -24,13 +25,36 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["AclBook", "AclClient", "AclError", "AclRecord", "SwitchDirectory"]
+__all__ = ["AclBook", "AclClient", "AclError", "AclRecord", "SwitchDirectory",
+           "require_positive", "saved_items"]
+
+_T = TypeVar("_T")
 
 _PREFIX = re.compile(r"[a-z][a-z0-9_]*")  # acl_server takes names of [a-z0-9_]+
+
+
+def require_positive(**values: float) -> None:
+    """A ``ValueError`` naming the first of ``values`` that is not > 0."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, not {value!r}")
+
+
+def saved_items(saved: Any, key: str, cls: Callable[..., _T]) -> list[_T]:
+    """The ``cls`` objects listed as keyword mappings under ``key`` of a saved state
+    (malformed entries are skipped)."""
+    items = saved.get(key) if isinstance(saved, dict) else None
+    out = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            out.append(cls(**item))
+        except TypeError:
+            continue
+    return out
 
 
 class AclError(Exception):
@@ -190,6 +214,11 @@ class AclBook:
     def pending(self) -> int:
         return sum(r.state != "installed" for r in self.records.values())
 
+    def stats_json(self) -> dict[str, int]:
+        """The API calls made, those that failed, the ACLs not yet acknowledged."""
+        return {"aclCalls": self.calls, "aclFailures": self.failures,
+                "aclPending": self.pending()}
+
     def _attempt(self, record: AclRecord, now: float) -> bool:
         self.calls += 1
         record.attempts += 1
@@ -233,10 +262,5 @@ class AclBook:
         if not isinstance(saved, dict):
             return
         self._next = max(self._next, int(saved.get("next_id", 0)))
-        items = saved.get("acls")
-        for item in items if isinstance(items, list) else []:
-            try:
-                record = AclRecord(**item)
-            except TypeError:
-                continue
+        for record in saved_items(saved, "acls", AclRecord):
             self.records[(record.agent, record.name)] = record

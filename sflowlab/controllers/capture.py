@@ -42,7 +42,7 @@ from typing import Any
 
 from sflowlab.collector.runtime import ControllerApi, HttpError, HttpRequest
 
-from .acl_client import AclBook, AclClient, SwitchDirectory
+from .acl_client import AclBook, AclClient, SwitchDirectory, require_positive, saved_items
 from .blocklist import Blocklists
 
 __all__ = ["Session", "TriggeredCapture"]
@@ -105,10 +105,8 @@ class TriggeredCapture:
                  max_queue: int = 100, refresh_s: float = 3600.0, retry_s: float = 10.0,
                  report_s: float = 2.0, flow_t: float = 2.0, http_timeout_s: float = 5.0,
                  client: AclClient | None = None) -> None:
-        for name, value in (("idle_s", idle_s), ("max_duration_s", max_duration_s),
-                            ("refresh_s", refresh_s), ("retry_s", retry_s)):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, not {value!r}")
+        require_positive(idle_s=idle_s, max_duration_s=max_duration_s, refresh_s=refresh_s,
+                         retry_s=retry_s)
         if max_sessions < 1 or max_queue < 0:
             raise ValueError("max_sessions must be >= 1 and max_queue >= 0")
         self.analyzer = analyzer
@@ -152,11 +150,7 @@ class TriggeredCapture:
     def _restore(self, now: float) -> None:
         saved = self.api.store_get("state") or {}
         self.book.load_json(saved)
-        for item in saved.get("sessions", []):
-            try:
-                session = Session(**item)
-            except TypeError:
-                continue
+        for session in saved_items(saved, "sessions", Session):
             self.sessions[(session.local, session.remote)] = session
         gone = {r.name for r in self.book.reconcile(now)}
         for pair, session in list(self.sessions.items()):
@@ -295,8 +289,7 @@ class TriggeredCapture:
 
     def stats_json(self) -> dict[str, Any]:
         return {**asdict(self.stats), "sessions": len(self.sessions),
-                "maxSessions": self.max_sessions, "aclCalls": self.book.calls,
-                "aclFailures": self.book.failures, "aclPending": self.book.pending(),
+                "maxSessions": self.max_sessions, **self.book.stats_json(),
                 "blocklist": self.blocklists.to_json()}
 
     def on_http(self, request: HttpRequest) -> Any:

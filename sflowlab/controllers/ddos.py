@@ -38,7 +38,7 @@ from typing import Any
 
 from sflowlab.collector.runtime import ControllerApi, HttpError, HttpRequest
 
-from .acl_client import AclBook, AclClient, SwitchDirectory
+from .acl_client import AclBook, AclClient, SwitchDirectory, require_positive, saved_items
 
 __all__ = ["ATTACKS", "AttackType", "DdosMitigation", "Mitigation"]
 
@@ -122,8 +122,9 @@ class DdosMitigation:
                  hold_s: float = 30.0, max_mitigations: int = 50, retry_s: float = 10.0,
                  flow_t: float = 2.0, http_timeout_s: float = 5.0,
                  client: AclClient | None = None) -> None:
-        if not hold_s > 0 or not retry_s > 0 or max_mitigations < 1:
-            raise ValueError("hold_s and retry_s must be positive, max_mitigations >= 1")
+        require_positive(hold_s=hold_s, retry_s=retry_s)
+        if max_mitigations < 1:
+            raise ValueError(f"max_mitigations must be >= 1, not {max_mitigations!r}")
         names = list(ATTACKS) if attacks is None else list(attacks)
         unknown = sorted(set(names) - set(ATTACKS) | set(thresholds or {}) - set(ATTACKS))
         if unknown:
@@ -173,11 +174,7 @@ class DdosMitigation:
         saved = self.api.store_get("state") or {}
         self.book.load_json(saved)
         self.book.reconcile(now)
-        for item in saved.get("mitigations", []):
-            try:
-                m = Mitigation(**item)
-            except TypeError:
-                continue
+        for m in saved_items(saved, "mitigations", Mitigation):
             m.agents = [a for a in m.agents if self.book.get(a, m.id) is not None]
             if m.agents and m.attack in self.attacks:
                 self.mitigations[(m.attack, m.key)] = m
@@ -321,8 +318,7 @@ class DdosMitigation:
             "waiting": [{"attack": f, "flowKey": k, "value": v}
                         for (f, k), v in self.waiting.items()],
             "stats": {**asdict(self.stats), "mitigations": len(self.mitigations),
-                      "maxMitigations": self.max_mitigations, "aclCalls": self.book.calls,
-                      "aclFailures": self.book.failures, "aclPending": self.book.pending()},
+                      "maxMitigations": self.max_mitigations, **self.book.stats_json()},
         }
 
     def on_http(self, request: HttpRequest) -> Any:
