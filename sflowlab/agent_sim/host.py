@@ -10,9 +10,15 @@ What goes on the wire follows hsflowd (host-sflow's hsflowd.c, mod_docker.c):
   host_memory, host_cpu, host_net_io, host_descr;
 - each container: expanded counters sample, data source 3.<index> (``dsindex``), records
   host_adapters, virt_disk_io, virt_memory, virt_cpu, virt_net_io, host_parent, host_descr
-  (hostname = container name); its first sample ~3 s after it starts (``HSP_DOCKER_WAIT_STATS``),
-  then one per polling interval from a randomised first poll, and a final sample carrying its
-  stopped state when it stops; a container that comes back restarts at sequence 1;
+  (hostname = container name); a final sample carrying its stopped state when it stops; a
+  container that comes back restarts at sequence 1;
+- timing: hsflowd ticks once a second (here at ``start`` + whole seconds). A data source's
+  poller is armed as ``sfl_poller_set_sFlowCpInterval`` arms it: a countdown drawn from
+  1..interval (``sfl_random``) that each tick decrements, polling when it reaches 0 and then
+  every interval. The host and the bridge are armed at the agent's start, a container when its
+  start event is seen; the container's first sample also goes out at the tick 3 s
+  (``HSP_DOCKER_WAIT_STATS``) into the second it started, off that schedule (mod_docker's
+  waitQ), so a countdown of 3 or less gives it two samples in its first 3 s;
 - packet sampling on the bridge (``docker0``): expanded flow samples with a sampled_header of
   the real Ethernet/IPv4/TCP frame (frame_length with the 4-byte FCS, stripped 4) and
   extended_entities (the container's data source), request (input: the bridge, output: the
@@ -29,6 +35,7 @@ Counters are exact functions of what the containers served; u32 wire fields wrap
 from __future__ import annotations
 
 import ipaddress
+import math
 import random
 import struct
 from dataclasses import dataclass, field
@@ -66,8 +73,9 @@ from .workload import EPHEMERAL_FIRST, Served, Service
 
 SUB_AGENT_SAMPLING = 100000
 """HSP_DEFAULT_SUBAGENTID: the agent that sends packet samples (and, spliced in, counters)."""
-FIRST_STATS_DELAY_S = 3.0
-"""HSP_DOCKER_WAIT_STATS: a new container's first counter sample follows its start by this."""
+FIRST_STATS_DELAY_S = 3
+"""HSP_DOCKER_WAIT_STATS: a new container's first counter sample goes out at the tick this many
+seconds into the second it started (so 2-3 s after its start)."""
 STATES = {"created": 0, "running": 1, "paused": 3, "exited": 4, "deleted": 4, "stopped": 5}
 """Docker container state -> virDomainState, as getCounters_DOCKER maps them."""
 OS_LINUX, MACHINE_X86_64 = 2, 3
@@ -110,6 +118,9 @@ class HostSpec:
             raise ValueError("the host simulator models IPv4 hosts only")
         if self.sampling < 0 or self.polling_s < 0:
             raise ValueError("sampling and polling_s must be >= 0")
+        if self.polling_s != int(self.polling_s):
+            raise ValueError(f"polling_s is whole seconds (hsflowd's polling), not "
+                             f"{self.polling_s}")
 
 
 @dataclass
@@ -167,10 +178,10 @@ class HostAgent:
         sub_agent = SUB_AGENT_SAMPLING if spec.sampling else SUB_AGENT_SAMPLING + 1
         self.agent = Agent(spec.address, sink, sub_agent, start, spec.max_datagram)
         self.uuid = spec.uuid or uuid_text(rng.getrandbits(128).to_bytes(16, "big"))
-        self.poller = Poller(_PHYSICAL, 1, spec.polling_s, rng, start)
+        self.poller = self._poller(_PHYSICAL, 1, start)
         self.sampler = (Sampler(0, spec.bridge_ifindex, spec.sampling, rng)
                         if spec.sampling else None)
-        self.bridge_poller = (Poller(0, spec.bridge_ifindex, spec.polling_s, rng, start)
+        self.bridge_poller = (self._poller(0, spec.bridge_ifindex, start)
                               if spec.sampling else None)
         """hsflowd polls the interfaces it samples (``evt_request_poller``)."""
         net = ipaddress.IPv4Network(spec.bridge_subnet)
@@ -190,6 +201,17 @@ class HostAgent:
         self._last_cpu_ns = 0
         self._last_poll = start
 
+    def _second(self, now: float) -> float:
+        """The tick that opened the agent's current second (``now.tv_sec`` on hsflowd's bus)."""
+        return self.start + math.floor(now - self.start + 1e-9)
+
+    def _poller(self, ds_type: int, ds_index: int, now: float) -> Poller:
+        """A poller armed at ``now`` as ``sfl_poller_set_sFlowCpInterval`` arms it: it polls at
+        the tick that brings a countdown drawn from 1..interval to 0, then every interval."""
+        interval = int(self.spec.polling_s)
+        countdown = self.rng.randint(1, interval) if interval else 0
+        return Poller(ds_type, ds_index, interval, None, self._second(now) + countdown)
+
     # ---------------------------------------------------------------- lifecycle
 
     def start_container(self, name: str, now: float, service: Service | None = None,
@@ -206,13 +228,12 @@ class HostAgent:
         self._next_ifindex += 2
         image = service.spec.image_bytes_read if service else 8 << 20
         ds_index = self.indexes.assign(raw)
-        first = now + FIRST_STATS_DELAY_S
         c = Container(
             id=cid, name=name, ip=ip, mac=_mac_of(ip), veth_ifindex=veth, ds_index=ds_index,
             uuid=raw, cpus=cpus, memory_limit=memory_limit or self.spec.memory_bytes,
-            started_at=now, poller=Poller(_LOGICAL, ds_index, self.spec.polling_s, self.rng,
-                                          first),
-            service=service, read_bytes=image, first_sample_due=first)
+            started_at=now, poller=self._poller(_LOGICAL, ds_index, now),
+            service=service, read_bytes=image,
+            first_sample_due=self._second(now) + FIRST_STATS_DELAY_S)
         self._read_bytes += image
         self.containers[cid] = c
         self.known[cid] = c
@@ -294,11 +315,10 @@ class HostAgent:
     def tick(self, now: float) -> None:
         """Send the counter samples due by ``now`` and flush the agent."""
         for c in self.containers.values():
-            if c.first_sample_due is not None:
-                if now >= c.first_sample_due:
-                    c.first_sample_due = None
-                    self._emit_counters(c, now, reschedule=False)
-            elif c.poller.due(now):
+            if c.first_sample_due is not None and now >= c.first_sample_due:
+                c.first_sample_due = None
+                self._emit_counters(c, now, reschedule=False)
+            if c.poller.due(now):
                 self._emit_counters(c, now)
         if self.poller.due(now):
             self._emit_host(now)
