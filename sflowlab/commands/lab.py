@@ -12,6 +12,8 @@ import argparse
 import random
 import signal
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from sflowlab.lab.httpserver import ServedApi
 from sflowlab.lab.iptables import ParsedRule
@@ -33,56 +35,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     swarm = doubles.add_parser("swarm-api", help="the Docker Engine API double (swarm services)")
     _listen_options(swarm, 2375)
-    swarm.add_argument(
-        "--service",
-        action="append",
-        default=[],
-        type=_service,
-        metavar="NAME=REPLICAS[,IMAGE]",
-        help=f"create a replicated service at start (image {DEFAULT_IMAGE}); repeatable",
-    )
-    swarm.add_argument(
-        "--node",
-        action="append",
-        default=[],
-        type=_pair,
-        metavar="HOSTNAME=ADDRESS",
-        help="a swarm node, the first one the leader (default swarm-1=127.0.0.1); repeatable",
-    )
+    _repeatable(swarm, "--service", _service, "NAME=REPLICAS[,IMAGE]",
+                f"create a replicated service at start (image {DEFAULT_IMAGE})")
+    _repeatable(swarm, "--node", _pair, "HOSTNAME=ADDRESS",
+                "a swarm node, the first one the leader (default swarm-1=127.0.0.1)")
     swarm.add_argument("--seed", type=int, default=1, metavar="N", help="random seed for ids (1)")
-    swarm.add_argument(
-        "--start-delay",
-        type=float,
-        default=1.0,
-        metavar="S",
-        help="a task runs S seconds after it is created (1)",
-    )
-    swarm.add_argument(
-        "--stop-delay",
-        type=float,
-        default=0.5,
-        metavar="S",
-        help="a task stops S seconds after it is told to (0.5)",
-    )
+    _delay(swarm, "--start-delay", 1.0, "a task runs S seconds after it is created")
+    _delay(swarm, "--stop-delay", 0.5, "a task stops S seconds after it is told to")
     swarm.set_defaults(func=run_swarm_api)
 
     switch = doubles.add_parser("switch-api", help="the Cumulus Linux ACL REST API double")
     _listen_options(switch, 8080)
-    switch.add_argument(
-        "--switch",
-        action="append",
-        default=[],
-        type=_pair,
-        metavar="NAME=AGENT",
-        help="a switch and its sFlow agent address (default switch=127.0.0.1); repeatable",
-    )
-    switch.add_argument(
-        "--apply-delay",
-        type=float,
-        default=0.5,
-        metavar="S",
-        help="ACL changes are committed S seconds after they are accepted (0.5)",
-    )
+    _repeatable(switch, "--switch", _pair, "NAME=AGENT",
+                "a switch and its sFlow agent address (default switch=127.0.0.1)")
+    _delay(switch, "--apply-delay", 0.5,
+           "ACL changes are committed S seconds after they are accepted")
     switch.set_defaults(func=run_switch_api)
 
 
@@ -91,6 +58,16 @@ def _listen_options(p: argparse.ArgumentParser, port: int) -> None:
     p.add_argument(
         "--port", type=int, default=port, help=f"port to listen on ({port}; 0: any free port)"
     )
+
+
+def _repeatable(p: argparse.ArgumentParser, flag: str, parse: Callable[[str], Any],
+                metavar: str, what: str) -> None:
+    p.add_argument(flag, action="append", default=[], type=parse, metavar=metavar,
+                   help=f"{what}; repeatable")
+
+
+def _delay(p: argparse.ArgumentParser, flag: str, default: float, what: str) -> None:
+    p.add_argument(flag, type=float, default=default, metavar="S", help=f"{what} ({default:g})")
 
 
 def _pair(text: str) -> tuple[str, str]:
