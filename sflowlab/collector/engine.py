@@ -137,13 +137,14 @@ class Engine:
                 agent.counter_samples += len(counter_samples)
                 totals.counter_samples += len(counter_samples)
             if flow_samples:
-                ingest_flow = self.flows.ingest
+                fresh = []
                 for fs in flow_samples:
                     key = ("discard" if fs.discarded else "flow", fs.source_id_type,
                            fs.source_id_index)
                     tracker = samplers.get(key) or samplers.setdefault(key, SequenceTracker())
                     if tracker.add(fs.sequence_number) != "dup":
-                        ingest_flow(addr, fs, received_at)
+                        fresh.append(fs)
+                self.flows.ingest_all(addr, fresh, received_at)
                 agent.flow_samples += len(flow_samples)
                 totals.flow_samples += len(flow_samples)
             return True

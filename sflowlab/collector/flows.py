@@ -171,11 +171,31 @@ class _Entry:
         self.seen: dict[Any, float] | None = None  # count: value -> last seen
 
 
-def _key_builder(getters: list[Callable[[Mapping[str, Any]], Any]], fs: str
+def _key_builder(compiled: list[CompiledKey], fs: str
                  ) -> Callable[[Mapping[str, Any]], str | None]:
     """The flow key of a sample's keys (None if a key is missing), built for speed."""
+    getters = [k.get for k in compiled]
     if not getters:
         return lambda keys: ""
+    if all(k.keys == {k.expr} for k in compiled):  # plain key names: read the dict directly
+        names = [k.expr for k in compiled]
+        if len(names) == 1:
+            (name,) = names
+
+            def plain(keys: Mapping[str, Any]) -> str | None:
+                v = keys.get(name)
+                return v if v.__class__ is str else None if v is None else str(v)
+            return plain
+        if len(names) == 2:
+            n1, n2 = names
+
+            def plain_two(keys: Mapping[str, Any]) -> str | None:
+                a, b = keys.get(n1), keys.get(n2)
+                if a is None or b is None:
+                    return None
+                return ((a if a.__class__ is str else str(a)) + fs
+                        + (b if b.__class__ is str else str(b)))
+            return plain_two
     if len(getters) == 1:
         (get,) = getters
 
@@ -206,6 +226,53 @@ def _key_builder(getters: list[Callable[[Mapping[str, Any]], Any]], fs: str
     return many
 
 
+Row = tuple[tuple[str, str], Mapping[str, Any], Any, int, int]
+"""One flow sample as flows read it: (agent, data source), keys, the sample, its frame length x
+sampling rate, its sampling rate."""
+
+
+def _rate_accumulator(keys: list[CompiledKey], base: str, fs: str,
+                      test: Callable[[Mapping[str, Any]], bool] | None
+                      ) -> Callable[[list[Row]], dict[tuple[tuple[str, str], str], float]]:
+    """A function summing the quantity of ``rate:<base>`` per ((agent, data source), flow
+    key) over rows, generated as one loop with the filter, the key expressions (plain key
+    names read inline) and the value inlined: this runs per sample per definition."""
+    env: dict[str, Any] = {"test": test, "str": str}
+    body, parts = [], []
+    for i, key in enumerate(keys):
+        if key.keys == {key.expr}:
+            body.append(f"k{i} = keys.get({key.expr!r})")
+        else:
+            env[f"get{i}"] = key.get
+            body.append(f"k{i} = get{i}(keys)")
+        body += [f"if k{i} is None: continue",
+                 f"if k{i}.__class__ is not str: k{i} = str(k{i})"]
+        parts.append(f"k{i}")
+    if base == "bytes":
+        quantity = "nbytes"
+    elif base == "frames":
+        quantity = "rate"
+    else:
+        body += [f"x = keys.get({base!r})", "if x is None or x.__class__ is str: continue"]
+        quantity = "x * rate"
+    flow_key = f" + {fs!r} + ".join(parts) if parts else "''"
+    lines = [
+        "def accumulate(rows):",
+        "    pending = {}",
+        "    get = pending.get",
+        "    for src, keys, _, nbytes, rate in rows:",
+        *(["        if not test(keys): continue"] if test is not None else []),
+        *(f"        {line}" for line in body),
+        f"        at = (src, {flow_key})",
+        f"        pending[at] = get(at, 0) + {quantity}",
+        "    return pending",
+    ]
+    exec("\n".join(lines), env)  # noqa: S102 - source built above from compiled keys only
+    accumulate: Callable[[list[Row]], dict[tuple[tuple[str, str], str], float]]
+    accumulate = env["accumulate"]
+    return accumulate
+
+
 class _CompiledFlow:
     """A FlowSpec compiled for ingest, plus its tables of entries per (agent, data source)."""
 
@@ -230,9 +297,43 @@ class _CompiledFlow:
         self.next_sweep = -math.inf
         self.dropped, self.log = spec.dropped, spec.log
         self.test = self.filter.test if self.filter is not None else None
-        self.key_of = _key_builder([k.get for k in self.keys], spec.fs)
+        self.key_of = _key_builder(self.keys, spec.fs)
+        self._accumulate = (_rate_accumulator(self.keys, self.base, spec.fs, self.test)
+                            if self.prefix == "rate" and not self.log else None)
 
-    # ---------------------------------------------------------------- ingest
+    def ingest_rows(self, rows: list[Row], now: float, max_keys: int,
+                    logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
+        """Account rows (all received at ``now``) of samples of this flow's kind (packet or
+        discarded, ``FlowEngine.ingest_all`` splits them)."""
+        if self._accumulate is not None:
+            self._fold_rates(self._accumulate(rows), now, max_keys)
+            return
+        ingest = self.ingest
+        for src, keys, sample, _, _ in rows:
+            ingest(src, keys, sample, now, max_keys, logged, next_id)
+
+    def _fold_rates(self, pending: dict[tuple[tuple[str, str], str], float], now: float,
+                    max_keys: int) -> None:
+        """``rate:`` without logging: each key's quantity at ``now`` updates its entry once
+        (``R * exp(-dt/t) + q1/t + q2/t`` is ``R * exp(-dt/t) + (q1 + q2)/t``)."""
+        tables, inv_t, limit = self.tables, self.inv_t, max_keys * PRUNE_SLACK
+        for (src, flow_key), q in pending.items():
+            table = tables.get(src)
+            if table is None:
+                table = tables[src] = {}
+            entry = table.get(flow_key)
+            if entry is None:
+                entry = table[flow_key] = _Entry(now)
+                entry.a = q * inv_t
+                if len(table) > limit:
+                    self._prune(src, table, now, max_keys, [], int)  # not logged: no records
+                continue
+            dt = now - entry.last
+            if dt > 0:
+                entry.a = entry.a * _exp(-dt * inv_t) + q * inv_t
+                entry.last = now
+            else:
+                entry.a += q * inv_t
 
     def ingest(self, src: tuple[str, str], keys: Mapping[str, Any], sample: Any, now: float,
                max_keys: int, logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
@@ -433,22 +534,40 @@ class FlowEngine:
 
     def ingest(self, agent: str, sample: Any, now: float) -> None:
         """Account one FlowSampleView from ``agent`` (an address string) at ``now``."""
-        keys = sample.keys()
-        signature = (keys.get("stack"), len(keys))
-        if signature not in self._key_names:
-            self._key_names[signature] = (*keys, "agent")
-        self._key_sets[signature] = now
-        flows = self._flow_list
-        if not flows:
+        self.ingest_all(agent, (sample,), now)
+
+    def ingest_all(self, agent: str, samples: Collection[Any], now: float) -> None:
+        """Account FlowSampleViews all from ``agent`` at ``now`` (one datagram's)."""
+        key_names, key_sets = self._key_names, self._key_sets
+        flows, needs_agent = self._flow_list, self._needs_agent
+        rows: list[Row] = []
+        dropped: list[Row] = []
+        sources: dict[tuple[int, int], tuple[str, str]] = {}
+        for sample in samples:
+            keys = sample.keys()
+            signature = (keys.get("stack"), len(keys))
+            if signature not in key_names:
+                key_names[signature] = (*keys, "agent")
+            key_sets[signature] = now
+            if not flows:
+                continue
+            if needs_agent:
+                keys = {**keys, "agent": agent}
+            at = (sample.source_id_type, sample.source_id_index)
+            src = sources.get(at)
+            if src is None:
+                src = sources[at] = (agent, str(at[1]) if at[0] == 0 else data_source(sample))
+            rate = sample.sampling_rate
+            (dropped if sample.discarded else rows).append(
+                (src, keys, sample, sample.frame_length * rate, rate))
+        if not (rows or dropped):
             return
-        if self._needs_agent:
-            keys = {**keys, "agent": agent}
-        kind = sample.source_id_type
-        src = (agent, str(sample.source_id_index) if kind == 0 else data_source(sample))
         pending = self._pending
         before = len(pending)
         for flow in flows:
-            flow.ingest(src, keys, sample, now, self.max_keys, pending, self._next_id)
+            mine = dropped if flow.dropped else rows
+            if mine:
+                flow.ingest_rows(mine, now, self.max_keys, pending, self._next_id)
         if len(pending) > before:
             self._logged.append(pending[before:])
 
