@@ -78,8 +78,13 @@ def _check_type(name: str, value: Any, hint: Any) -> Any:
     return base(value)
 
 
+@dataclass(frozen=True)
 class _Params:
-    """Shared by the parameter dataclasses: building from JSON with clear errors."""
+    """Shared by the parameter dataclasses: the replica bounds every policy keeps, building
+    from JSON with clear errors."""
+
+    replicas_min: int = 1
+    replicas_max: int = 10
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], base: Any = None) -> Any:
@@ -87,7 +92,7 @@ class _Params:
         if not isinstance(data, Mapping):
             raise ParamError(f"parameters must be an object, not {type(data).__name__}")
         hints = typing.get_type_hints(cls)
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ParamError(f"unknown parameter(s) {', '.join(unknown)}; known: "
@@ -99,20 +104,18 @@ class _Params:
         return params
 
     def check(self) -> None:
-        low, high = self.replicas_min, self.replicas_max  # type: ignore[attr-defined]
+        low, high = self.replicas_min, self.replicas_max
         if low < 1 or high < low:
             raise ParamError(f"need 1 <= replicas_min <= replicas_max, got {low} and {high}")
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload, no-any-return]
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class SeedParams(_Params):
     """elb.js's thresholds (demonstration values: unrealistically low, as the seed says)."""
 
-    replicas_min: int = 1
-    replicas_max: int = 10
     util_min: float = 0.5
     util_max: float = 1.0
     bytes_min: float = 50_000.0
@@ -130,8 +133,6 @@ class SeedParams(_Params):
 class HpaParams(_Params):
     """Targets per container, tolerance, scale-down stabilisation window, steps, bounds."""
 
-    replicas_min: int = 1
-    replicas_max: int = 10
     target_util: float | None = 0.75
     target_bytes: float | None = 75_000.0
     tolerance: float = 0.1
@@ -233,6 +234,6 @@ def make_policy(name: str, params: Mapping[str, Any], base: Any = None) -> SeedP
     if cls is None:
         raise ParamError(f"unknown policy {name!r}; use one of {', '.join(POLICIES)}")
     if base is not None and not isinstance(base, cls.Params):
-        shared = {k: getattr(base, k) for k in ("replicas_min", "replicas_max")}
+        shared = {f.name: getattr(base, f.name) for f in fields(_Params)}
         base = replace(cls.Params(), **shared)
     return cls(cls.Params.from_json(params, base))
