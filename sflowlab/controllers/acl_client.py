@@ -25,7 +25,7 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -254,8 +254,11 @@ class AclBook:
                 gone.append(record)
         return gone
 
-    def to_json(self) -> dict[str, Any]:
-        return {"next_id": self._next, "acls": [r.to_json() for r in self.records.values()]}
+    def to_json(self, **records: Iterable[Any]) -> dict[str, Any]:
+        """The book and, under their keys, the controller's own ``records`` (dataclasses,
+        read back with ``saved_items``)."""
+        return {"next_id": self._next, "acls": [r.to_json() for r in self.records.values()],
+                **{key: [asdict(r) for r in items] for key, items in records.items()}}
 
     def load_json(self, saved: Any) -> None:
         """Restore ``to_json`` output (malformed entries are skipped)."""

@@ -163,8 +163,7 @@ class TriggeredCapture:
         self._save()
 
     def _save(self) -> None:
-        self.api.store_set("state", {
-            **self.book.to_json(), "sessions": [asdict(s) for s in self.sessions.values()]})
+        self.api.store_set("state", self.book.to_json(sessions=self.sessions.values()))
 
     # ------------------------------------------------------------------ blocklists
 

@@ -181,8 +181,7 @@ class DdosMitigation:
         self._save()
 
     def _save(self) -> None:
-        self.api.store_set("state", {
-            **self.book.to_json(), "mitigations": [asdict(m) for m in self.mitigations.values()]})
+        self.api.store_set("state", self.book.to_json(mitigations=self.mitigations.values()))
 
     # ------------------------------------------------------------------ events
 
