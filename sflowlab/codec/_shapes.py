@@ -12,7 +12,10 @@ way, so the result (``Raw`` records and ``FAILURES`` included) is the same.
 
 Layouts are found by the list's byte length and its first 12 bytes (count, first tag and
 length), at most ``PER_KEY`` per key and ``LIMIT`` keys (then the cache starts again); a key is
-compiled only the second time it is seen, so traffic that never repeats costs no compiling.
+compiled only the second time it is seen, and only while the compile budget lasts: compiling
+a layout costs about a millisecond, as much as ``COMPILE_COST`` lists decoded the general way,
+and each list decoded the general way earns one unit back. Traffic that never settles into
+layouts thus spends at most about as long compiling as decoding.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ ShapeDecoder = Callable[[bytes, int], Records | None]
 _U32x2 = struct.Struct(">II")
 LIMIT = 1 << 10
 PER_KEY = 4
+COMPILE_COST = 200
+BUDGET = 8 * COMPILE_COST  # the most the budget holds (and its start): eight layouts at once
 
 
 class ShapeCache:
@@ -39,6 +44,7 @@ class ShapeCache:
     def __init__(self, memo: dict[int, dict[bytes, Any]]) -> None:
         self.memo = memo
         self.shapes: dict[tuple[int, bytes], list[ShapeDecoder]] = {}
+        self.budget = BUDGET
 
     def decode(self, buf: bytes, off: int, stop: int) -> Records:
         """The records of the list at ``off``; raises ``DecodeError`` as ``decode_tlvs`` does."""
@@ -54,8 +60,11 @@ class ShapeCache:
             if len(self.shapes) >= LIMIT:
                 self.shapes.clear()
             self.shapes[key] = []  # seen once: compiled if it comes again
-        elif len(known) < PER_KEY:
+        elif len(known) < PER_KEY and self.budget >= COMPILE_COST:
+            self.budget -= COMPILE_COST
             known.append(self._compile(buf, off, stop))
+        if self.budget < BUDGET:
+            self.budget += 1
         return records
 
     def _compile(self, buf: bytes, off: int, stop: int) -> ShapeDecoder:

@@ -137,3 +137,19 @@ def test_an_empty_list_and_unknown_records_only() -> None:
         data = record_list(records)
         for _ in range(3):
             assert cache.decode(data, 0, len(data)) == records
+
+
+def test_compiling_stops_when_the_budget_is_spent_and_resumes_as_it_refills(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_shapes, "BUDGET", 2 * _shapes.COMPILE_COST)
+    cache = fresh()
+    layouts = [host(1, "h" * (n * 4 + 1)) for n in range(4)]  # four keys
+    for data in layouts * 2:
+        assert cache.decode(data, 0, len(data)) == general(data)
+    assert sorted(len(s) for s in cache.shapes.values()) == [0, 0, 1, 1]  # two compiled
+    waiting, decoded = layouts[2], 0
+    while sorted(len(s) for s in cache.shapes.values()) != [0, 1, 1, 1]:
+        assert decoded < _shapes.COMPILE_COST  # each list decoded earns one unit back
+        assert cache.decode(waiting, 0, len(waiting)) == general(waiting)
+        decoded += 1
+    assert decoded > _shapes.COMPILE_COST // 2
