@@ -148,18 +148,21 @@ class CollectorDatagram(NamedTuple):
 
 def decode_for_collector(data: bytes | bytearray | memoryview) -> CollectorDatagram:
     """Decode one datagram for the collector; raises ``DecodeError`` on framing errors."""
+    buf = data if type(data) is bytes else bytes(data)
     try:
-        return _decode(bytes(data))
+        if buf.startswith(_V5_IPV4) and len(buf) >= 28:  # the usual: version 5, IPv4 agent
+            address, sub_agent_id, sequence, uptime, count = _HEAD_V4.unpack_from(buf, 8)
+            return _samples(buf, 28, len(buf), count,
+                            _agent_texts.get(address) or _agent_text(address), sub_agent_id,
+                            sequence, uptime)
+        return _decode(buf)
     except (struct.error, IndexError, ValueError, UnicodeError) as e:  # defensive boundary
         raise DecodeError(f"malformed datagram: {e}", -1, "datagram") from e
 
 
 def _decode(buf: bytes) -> CollectorDatagram:
+    """Any other datagram header (``decode_for_collector`` reads the usual one itself)."""
     end = len(buf)
-    if buf.startswith(_V5_IPV4) and end >= 28:  # the usual header: version 5, IPv4 agent
-        address, sub_agent_id, sequence, uptime, count = _HEAD_V4.unpack_from(buf, 8)
-        agent = _agent_texts.get(address) or _agent_text(address)
-        return _samples(buf, 28, end, count, agent, sub_agent_id, sequence, uptime)
     if end < 4:
         raise DecodeError("datagram shorter than its version word", 0, "datagram")
     (version,) = _U32.unpack_from(buf, 0)
