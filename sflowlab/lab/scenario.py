@@ -90,6 +90,10 @@ def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
 def _inline_keys(cls: type) -> dict[str, tuple[str, Any]]:
     """Keys that stand flat in ``cls``'s mapping for its ``INLINE`` fields: key -> (the
     field collecting them, the key's type hint). ``INLINE`` maps a field to the dataclass
@@ -123,8 +127,7 @@ def build(cls: type[_T], data: Any, path: str) -> _T:
             kwargs[name] = _coerce(value, hints[name], _join(path, key))
         else:
             raise ScenarioError(f"{where}: unknown key {key!r}; known: {keys}")
-    missing = [n for n, f in known.items() if n not in kwargs
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [n for n, f in known.items() if n not in kwargs and _required(f)]
     if missing:
         raise ScenarioError(f"{where}: missing {', '.join(missing)}")
     try:
@@ -491,7 +494,7 @@ def _object_schema(cls: type) -> dict[str, Any]:
             continue
         key = spelled.get(f.name, f.name)
         props[key] = _schema_of(hints[f.name])
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        if _required(f):
             required.append(key)
     out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
     if cls.__doc__:
