@@ -119,13 +119,16 @@ class SwarmServices:
             spec = attrs["Spec"]
             replicas = int(spec["Mode"]["Replicated"]["Replicas"])
             version = int(attrs["Version"]["Index"])
+            service_id = str(attrs["ID"])
         except (KeyError, TypeError, ValueError) as e:
             raise ServiceError(f"service {name} is not a replicated service ({e!r} missing)") from e
-        return ServiceState(name, attrs["ID"], replicas, version, spec)
+        return ServiceState(name, service_id, replicas, version, spec)
 
     def scale(self, state: ServiceState, replicas: int) -> None:
         """Set the replica count, naming the version ``state`` was read at; every other field
-        of the spec is posted back as read, so swarm keeps the running tasks."""
+        of the spec is posted back as read, so swarm keeps the running tasks.
+        (``update_service`` is given each ServiceSpec field; the top-level ``Networks``
+        deprecated since API 1.25 is not carried.)"""
         spec = copy.deepcopy(state.spec)
         spec["Mode"]["Replicated"]["Replicas"] = replicas
         with _translated(f"scale service {state.name} to {replicas}"):
