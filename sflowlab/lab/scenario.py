@@ -272,8 +272,7 @@ class Flood:
     stop_s: float | None = None
 
     def flows(self) -> list[TrafficFlow]:
-        return amplification_flood(self.target, self.sources, self.rate_pps, self.src_port,
-                                   self.packet_bytes, self.start_s, self.stop_s)
+        return amplification_flood(**dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)
