@@ -231,15 +231,15 @@ Row = tuple[tuple[str, str], Mapping[str, Any], Any, int, int]
 sampling rate, its sampling rate."""
 
 
-def _rate_accumulator(keys: list[CompiledKey], base: str, fs: str,
-                      test: Callable[[Mapping[str, Any]], bool] | None
-                      ) -> Callable[[list[Row]], dict[tuple[tuple[str, str], str], float]]:
-    """A function summing the quantity of ``rate:<base>`` per ((agent, data source), flow
-    key) over rows, generated as one loop with the filter, the key expressions (plain key
-    names read inline) and the value inlined: this runs per sample per definition."""
-    env: dict[str, Any] = {"test": test, "str": str}
+def _rate_ingester(flow: _CompiledFlow) -> Callable[[list[Row], float, int], None]:
+    """``flow``'s ingest of rows for ``rate:`` without logging, generated as one loop with
+    the filter, the key expressions (plain key names read inline), the value and the entry
+    update inlined: this runs per sample per definition."""
+    env: dict[str, Any] = {"test": flow.test, "str": str, "exp": _exp, "Entry": _Entry,
+                           "tables": flow.tables, "inv_t": flow.inv_t, "prune": flow._prune,
+                           "PRUNE_SLACK": PRUNE_SLACK}
     body, parts = [], []
-    for i, key in enumerate(keys):
+    for i, key in enumerate(flow.keys):
         if key.keys == {key.expr}:
             body.append(f"k{i} = keys.get({key.expr!r})")
         else:
@@ -248,29 +248,43 @@ def _rate_accumulator(keys: list[CompiledKey], base: str, fs: str,
         body += [f"if k{i} is None: continue",
                  f"if k{i}.__class__ is not str: k{i} = str(k{i})"]
         parts.append(f"k{i}")
-    if base == "bytes":
+    if flow.base == "bytes":
         quantity = "nbytes"
-    elif base == "frames":
+    elif flow.base == "frames":
         quantity = "rate"
     else:
-        body += [f"x = keys.get({base!r})", "if x is None or x.__class__ is str: continue"]
+        body += [f"x = keys.get({flow.base!r})", "if x is None or x.__class__ is str: continue"]
         quantity = "x * rate"
-    flow_key = f" + {fs!r} + ".join(parts) if parts else "''"
+    flow_key = f" + {flow.spec.fs!r} + ".join(parts) if parts else "''"
     lines = [
-        "def accumulate(rows):",
-        "    pending = {}",
-        "    get = pending.get",
+        "def ingest(rows, now, max_keys):",
+        "    limit = max_keys * PRUNE_SLACK",
+        "    last_src = table = None",
         "    for src, keys, _, nbytes, rate in rows:",
-        *(["        if not test(keys): continue"] if test is not None else []),
+        *(["        if not test(keys): continue"] if flow.test is not None else []),
         *(f"        {line}" for line in body),
-        f"        at = (src, {flow_key})",
-        f"        pending[at] = get(at, 0) + {quantity}",
-        "    return pending",
+        f"        flow_key = {flow_key}",
+        "        if src is not last_src:",
+        "            last_src, table = src, tables.get(src)",
+        "            if table is None:",
+        "                table = tables[src] = {}",
+        "        entry = table.get(flow_key)",
+        "        if entry is None:",
+        "            entry = table[flow_key] = Entry(now)",
+        f"            entry.a = {quantity} * inv_t",
+        "            if len(table) > limit:",
+        "                prune(src, table, now, max_keys, [], int)  # not logged: no records",
+        "            continue",
+        "        dt = now - entry.last",
+        "        if dt > 0:",
+        f"            entry.a = entry.a * exp(-dt * inv_t) + {quantity} * inv_t",
+        "            entry.last = now",
+        "        else:",
+        f"            entry.a += {quantity} * inv_t",
     ]
     exec("\n".join(lines), env)  # noqa: S102 - source built above from compiled keys only
-    accumulate: Callable[[list[Row]], dict[tuple[tuple[str, str], str], float]]
-    accumulate = env["accumulate"]
-    return accumulate
+    ingest: Callable[[list[Row], float, int], None] = env["ingest"]
+    return ingest
 
 
 class _CompiledFlow:
@@ -298,42 +312,18 @@ class _CompiledFlow:
         self.dropped, self.log = spec.dropped, spec.log
         self.test = self.filter.test if self.filter is not None else None
         self.key_of = _key_builder(self.keys, spec.fs)
-        self._accumulate = (_rate_accumulator(self.keys, self.base, spec.fs, self.test)
-                            if self.prefix == "rate" and not self.log else None)
+        self._rates = _rate_ingester(self) if self.prefix == "rate" and not self.log else None
 
     def ingest_rows(self, rows: list[Row], now: float, max_keys: int,
                     logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
         """Account rows (all received at ``now``) of samples of this flow's kind (packet or
         discarded, ``FlowEngine.ingest_all`` splits them)."""
-        if self._accumulate is not None:
-            self._fold_rates(self._accumulate(rows), now, max_keys)
+        if self._rates is not None:
+            self._rates(rows, now, max_keys)
             return
         ingest = self.ingest
         for src, keys, sample, _, _ in rows:
             ingest(src, keys, sample, now, max_keys, logged, next_id)
-
-    def _fold_rates(self, pending: dict[tuple[tuple[str, str], str], float], now: float,
-                    max_keys: int) -> None:
-        """``rate:`` without logging: each key's quantity at ``now`` updates its entry once
-        (``R * exp(-dt/t) + q1/t + q2/t`` is ``R * exp(-dt/t) + (q1 + q2)/t``)."""
-        tables, inv_t, limit = self.tables, self.inv_t, max_keys * PRUNE_SLACK
-        for (src, flow_key), q in pending.items():
-            table = tables.get(src)
-            if table is None:
-                table = tables[src] = {}
-            entry = table.get(flow_key)
-            if entry is None:
-                entry = table[flow_key] = _Entry(now)
-                entry.a = q * inv_t
-                if len(table) > limit:
-                    self._prune(src, table, now, max_keys, [], int)  # not logged: no records
-                continue
-            dt = now - entry.last
-            if dt > 0:
-                entry.a = entry.a * _exp(-dt * inv_t) + q * inv_t
-                entry.last = now
-            else:
-                entry.a += q * inv_t
 
     def ingest(self, src: tuple[str, str], keys: Mapping[str, Any], sample: Any, now: float,
                max_keys: int, logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
@@ -542,21 +532,27 @@ class FlowEngine:
         flows, needs_agent = self._flow_list, self._needs_agent
         rows: list[Row] = []
         dropped: list[Row] = []
-        sources: dict[tuple[int, int], tuple[str, str]] = {}
+        sources: dict[int, tuple[str, str]] = {}  # ifIndex data sources of this datagram
+        stack, size = None, -1
         for sample in samples:
             keys = sample.keys()
-            signature = (keys.get("stack"), len(keys))
-            if signature not in key_names:
-                key_names[signature] = (*keys, "agent")
-            key_sets[signature] = now
+            if keys.get("stack") is not stack or len(keys) != size:  # another key set
+                stack, size = keys.get("stack"), len(keys)
+                signature = (stack, size)
+                if signature not in key_names:
+                    key_names[signature] = (*keys, "agent")
+                key_sets[signature] = now
             if not flows:
                 continue
             if needs_agent:
                 keys = {**keys, "agent": agent}
-            at = (sample.source_id_type, sample.source_id_index)
-            src = sources.get(at)
-            if src is None:
-                src = sources[at] = (agent, str(at[1]) if at[0] == 0 else data_source(sample))
+            index = sample.source_id_index
+            if sample.source_id_type == 0:
+                src = sources.get(index)
+                if src is None:
+                    src = sources[index] = (agent, str(index))
+            else:
+                src = (agent, data_source(sample))
             rate = sample.sampling_rate
             (dropped if sample.discarded else rows).append(
                 (src, keys, sample, sample.frame_length * rate, rate))
