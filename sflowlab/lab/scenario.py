@@ -240,6 +240,9 @@ class ScenarioService:
     workload: dict[str, Any] = field(default_factory=dict)
     """The ``ServiceSpec`` fields the file gives (the others keep their defaults)."""
 
+    def __post_init__(self) -> None:
+        self.spec()  # ServiceSpec's own checks, when the file is read
+
     def spec(self) -> ServiceSpec:
         """The workload model (no replicas: the swarm starts them; no load until a phase)."""
         return ServiceSpec(name=self.name, replicas=0, rps=0.0, clients=None, **self.workload)
