@@ -50,8 +50,8 @@ _COUNTERS_X = struct.Struct(">3I")
 _FLOW_HEADER = struct.Struct(">8I2I4I")  # compact flow sample + sampled_header's fixed part
 _SWITCH = struct.Struct(">2I4I")  # extended_switch with its tag and length
 _SWITCH_SAMPLE_TAG = struct.pack(">II", 1, 208)  # flow_sample, 208-byte body
-# its body when the header has 128 bytes, the header's usual first 48 bytes unpacked too
-_SWITCH_SAMPLE = struct.Struct(">8I2I4I" + ETH_IP4_L4 + "80x2I4I")
+# the whole sample when the header has 128 bytes, the header's usual first 48 bytes unpacked
+_SWITCH_SAMPLE = struct.Struct(">2I8I2I4I" + ETH_IP4_L4 + "80x2I4I")
 _ALL_ONES = 0xFFFFFFFF
 _MAX_VLAN = 4095
 _new = tuple.__new__
@@ -197,32 +197,16 @@ def _samples(buf: bytes, off: int, end: int, count: int, agent: str, sub_agent_i
     flows_append = flows.append
     counters: list[CounterSampleView] = []
     bad = 0
-    for i in range(count):
+    i = 0
+    while i < count:
         if off + 8 > end:
             raise TruncatedError("element header runs past the end of its element", off,
                                  f"datagram/samples[{i}]")
-        if buf.startswith(_SWITCH_SAMPLE_TAG, off) and off + 216 <= end:
-            # a switch's usual sample: 128-byte sampled_header + extended_switch, 216 bytes
-            (seq, source_id, rate, pool, drops, inp, out, nrec, rtag, rlen, hp, fl, st, hlen,
-             mac_dst, mac_src, etype, vihl, tos, total, frag, ttl, proto, sip, dip, sport,
-             dport, off_ns, flags, stag, slen, src_vlan, _, dst_vlan, _
-             ) = _SWITCH_SAMPLE.unpack_from(buf, off + 8)
-            if (nrec == 2 and rtag == 1 and rlen == 144 and hlen == 128 and stag == 1001
-                    and slen == 16):
-                inp &= 0x3FFFFFFF
-                out_format, out = out >> 30, out & 0x3FFFFFFF
-                switch_view = _new(FlowSampleView, (
-                    source_id >> 24, source_id & 0xFFFFFF, seq, rate, pool, drops, inp, out,
-                    out_format, hp, fl, st, buf[off + 64 : off + 192], src_vlan, dst_vlan,
-                    False, None))
-                if hp == 1:  # keys now: the header's usual part is unpacked already
-                    keys = eth_ip4_keys(mac_dst, mac_src, etype, vihl, tos, total, frag, ttl,
-                                        proto, sip, dip, sport, dport, off_ns, flags)
-                    if keys is not None:
-                        switch_view._keys = _sample_keys(keys, inp, out, out_format, src_vlan,
-                                                         None)
-                flows_append(switch_view)
-                off += 216
+        if buf.startswith(_SWITCH_SAMPLE_TAG, off):
+            taken = _switch_samples(buf, off, min(count - i, (end - off) // 216), flows_append)
+            if taken:
+                i += taken
+                off += 216 * taken
                 continue
         tag, length = _U32x2.unpack_from(buf, off)
         off += 8
@@ -232,6 +216,7 @@ def _samples(buf: bytes, off: int, end: int, count: int, agent: str, sub_agent_i
                 f"element length {length} runs past the end of its container", off - 4,
                 f"datagram/samples[{i}]",
             )
+        i += 1
         if tag == 1 and length >= 80:
             # the switch layout: compact sample, sampled_header, then extended_switch
             (seq, source_id, rate, pool, drops, inp, out, nrec, rtag, rlen, hp, fl, st,
@@ -264,6 +249,35 @@ def _samples(buf: bytes, off: int, end: int, count: int, agent: str, sub_agent_i
         off = stop
     return _new(CollectorDatagram, (agent, sub_agent_id, sequence, uptime, flows, counters,
                                     bad))
+
+
+def _switch_samples(buf: bytes, off: int, run: int,
+                    flows_append: Callable[[FlowSampleView], None]) -> int:
+    """Up to ``run`` consecutive switch samples of the usual 216 bytes (tag and length words
+    included: a 128-byte sampled_header, then extended_switch) at ``off``, unpacked in one pass;
+    returns how many there were (the first sample of another layout ends the run)."""
+    taken = 0
+    for (tag, length, seq, source_id, rate, pool, drops, inp, out, nrec, rtag, rlen, hp, fl,
+         st, hlen, mac_dst, mac_src, etype, vihl, tos, total, frag, ttl, proto, sip, dip, sport,
+         dport, off_ns, flags, stag, slen, src_vlan, _, dst_vlan, _
+         ) in _SWITCH_SAMPLE.iter_unpack(memoryview(buf)[off : off + 216 * run]):
+        if not (tag == 1 and length == 208 and nrec == 2 and rtag == 1 and rlen == 144
+                and hlen == 128 and stag == 1001 and slen == 16):
+            break
+        inp &= 0x3FFFFFFF
+        out_format, out = out >> 30, out & 0x3FFFFFFF
+        view = _new(FlowSampleView, (
+            source_id >> 24, source_id & 0xFFFFFF, seq, rate, pool, drops, inp, out, out_format,
+            hp, fl, st, buf[off + 64 : off + 192], src_vlan, dst_vlan, False, None))
+        if hp == 1:  # keys now: the header's usual part is unpacked already
+            keys = eth_ip4_keys(mac_dst, mac_src, etype, vihl, tos, total, frag, ttl, proto,
+                                sip, dip, sport, dport, off_ns, flags)
+            if keys is not None:
+                view._keys = _sample_keys(keys, inp, out, out_format, src_vlan, None)
+        flows_append(view)
+        off += 216
+        taken += 1
+    return taken
 
 
 def _ipv6_text(raw: bytes) -> str:
