@@ -31,7 +31,7 @@ from sflowlab.clock import Clock
 from .engine import Engine, TickResult
 from .logs import RateLimitedLog
 from .shards import ShardedEngine
-from .sockets import open_udp
+from .sockets import open_udp, stop_receiving
 
 log = logging.getLogger("sflowlab.collector")
 
@@ -86,7 +86,6 @@ class Listener:
                     log.warning("event=ipv6_unavailable host=%s error=%r", host, str(e))
                     continue
                 raise
-            sock.settimeout(0.25)
             self.rcvbuf_granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             self.sockets.append(sock)
             self.ports.append(sock.getsockname()[:2])
@@ -106,9 +105,9 @@ class Listener:
                 self._spawn(self._tap_copies, conn, name="sflow-taps")
             self._spawn(self._tick_only, self.engine, name="sflow-tick")
             return
+        self._spawn(self._analyse, name="sflow-analytics")
         for sock in self.sockets:
             self._spawn(self._receive, sock, name="sflow-receive")
-        self._spawn(self._analyse, name="sflow-analytics")
 
     def queue_depth(self) -> int:
         return self._queue.qsize()
@@ -122,14 +121,9 @@ class Listener:
         put, now, stop = self._queue.put_nowait, self.clock.now, self._stop.is_set
         recv = sock.recvfrom
         while not stop():
-            try:
-                data, addr = recv(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                if stop():
-                    return
-                raise
+            data, addr = recv(65535)
+            if addr is None:
+                return  # woken by stop()
             try:
                 put((data, addr[:2], now()))
             except queue.Full:
@@ -214,8 +208,10 @@ class Listener:
                 self.engine.unlisten()
             except RuntimeError as e:  # a worker died: nothing left to close there
                 log.warning("event=unlisten_failed error=%r", str(e))
+        readers: list[threading.Thread | None] = [*self._threads[1:]]  # analytics came first
+        readers += [None] * (len(self.sockets) - len(readers))  # bound, never started
+        for sock, reader in zip(self.sockets, readers, strict=False):
+            stop_receiving(sock, reader)
         for t in self._threads:
             t.join(timeout=2.0)
-        for sock in self.sockets:
-            sock.close()
         self.sockets.clear()

@@ -53,7 +53,7 @@ from .events import Event, EventLog, LongPollLog
 from .flows import FlowSpec
 from .logs import setup_logging
 from .query import Filter, metric_result, parse_table_columns, sort_table
-from .sockets import open_udp, shard_of, shard_of_datagram, steer_by_agent
+from .sockets import open_udp, shard_of, shard_of_datagram, steer_by_agent, stop_receiving
 from .thresholds import ThresholdSpec
 
 log = logging.getLogger("sflowlab.collector")
@@ -69,7 +69,9 @@ class _Receiver:
     def __init__(self, engine: Engine, copies: Connection) -> None:
         self.engine, self._copies = engine, copies
         self.sockets: list[socket.socket] = []
+        self.readers: list[threading.Thread] = []
         self.received: list[int] = []  # per socket (each written by its own thread only)
+        self.stopping = False
         self.copying = False
         self._copy_lock = threading.Lock()
 
@@ -92,15 +94,16 @@ class _Receiver:
                 except OSError as e:
                     log.warning("event=steering_unavailable error=%r (datagrams spread by"
                                 " source address and port instead)", str(e))
-            sock.settimeout(0.25)
             granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             self.sockets.append(sock)
             bound.append(sock.getsockname()[:2])
         first = len(self.received)
         self.received.extend(0 for _ in self.sockets[first:])
         for i in range(first, len(self.sockets)):
-            threading.Thread(target=self._run, args=(self.sockets[i], i), name="sflow-receive",
-                             daemon=True).start()
+            reader = threading.Thread(target=self._run, args=(self.sockets[i], i),
+                                      name="sflow-receive", daemon=True)
+            reader.start()
+            self.readers.append(reader)
         return bound, granted
 
     def set_copies(self, on: bool) -> None:
@@ -110,22 +113,28 @@ class _Receiver:
         return sum(self.received)
 
     def unlisten(self) -> None:
-        for sock in self.sockets:
-            sock.close()
+        self.stopping = True
+        for sock, reader in zip(self.sockets, self.readers, strict=True):
+            stop_receiving(sock, reader)
 
     def _run(self, sock: socket.socket, i: int) -> None:
         recv, ingest, now = sock.recvfrom, self.engine.ingest, time.time
         received = self.received
         batch: list[tuple[bytes, tuple[str, int], float]] = []
-        while True:
+        while not self.stopping:
             try:
-                data, addr = recv(65535)
-            except TimeoutError:
+                data, addr = recv(65535, socket.MSG_DONTWAIT)
+            except BlockingIOError:  # nothing waiting: send copies, then block
                 if batch:
                     batch = self._send_copies(batch)
-                continue
+                try:
+                    data, addr = recv(65535)
+                except OSError:
+                    return
             except OSError:
-                return  # closed by unlisten
+                return
+            if addr is None:
+                return  # woken by unlisten
             received[i] += 1
             source, received_at = addr[:2], now()
             ingest(data, source, received_at)

@@ -11,10 +11,12 @@ worker, whatever source port or address family it comes from: the rule ``shard_o
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ipaddress
 import socket
 import struct
+import threading
 
 SO_ATTACH_REUSEPORT_CBPF = getattr(socket, "SO_ATTACH_REUSEPORT_CBPF", 51)  # Linux >= 4.5
 
@@ -71,4 +73,15 @@ def open_udp(host: str, port: int, rcvbuf: int, *, shared: bool = False) -> sock
     return sock
 
 
-__all__ = ["open_udp", "shard_of", "shard_of_datagram", "steer_by_agent"]
+def stop_receiving(sock: socket.socket, reader: threading.Thread | None) -> None:
+    """Wake ``reader`` blocked in ``recvfrom`` on ``sock`` (it gets ``(b"", None)``), wait for
+    it, then close the socket. Receive loops block with no timeout: one system call per
+    datagram (a timeout costs a poll and clock reads before every receive)."""
+    with contextlib.suppress(OSError):  # ENOTCONN on UDP, yet the shutdown wakes readers
+        sock.shutdown(socket.SHUT_RDWR)
+    if reader is not None:
+        reader.join(timeout=2.0)
+    sock.close()
+
+
+__all__ = ["open_udp", "shard_of", "shard_of_datagram", "steer_by_agent", "stop_receiving"]
