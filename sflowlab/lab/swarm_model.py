@@ -6,9 +6,11 @@ global counter; an update naming an older version fails with swarm's "update out
 sequence"), and tasks live like swarm's: a new task is ``starting`` for ``start_delay_s``, then
 ``running``; scale-down removes the highest slots first (desired state ``remove``: the task
 stays ``running`` until ``stop_delay_s`` has passed, then it is shut down and deleted); a
-changed task template (a different spec or ForceUpdate) replaces every slot's task (the old
-one's desired state ``shutdown``: it stays in the slot's history), a changed replica count
-alone never does. Removing a service removes its tasks the same way. Specs are stored as
+changed task template (a different spec or ForceUpdate) replaces every slot's task, a changed
+replica count alone never does. Replacement is a rolling update as swarm's default
+``UpdateConfig`` does it (stop-first; ``Parallelism`` slots at a time, default 1, 0 for all):
+the old task's desired state is ``shutdown`` (it stays in the slot's history), its
+replacement starts once it has stopped, and the next slot's turn comes once that runs. Removing a service removes its tasks the same way. Specs are stored as
 dockerd stores them (null fields dropped) and read back with or without the defaults swarm
 applies (``insertDefaults``). Task, container and service ids come from the seeded
 ``random.Random``, container names are ``service.slot.taskid``. Time and timers come from an injected ``Scheduler``.
@@ -235,6 +237,9 @@ class Task:
     state: str = "starting"
     message: str = "starting"
     started: bool = False  # the container reached running (a ContainerStarted was sent)
+    rolling: bool = (
+        False  # an update replaces it (until it stopped) or it replaces one (until it runs)
+    )
     timer: Any = field(default=None, repr=False)
 
     @property
@@ -435,6 +440,8 @@ class Swarm:
             raise ValueError("a swarm needs at least one node")
         self._services: dict[str, Service] = {}
         self._tasks: dict[str, Task] = {}
+        self._converging: set[str] = set()  # services in _reconcile (ids)
+        self._again: set[str] = set()  # services to converge once more when that returns
 
     # -- observers
 
@@ -597,6 +604,8 @@ class Swarm:
                     self._shutdown(task, "remove")
                 elif task.state == "shutdown":
                     del self._tasks[task.id]
+                else:  # replaced by a rolling update, still stopping: deleted once stopped
+                    task.desired_state, task.rolling = "remove", False
             self._emit(ServiceRemoved(service.name, service.id, self.now()))
             self._dispatch()
 
@@ -633,18 +642,43 @@ class Swarm:
         return [t for t in self._tasks.values() if t.service_id == service_id]
 
     def _reconcile(self, service: Service) -> None:
-        """Converge the service's tasks to its spec: stop the excess (highest slots first),
-        replace the tasks of an outdated template (stop first, then start), fill free slots."""
-        active = {t.slot: t for t in self._tasks_of(service.id) if t.desired_state == "running"}
-        for slot in sorted(active, reverse=True)[: max(0, len(active) - service.replicas)]:
-            self._shutdown(active.pop(slot), "remove")
+        """Converge the service's tasks to its spec (see ``_converge``); a call made while it
+        converges (a task stopping or starting at once) makes it converge once more."""
+        if service.id in self._converging:
+            self._again.add(service.id)
+            return
+        self._converging.add(service.id)
+        try:
+            self._converge(service)
+            while service.id in self._again:
+                self._again.discard(service.id)
+                self._converge(service)
+        finally:
+            self._converging.discard(service.id)
+
+    def _converge(self, service: Service) -> None:
+        """Remove the excess (highest slots first), go on with the rolling update of an
+        outdated template, fill free slots."""
+        tasks = self._tasks_of(service.id)
+        active = {t.slot: t for t in tasks if t.desired_state == "running"}
+        stopping = {t.slot: t for t in tasks if t.rolling and t.desired_state == "shutdown"}
+        occupied = sorted(set(active) | set(stopping), reverse=True)
+        for slot in occupied[: max(0, len(occupied) - service.replicas)]:
+            if slot in active:
+                self._shutdown(active.pop(slot), "remove")
+            else:
+                stopping.pop(slot).rolling = False  # no replacement
         template = service.spec["TaskTemplate"]
-        for slot, task in sorted(active.items()):
-            if task.spec != template:
-                self._shutdown(task, "shutdown")
-                self._start(service, slot)
-        free = (slot for slot in itertools.count(1) if slot not in active)
-        for _ in range(service.replicas - len(active)):
+        outdated = [t for _, t in sorted(active.items()) if t.spec != template and not t.rolling]
+        in_flight = len(stopping) + sum(1 for t in active.values() if t.rolling)
+        parallelism = service.spec.get("UpdateConfig", {}).get("Parallelism", 1)
+        budget = len(outdated) if not parallelism else max(0, parallelism - in_flight)
+        for task in outdated[:budget]:
+            task.rolling = True
+            stopping[active.pop(task.slot).slot] = task
+            self._shutdown(task, "shutdown")  # its replacement starts once it has stopped
+        free = (slot for slot in itertools.count(1) if slot not in active and slot not in stopping)
+        for _ in range(service.replicas - len(active) - len(stopping)):
             self._start(service, next(free))
 
     def _place(self, service_id: str) -> Node:
@@ -658,7 +692,7 @@ class Swarm:
             ),
         )
 
-    def _start(self, service: Service, slot: int) -> None:
+    def _start(self, service: Service, slot: int, rolling: bool = False) -> None:
         now = self.now()
         task = Task(
             id=self._new_id(),
@@ -671,6 +705,7 @@ class Swarm:
             created_at=now,
             updated_at=now,
             version=self._bump(),
+            rolling=rolling,
         )
         self._tasks[task.id] = task
         if self.start_delay_s <= 0:
@@ -694,6 +729,9 @@ class Swarm:
         self._set_state(task, "running", "started", now)
         task.started = True
         self._emit(ContainerStarted(**task.event_fields(now)))
+        if task.rolling:  # a replacement runs: the rolling update goes on
+            task.rolling = False
+            self._reconcile(self._services[task.service_id])
 
     def _shutdown(self, task: Task, desired: str) -> None:
         """Desire ``shutdown`` (kept in the slot's history once stopped) or ``remove`` (deleted
@@ -719,6 +757,9 @@ class Swarm:
         if task.desired_state == "remove":
             del self._tasks[task.id]
             return
+        if task.rolling:  # replaced by a rolling update: its replacement starts
+            task.rolling = False
+            self._start(self._services[task.service_id], task.slot, rolling=True)
         history = sorted(
             (
                 t

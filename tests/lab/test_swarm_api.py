@@ -283,6 +283,93 @@ def test_a_new_image_replaces_every_task(sim: tuple[SimClock, Swarm, Recorder]) 
     ]
 
 
+def stops_and_starts(rec: Recorder, image: str) -> tuple[list[Any], list[Any]]:
+    return (
+        [(e.slot, e.at) for e in rec.of(ContainerStopped)],
+        [(e.slot, e.at) for e in rec.of(ContainerStarted) if e.image == image],
+    )
+
+
+def test_a_new_template_rolls_one_slot_at_a_time_stop_first(
+    sim: tuple[SimClock, Swarm, Recorder],
+) -> None:
+    clock, swarm, rec = sim  # tasks start in 2 s, stop in 1 s
+    service = swarm.create_service(apache_spec(replicas=3))
+    clock.advance_to(1002.0)
+    swarm.update_service("apache", service.version, apache_spec(replicas=3, image="httpd:2.5"))
+    running = []
+    for t in range(1003, 1013):
+        clock.advance_to(float(t))
+        running.append(len(swarm.running("apache")))
+    assert running == [2] * 8 + [3, 3]  # one slot at a time is out of service
+    # each slot's replacement starts once the old task stopped, the next slot's turn once it runs
+    assert stops_and_starts(rec, "httpd:2.5") == (
+        [(1, 1003.0), (2, 1006.0), (3, 1009.0)],
+        [(1, 1005.0), (2, 1008.0), (3, 1011.0)],
+    )
+    assert [(t.slot, t.image, t.desired_state) for t in swarm.tasks()] == [
+        (1, "httpd:2.4", "shutdown"),
+        (1, "httpd:2.5", "running"),
+        (2, "httpd:2.4", "shutdown"),
+        (2, "httpd:2.5", "running"),
+        (3, "httpd:2.4", "shutdown"),
+        (3, "httpd:2.5", "running"),
+    ]
+
+
+def test_parallelism_zero_replaces_all_at_once_and_a_scale_down_mid_roll_ends_it(
+    sim: tuple[SimClock, Swarm, Recorder],
+) -> None:
+    clock, swarm, rec = sim
+    service = swarm.create_service(apache_spec(replicas=3))
+    clock.advance_to(1002.0)
+    spec = {**apache_spec(replicas=3, image="httpd:2.5"), "UpdateConfig": {"Parallelism": 0}}
+    swarm.update_service("apache", service.version, spec)
+    clock.advance_to(1010.0)
+    assert stops_and_starts(rec, "httpd:2.5") == (
+        [(1, 1003.0), (2, 1003.0), (3, 1003.0)],
+        [(1, 1005.0), (2, 1005.0), (3, 1005.0)],
+    )
+    swarm.update_service("apache", service.version, apache_spec(replicas=3, image="httpd:2.6"))
+    clock.advance_to(1010.5)  # slot 1 is stopping for its replacement: scale to 1
+    swarm.scale("apache", 1)
+    clock.advance_to(1020.0)
+    assert [(t.slot, t.image) for t in swarm.running("apache")] == [(1, "httpd:2.6")]
+    assert [t.slot for t in swarm.tasks() if t.desired_state != "shutdown"] == [1]
+    swarm.update_service("apache", swarm.service("apache").version, apache_spec(image="httpd:2.7"))
+    clock.advance_to(1020.5)  # the last task is stopping for its replacement: scale to 0
+    swarm.scale("apache", 0)
+    clock.advance_to(1030.0)
+    assert swarm.running("apache") == []
+    assert not [e for e in rec.of(ContainerStarted) if e.image == "httpd:2.7"]
+
+
+def test_removing_a_service_mid_roll_forgets_every_task(
+    sim: tuple[SimClock, Swarm, Recorder],
+) -> None:
+    clock, swarm, rec = sim
+    service = swarm.create_service(apache_spec(replicas=2))
+    clock.advance_to(1002.0)
+    swarm.update_service("apache", service.version, apache_spec(replicas=2, image="httpd:2.5"))
+    clock.advance_to(1002.5)  # slot 1's old task is stopping
+    swarm.remove_service("apache")
+    clock.advance_to(1010.0)
+    assert swarm.tasks() == []
+    assert not [e for e in rec.of(ContainerStarted) if e.image == "httpd:2.5"]
+
+
+def test_without_delays_a_rolling_update_completes_at_once() -> None:
+    swarm = Swarm(SimClock(start=1000.0), random.Random(7), NODES, start_delay_s=0, stop_delay_s=0)
+    service = swarm.create_service(apache_spec(replicas=3))
+    swarm.update_service("apache", service.version, apache_spec(replicas=3, image="httpd:2.5"))
+    assert [(t.slot, t.image) for t in swarm.running("apache")] == [
+        (1, "httpd:2.5"),
+        (2, "httpd:2.5"),
+        (3, "httpd:2.5"),
+    ]
+    assert len(swarm.tasks()) == 6
+
+
 def test_task_history_keeps_five_tasks_per_slot(sim: tuple[SimClock, Swarm, Recorder]) -> None:
     clock, swarm, _ = sim
     swarm.create_service(apache_spec())
