@@ -84,10 +84,7 @@ class Forwarder:
     def __call__(self, data: bytes, source: tuple[str, int], received_at: float) -> None:
         """The listener tap: send ``data`` to every destination."""
         for dest in self.destinations.values():  # replaced, never mutated: safe to iterate
-            family = socket.AF_INET6 if ":" in dest.address else socket.AF_INET
-            sock = self._sockets.get(family)
-            if sock is None:
-                sock = self._sockets[family] = socket.socket(family, socket.SOCK_DGRAM)
+            sock = self._socket(socket.AF_INET6 if ":" in dest.address else socket.AF_INET)
             try:
                 sock.sendto(data, (dest.address, dest.port))
                 self.sent += 1
@@ -97,7 +94,18 @@ class Forwarder:
                     log.warning("event=forward_failed dest=%s:%d errors=%d error=%r",
                                 dest.address, dest.port, self.errors, str(e))
 
+    def _socket(self, family: int) -> socket.socket:
+        """The family's socket, made once (sharded listeners tap from one thread per worker)."""
+        sock = self._sockets.get(family)
+        if sock is None:
+            with self._lock:
+                sock = self._sockets.get(family)
+                if sock is None:
+                    sock = self._sockets[family] = socket.socket(family, socket.SOCK_DGRAM)
+        return sock
+
     def close(self) -> None:
-        for sock in self._sockets.values():
-            sock.close()
-        self._sockets.clear()
+        with self._lock:
+            for sock in self._sockets.values():
+                sock.close()
+            self._sockets.clear()

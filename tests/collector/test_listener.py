@@ -86,3 +86,4 @@ def test_sharded_listener_ticks_workers_and_copies_to_active_taps() -> None:
         listener.stop()
         engine.close()
         forwarder.close()
+        forwarder.close()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
+import unittest.mock
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +47,32 @@ def test_forwarder_sends_to_each_destination_and_counts_errors() -> None:
         assert a.recv(100) == b"sflow" and b.recv(100) == b"sflow"
     assert (fwd.sent, fwd.errors) == (2, 0)
     fwd.close()
+
+
+def test_forwarder_taps_from_many_threads_share_one_socket() -> None:
+    """Sharded listeners tap from one thread per worker: no socket is made twice (and leaked)."""
+    fwd = Forwarder()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        fwd.set("peer", Destination(*peer.getsockname()))
+        made: list[socket.socket] = []
+        real_socket = socket.socket
+
+        def slow_socket(*args: Any) -> socket.socket:
+            time.sleep(0.05)  # widen the window between the lookup and the store
+            made.append(real_socket(*args))
+            return made[-1]
+
+        with unittest.mock.patch("socket.socket", slow_socket):
+            threads = [threading.Thread(target=fwd, args=(b"x", ("10.0.0.1", 6343), 0.0))
+                       for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=10)
+        assert len(made) == 1 and fwd.sent == 4
+    fwd.close()
+    assert made[0].fileno() == -1  # closed
 
 
 @pytest.mark.parametrize("obj", [{"address": "x", "port": 1}, {"address": "127.0.0.1", "port": 0},
