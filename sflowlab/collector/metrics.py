@@ -78,6 +78,9 @@ class RecordSpec:
     gauges: tuple[tuple[str, str], ...] = ()
     rates: tuple[tuple[str, str], ...] = ()
     derive: Derive | None = None
+    static: bool = False
+    """No rates and a derive that ignores the previous sample: the same record object again
+    (the codec reuses descriptive records that repeat byte for byte) changes nothing."""
     _gauges: tuple[tuple[int, str], ...] = field(default=(), init=False)
     _rates: tuple[tuple[int, str, int], ...] = field(default=(), init=False)
 
@@ -227,8 +230,8 @@ RECORDS: dict[type, RecordSpec] = {
             rates=tuple((f, f.replace("_", "")) for f in _IF_RATES), derive=_if_derive),
         EthernetCounters: RecordSpec(
             rates=tuple((f"dot3_stats_{f}", f"eth_{m}") for f, m in _ETH)),
-        PortName: RecordSpec(gauges=(("name", "ifname"),)),
-        HostDescr: RecordSpec(derive=_descr_derive),
+        PortName: RecordSpec(gauges=(("name", "ifname"),), static=True),
+        HostDescr: RecordSpec(derive=_descr_derive, static=True),
         HostCpu: RecordSpec(
             gauges=tuple((f, f) for f in ("load_one", "load_five", "load_fifteen", "proc_run",
                                           "proc_total", "cpu_num", "cpu_speed", "uptime")),
@@ -319,6 +322,8 @@ class MetricTable:
                 continue
             last = ds.prev.get(cls)
             prev, dt_s = None, 0.0
+            if last is not None and last[0] is rec and spec.static:
+                continue
             if last is not None:
                 prev, dt_s = last[0], (uptime_ms - last[1]) / 1000.0
                 if dt_s <= 0:
