@@ -19,7 +19,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Namespace", "VethPair", "namespace", "unavailable_reason", "veth_pair"]
@@ -60,6 +60,7 @@ class Namespace:
     """A named network namespace: run commands in it, open sockets in it."""
 
     name: str
+    _started: list[subprocess.Popen[Any]] = field(default_factory=list, compare=False, repr=False)
 
     def ip(self, *args: str) -> None:
         """``ip -n NAME ARGS...``; raises RuntimeError with ip's message on failure."""
@@ -74,7 +75,9 @@ class Namespace:
 
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         """Start a process inside the namespace (ended at teardown if still running)."""
-        return subprocess.Popen(self.command(argv), **kwargs)
+        process = subprocess.Popen(self.command(argv), **kwargs)
+        self._started.append(process)
+        return process
 
     def socket(self, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM) -> socket.socket:
         """A socket created inside this namespace (sockets keep their namespace for life)."""
@@ -96,15 +99,22 @@ class Namespace:
         return result[0]
 
     def pids(self) -> list[int]:
-        done = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run(
+            ["ip", "netns", "pids", self.name], capture_output=True, text=True, check=False
+        )
         return [int(p) for p in done.stdout.split()]
 
 
 def _end_processes(ns: Namespace) -> None:
+    """Kill what runs inside, and what ``popen`` started that may not have entered it yet
+    (``ip netns exec`` joins the namespace only after it started)."""
     for pid in ns.pids():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    for process in ns._started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 @contextlib.contextmanager
@@ -133,8 +143,9 @@ class VethPair:
 
 
 @contextlib.contextmanager
-def veth_pair(a_cidr: str = "10.199.0.1/24", b_cidr: str = "10.199.0.2/24",
-              prefix: str = "sfl") -> Iterator[VethPair]:
+def veth_pair(
+    a_cidr: str = "10.199.0.1/24", b_cidr: str = "10.199.0.2/24", prefix: str = "sfl"
+) -> Iterator[VethPair]:
     """Two fresh namespaces joined by a veth pair with the given addresses (IPv4 or IPv6).
 
     IPv6 addresses are added with ``nodad`` so they are usable at once.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -18,6 +20,13 @@ def _need_namespaces() -> None:
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"condition not met within {timeout_s} s"
+        time.sleep(0.01)
 
 
 def names() -> set[str]:
@@ -49,10 +58,17 @@ def test_udp_between_the_pair_through_namespaced_sockets(a_cidr: str, b_cidr: st
 def test_teardown_after_a_failure_ends_processes_and_removes_the_namespace() -> None:
     with pytest.raises(RuntimeError, match="boom"), namespace("sfltest") as ns:
         sleeper = ns.popen([sys.executable, "-c", "import time; time.sleep(300)"])
-        assert ns.pids() == [sleeper.pid]
+        wait_for(lambda: ns.pids() == [sleeper.pid])  # once ip netns exec has joined it
         raise RuntimeError("boom")
     assert sleeper.wait(timeout=10) != 0  # killed by the teardown
     assert ns.name not in names()
+
+
+def test_a_process_started_just_before_teardown_is_ended_too() -> None:
+    """Even one whose ``ip netns exec`` has not joined the namespace yet."""
+    with namespace() as ns:
+        late = ns.popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    assert late.returncode == -9  # killed and reaped by the teardown
 
 
 def test_ip_errors_carry_ip_s_message() -> None:
