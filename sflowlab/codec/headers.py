@@ -98,6 +98,16 @@ def _ip4_text(raw: bytes) -> str:
     return text
 
 
+def _address_keys(dst: bytes, src: bytes, sip: bytes, dip: bytes) -> dict[str, int | str]:
+    """The address keys of the usual layout, any not yet cached computed and remembered."""
+    return {
+        "macdestination": _mac_texts.get(dst) or _mac_text(dst),
+        "macsource": _mac_texts.get(src) or _mac_text(src),
+        "ipsource": _ip4_texts.get(sip) or _ip4_text(sip),
+        "ipdestination": _ip4_texts.get(dip) or _ip4_text(dip),
+    }
+
+
 def decode_header(header_protocol: int, data: bytes) -> dict[str, int | str]:
     """Flow keys of a sampled header; ``{}`` for protocols other than 1, 11 and 12."""
     if header_protocol == 1:
@@ -130,10 +140,13 @@ def eth_ip4_keys(
             or (proto != IPPROTO_TCP and proto != IPPROTO_UDP)):
         return None
     keys = (_TCP_KEYS if proto == IPPROTO_TCP else _UDP_KEYS).copy()
-    keys["macdestination"] = _mac_texts.get(dst) or _mac_text(dst)
-    keys["macsource"] = _mac_texts.get(src) or _mac_text(src)
-    keys["ipsource"] = _ip4_texts.get(sip) or _ip4_text(sip)
-    keys["ipdestination"] = _ip4_texts.get(dip) or _ip4_text(dip)
+    try:  # subscripts: cheaper than get() calls when the addresses are known, as they mostly are
+        keys["macdestination"] = _mac_texts[dst]
+        keys["macsource"] = _mac_texts[src]
+        keys["ipsource"] = _ip4_texts[sip]
+        keys["ipdestination"] = _ip4_texts[dip]
+    except KeyError:
+        keys.update(_address_keys(dst, src, sip, dip))
     keys["iptos"] = IP_TOS[tos]
     keys["ipdscp"] = tos >> 2
     keys["ipecn"] = tos & 3

@@ -248,6 +248,25 @@ def test_fast_layout_matches_the_general_walk(protocol: int, data: bytes) -> Non
     assert decode_header(protocol, data) == general
 
 
+@pytest.mark.parametrize("limit", [1, 2, 1 << 14])
+def test_address_texts_are_right_whether_cached_or_not(monkeypatch: pytest.MonkeyPatch,
+                                                       limit: int) -> None:
+    """Fresh caches, and caches so small they start again within one header."""
+    monkeypatch.setattr(headers, "_mac_texts", {})
+    monkeypatch.setattr(headers, "_ip4_texts", {})
+    monkeypatch.setattr(headers, "_CACHE_LIMIT", limit)
+    packets = [Packet(MAC_A, MAC_B, "10.0.0.1", "192.168.7.9", TCP, 1, 2),
+               Packet(MAC_B, MAC_A, "192.168.7.9", "10.0.0.1", UDP, 2, 1),
+               Packet(MAC_A, "02:42:ac:11:00:02", "10.0.0.1", "10.0.0.3", TCP, 3, 4)]
+    for _ in range(2):  # first unknown, then (if the limit allows) remembered
+        for packet in packets:
+            data = packet.header(128)
+            general: dict = {}
+            headers._ethernet(data, general)
+            assert decode_header(1, data) == general
+            assert len(headers._mac_texts) <= limit and len(headers._ip4_texts) <= limit
+
+
 TSHARK_FIELDS = {  # tshark field -> our key and how tshark's text reads as our value
     "eth.src": ("macsource", lambda t: t.replace(":", "").upper()),
     "eth.dst": ("macdestination", lambda t: t.replace(":", "").upper()),
