@@ -60,6 +60,31 @@ def test_bytes_rate_follows_the_documented_smoothing_formula() -> None:
     assert fe.flow_value(A2, "pair", "10.0.0.1,10.0.0.2", 3.0) == 0.0
 
 
+def test_a_datagrams_samples_count_as_if_ingested_one_by_one() -> None:
+    """ingest_all (one datagram, one time) gives what per-sample ingest gives, for the
+    generated rate loop (a key repeated within the datagram, a filter, a key function,
+    a numeric value) and for the general path (logging, avg)."""
+    specs = {"pair": {"keys": "ipsource,ipdestination", "value": "bytes", "t": 2},
+             "web": {"keys": "null:vlan:none", "value": "ipbytes", "filter": "tcpdestinationport=80"},
+             "logged": {"keys": "ipsource", "value": "frames", "log": True},
+             "avg": {"keys": "ipdestination", "value": "avg:ipbytes"}}
+    batch = [view(), view(rate=50), view("10.0.0.3", dport=443, ds=6), view(length=200, ds=6)]
+    one, many = engine(), engine()
+    for fe in (one, many):
+        for name, spec in specs.items():
+            fe.define(name, FlowSpec.from_json(spec))
+    for now in (1.0, 2.5):
+        for sample in batch:
+            one.ingest(A1, sample, now)
+        many.ingest_all(A1, batch, now)
+    for name in specs:
+        expected = sorted(one.flow_values(name, 3.0))
+        assert expected and all(
+            got[:3] == want[:3] and got[3] == pytest.approx(want[3], rel=1e-12)
+            for got, want in zip(sorted(many.flow_values(name, 3.0)), expected, strict=True))
+    assert [r["flowKeys"] for r in one.tick(60.0)] == [r["flowKeys"] for r in many.tick(60.0)]
+
+
 def test_steady_stream_averages_to_its_true_rate() -> None:
     # 10 samples/s of 500-byte frames at 1-in-64: 320,000 B/s; the smoothed rate, averaged
     # over a period once settled, equals it (the EWMA keeps the integral of the input).
