@@ -1,10 +1,11 @@
 """Fixtures for the tests against a real Docker engine (marker ``docker``).
 
-- ``real_engine`` (session): a docker SDK client of the engine at ``$DOCKER_HOST`` (default
+- ``real_engine`` (module): a docker SDK client of the engine at ``$DOCKER_HOST`` (default
   the local socket) in swarm mode, with the test image built. Skips, saying why, when no
-  engine answers (``ci/start_dockerd.sh`` starts one) or no static busybox is installed. A
-  swarm it had to initialise it leaves again at the end; services and containers it made
-  (label ``sflowlab.live=1``) are removed after each test.
+  engine answers (``ci/start_dockerd.sh`` starts one) or no static busybox is installed.
+  Test sessions on one machine take turns on the engine (``engine_lock``, from setup to
+  teardown). A swarm it had to initialise it leaves again at the end; services and
+  containers it made (label ``sflowlab.live=1``) are removed after each test.
 - ``endpoint``: parametrised over ``real`` (that engine) and ``double`` (the swarm double on a
   SimClock, served over HTTP): the same docker SDK calls run against both.
 """
@@ -32,6 +33,7 @@ from live_helpers import (
     POLL_S,
     Endpoint,
     build_context,
+    engine_lock,
     is_static_elf,
     remove_labelled,
 )
@@ -60,7 +62,10 @@ def engine_problem(url: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+ENGINE_WAIT_S = 120.0  # how long a session waits for another one to finish with the engine
+
+
+@pytest.fixture(scope="module")
 def real_engine() -> Iterator[docker.DockerClient]:
     problem = engine_problem(DOCKER_URL)
     if problem:
@@ -69,22 +74,25 @@ def real_engine() -> Iterator[docker.DockerClient]:
     if not BUSYBOX.is_file() or not is_static_elf(BUSYBOX):
         pytest.skip(f"{BUSYBOX} is not a static busybox (install busybox-static) to build "
                     f"{IMAGE} from")
-    client = docker.DockerClient(base_url=DOCKER_URL, version="auto", timeout=30)
-    client.images.build(fileobj=build_context(), custom_context=True, tag=IMAGE, rm=True)
-    swarm = client.info()["Swarm"]
-    joined = swarm["LocalNodeState"] != "active"
-    if joined:
-        client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
-    elif not swarm.get("ControlAvailable"):
-        pytest.skip(f"the engine at {DOCKER_URL} is in a swarm but not a manager")
-    remove_labelled(client, wait_s=15)  # left by an interrupted run
-    try:
-        yield client
-    finally:
-        remove_labelled(client, wait_s=15)
-        if joined:
-            client.swarm.leave(force=True)
-        client.close()
+    with engine_lock(ENGINE_WAIT_S):
+        client = docker.DockerClient(base_url=DOCKER_URL, version="auto", timeout=30)
+        try:
+            client.images.build(fileobj=build_context(), custom_context=True, tag=IMAGE, rm=True)
+            swarm = client.info()["Swarm"]
+            joined = swarm["LocalNodeState"] != "active"
+            if joined:
+                client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+            elif not swarm.get("ControlAvailable"):
+                pytest.skip(f"the engine at {DOCKER_URL} is in a swarm but not a manager")
+            remove_labelled(client, wait_s=15)  # left by an interrupted run
+            try:
+                yield client
+            finally:
+                remove_labelled(client, wait_s=15)
+                if joined:
+                    client.swarm.leave(force=True)
+        finally:
+            client.close()
 
 
 @pytest.fixture(params=["real", "double"])

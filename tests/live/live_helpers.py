@@ -1,6 +1,6 @@
 """Helpers for the tests against a real Docker engine: the test image's build context, waiting
-for a condition, the labelled leftovers' cleanup, and ``Endpoint`` (an engine the docker SDK
-talks to). The fixtures are in conftest.py.
+for a condition, the labelled leftovers' cleanup, taking turns on the engine (``engine_lock``),
+and ``Endpoint`` (an engine the docker SDK talks to). The fixtures are in conftest.py.
 
 The image is built here, not pulled: ``FROM scratch`` with Debian's static busybox serving
 HTTP (``busybox httpd -f -p 80``), STOPSIGNAL SIGKILL (busybox as PID 1 ignores SIGTERM, and
@@ -9,12 +9,15 @@ swarm would wait the 10 s grace period for every stopped task).
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import struct
 import tarfile
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -36,6 +39,7 @@ STOPSIGNAL SIGKILL
 CMD ["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/www"]
 """
 POLL_S = 0.05  # how often a wait on the real engine looks again
+ENGINE_LOCK = Path(tempfile.gettempdir()) / "sflowlab-live.lock"
 
 
 def is_static_elf(path: Path) -> bool:
@@ -78,14 +82,37 @@ def wait_for(what: str, check: Callable[[], T], settle: Callable[[], None],
 
 def remove_labelled(client: docker.DockerClient, wait_s: float | None = None) -> None:
     """Remove the services the tests made; with ``wait_s``, wait until their containers are
-    gone (between tests that would cost about 1.5 s each: swarm reaps them asynchronously)."""
+    gone (between tests that would cost about 1.5 s each: swarm reaps them asynchronously, so
+    they are listed with one call: ``containers.list`` inspects each, racing the reaper)."""
     for service in client.services.list(filters={"label": LABEL_FILTER}):
         service.remove()
     if wait_s is None:
         return
     wait_for("the test containers to go",
-             lambda: not client.containers.list(all=True, filters={"label": LABEL_FILTER}),
+             lambda: not client.api.containers(all=True, filters={"label": LABEL_FILTER}),
              lambda: time.sleep(POLL_S), wait_s)
+
+
+@contextmanager
+def engine_lock(timeout_s: float, path: Path = ENGINE_LOCK) -> Iterator[None]:
+    """The engine to this test session alone: sessions on one machine take turns (an exclusive
+    ``flock``, waited for up to ``timeout_s``), since one session's cleanup removes the other's
+    services and the one that initialised the swarm leaves it at its end."""
+    with path.open("a") as lock:
+
+        def taken() -> bool:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        wait_for("another test session to finish with the engine", taken,
+                 lambda: time.sleep(POLL_S), timeout_s)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass

@@ -185,16 +185,26 @@ def test_scaling_down_removes_the_highest_slot_s_task(endpoint: Endpoint) -> Non
         t["ID"] for t in client.api.tasks(filters={"service": NAME})] == [tasks[0]["ID"]])
 
 
-def test_the_sdk_s_service_scale_replaces_the_running_task(endpoint: Endpoint) -> None:
+def test_the_sdk_s_service_scale_replaces_the_running_tasks_one_at_a_time(
+        endpoint: Endpoint) -> None:
     """Why SwarmServices does not use it: ``Service.scale`` posts back the spec it read with
-    ``insertDefaults=true``; the template changed, so swarm replaces the running task."""
+    ``insertDefaults=true``; the template changed, so swarm replaces the running tasks, as
+    its default UpdateConfig says: one slot at a time, the old task stopped first."""
     client = endpoint.client
-    create(client)
-    (task,) = endpoint.wait_for("one running task", lambda: running_tasks(client, 1))
-    client.services.get(NAME).scale(2)
-    tasks = endpoint.wait_for("two running tasks", lambda: running_tasks(client, 2))
-    assert task["ID"] not in {t["ID"] for t in tasks}
-    assert [t["Spec"]["RestartPolicy"]["Condition"] for t in tasks] == ["any", "any"]
+    create(client, replicas=2)
+    old = endpoint.wait_for("two running tasks", lambda: running_tasks(client, 2))
+    client.services.get(NAME).scale(3)
+    serving: list[set[int]] = []  # slots 1 and 2 with a running task meant to run, each look
+
+    def three_new() -> list[dict[str, Any]] | None:
+        tasks = client.api.tasks(filters={"service": NAME, "desired-state": "running"})
+        serving.append({t["Slot"] for t in tasks if t["Status"]["State"] == "running"} & {1, 2})
+        new = running_tasks(client, 3)
+        return new if new and not {t["ID"] for t in old} & {t["ID"] for t in new} else None
+
+    tasks = endpoint.wait_for("three new running tasks", three_new)
+    assert all(serving) and {1} in serving and {2} in serving
+    assert [t["Spec"]["RestartPolicy"]["Condition"] for t in tasks] == ["any"] * 3
 
 
 # -- the ELB drives the real swarm ---------------------------------------------------------------
