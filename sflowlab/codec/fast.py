@@ -272,8 +272,13 @@ def _switch_samples(buf: bytes, off: int, run: int,
         if hp == 1:  # keys now: the header's usual part is unpacked already
             keys = eth_ip4_keys(mac_dst, mac_src, etype, vihl, tos, total, frag, ttl, proto,
                                 sip, dip, sport, dport, off_ns, flags)
-            if keys is not None:
-                view._keys = _sample_keys(keys, inp, out, out_format, src_vlan, None)
+            if keys is not None:  # _sample_keys inline: an untagged header, no drop reason
+                keys["inputifindex"] = inp
+                keys["outputifindex"] = out if out_format == OUTPUT_IFINDEX else (
+                    _OUTPUT_KEYS.get(out_format, out))
+                if src_vlan <= _MAX_VLAN:
+                    keys["vlan"] = src_vlan
+                view._keys = keys
         flows_append(view)
         off += 216
         taken += 1
