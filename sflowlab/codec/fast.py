@@ -49,7 +49,6 @@ _COUNTERS = struct.Struct(">2I")  # compact counters sample before its record li
 _COUNTERS_X = struct.Struct(">3I")
 _FLOW_HEADER = struct.Struct(">8I2I4I")  # compact flow sample + sampled_header's fixed part
 _SWITCH = struct.Struct(">2I4I")  # extended_switch with its tag and length
-_SWITCH_SAMPLE_TAG = struct.pack(">II", 1, 208)  # flow_sample, 208-byte body
 # the whole sample when the header has 128 bytes, the header's usual first 48 bytes unpacked
 _SWITCH_SAMPLE = struct.Struct(">2I8I2I4I" + ETH_IP4_L4 + "80x2I4I")
 _ALL_ONES = 0xFFFFFFFF
@@ -202,13 +201,13 @@ def _samples(buf: bytes, off: int, end: int, count: int, agent: str, sub_agent_i
         if off + 8 > end:
             raise TruncatedError("element header runs past the end of its element", off,
                                  f"datagram/samples[{i}]")
-        if buf.startswith(_SWITCH_SAMPLE_TAG, off):
+        tag, length = _U32x2.unpack_from(buf, off)
+        if tag == 1 and length == 208:  # maybe a run of switch samples of the usual layout
             taken = _switch_samples(buf, off, min(count - i, (end - off) // 216), flows_append)
             if taken:
                 i += taken
                 off += 216 * taken
                 continue
-        tag, length = _U32x2.unpack_from(buf, off)
         off += 8
         stop = off + length
         if stop > end:
