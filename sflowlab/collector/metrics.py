@@ -81,8 +81,8 @@ class RecordSpec:
     static: bool = False
     """No rates and a derive that ignores the previous sample: the same record object again
     (the codec reuses descriptive records that repeat byte for byte) changes nothing."""
-    _gauges: tuple[tuple[int, str], ...] = field(default=(), init=False)
     _rates: tuple[tuple[int, str, int], ...] = field(default=(), init=False)
+    _update: Derive | None = field(default=None, init=False)
 
     def compile(self, cls: type) -> RecordSpec:
         fields = list(cls._fields)  # type: ignore[attr-defined]
@@ -92,28 +92,42 @@ class RecordSpec:
             sizes = [getattr(m, "size", 0) for m in hints[name].__metadata__]
             return 1 << (8 * max(sizes))
 
-        object.__setattr__(self, "_gauges", tuple((fields.index(f), m) for f, m in self.gauges))
-        object.__setattr__(self, "_rates",
-                           tuple((fields.index(f), m, width(f)) for f, m in self.rates))
+        rates = tuple((fields.index(f), m, width(f)) for f, m in self.rates)
+        object.__setattr__(self, "_rates", rates)
+        object.__setattr__(self, "_update", self._generate(
+            [(fields.index(f), m) for f, m in self.gauges], rates))
         return self
 
-    def update(self, rec: Any, prev: Any, dt_s: float, out: dict[str, Value], ds_type: int) -> None:
-        for i, name in self._gauges:
-            out[name] = rec[i]
-        if prev is not None and dt_s > 0:
-            rates = []
-            for i, name, mod in self._rates:
-                delta = rec[i] - prev[i]
-                if delta < 0:
-                    if mod > 0xFFFFFFFF + 1:
-                        prev = None  # a 64-bit counter went back: discontinuity
-                        break
-                    delta += mod
-                rates.append((name, delta / dt_s))
-            else:
-                out.update(rates)
+    def _generate(self, gauges: list[tuple[int, str]],
+                  rates: tuple[tuple[int, str, int], ...]) -> Derive:
+        """``update`` as straight-line code: gauges copied; with a previous sample and time
+        elapsed, every counter's delta (a 32-bit one wraps, a 64-bit one going back is a
+        discontinuity: no rates at all) and then the rates; then ``derive``."""
+        lines = ["def update(rec, prev, dt_s, out, ds_type):"]
+        lines += [f"    out[{name!r}] = rec[{i}]" for i, name in gauges]
+        if rates:
+            lines += ["    if prev is not None and dt_s > 0:", "        whole = True"]
+            for n, (i, _, mod) in enumerate(rates):
+                lines.append(f"        d{n} = rec[{i}] - prev[{i}]")
+                lines.append(f"        if d{n} < 0:")
+                lines.append(f"            d{n} += {mod}" if mod <= 1 << 32 else
+                             "            whole = False")
+            lines.append("        if whole:")
+            lines += [f"            out[{name!r}] = d{n} / dt_s"
+                      for n, (_, name, _) in enumerate(rates)]
+            lines += ["        else:", "            prev = None"]
         if self.derive is not None:
-            self.derive(rec, prev if dt_s > 0 else None, dt_s, out, ds_type)
+            lines.append("    derive(rec, prev if dt_s > 0 else None, dt_s, out, ds_type)")
+        else:
+            lines.append("    return None")
+        env: dict[str, Any] = {"derive": self.derive}
+        exec("\n".join(lines), env)  # noqa: S102 - source built from the declaration only
+        update: Derive = env["update"]
+        return update
+
+    def update(self, rec: Any, prev: Any, dt_s: float, out: dict[str, Value], ds_type: int) -> None:
+        assert self._update is not None, "RecordSpec used before compile()"
+        self._update(rec, prev, dt_s, out, ds_type)
 
 
 def _if_derive(rec: IfCounters, prev: Any, dt_s: float, out: dict[str, Value], _: int) -> None:
