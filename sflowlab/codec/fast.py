@@ -5,11 +5,11 @@ sample fields, the first ``sampled_header`` and the first ``extended_switch`` (e
 flow record is skipped by its length), and whose counter samples carry their records decoded
 by the compiled decoders. ``FlowSampleView.keys()`` gives the flow keys.
 
-Speed (``bench/bench_decode.py``): a switch's usual 216-byte sample (a 128-byte sampled_header
-then extended_switch) is read with one precompiled struct that also unpacks the header's usual
-Ethernet/IPv4/TCP-or-UDP part, so its keys are built right there (any other sample's keys are
-parsed on the first ``keys()`` call); other flow layouts go the general way (``_flow_sample``),
-which gives the same result. Counter record lists go through ``_shapes.ShapeCache``: one struct
+Speed (``bench/bench_decode.py``): a switch's usual 216-byte samples (a 128-byte
+sampled_header then extended_switch) are read a run at a time by one precompiled struct that
+also unpacks the header's usual Ethernet/IPv4/TCP-or-UDP part, so their keys are built right
+there (any other sample's keys are parsed on the first ``keys()`` call); other flow layouts go
+the general way (``_flow_sample``), which gives the same result. Counter record lists go through ``_shapes.ShapeCache``: one struct
 per layout an agent repeats, descriptive records decoded once per distinct bytes. Plain
 functions and locals, no per-field objects: the shape a compiler (mypyc, Cython) could take,
 though most of the time left is building the objects themselves (dicts, tuples, ints).
