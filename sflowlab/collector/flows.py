@@ -282,7 +282,8 @@ def _rate_ingester(flow: _CompiledFlow) -> Callable[[list[Row], float, int], Non
         "        else:",
         f"            entry.a += {quantity} * inv_t",
     ]
-    exec("\n".join(lines), env)  # noqa: S102 - source built above from compiled keys only
+    code = compile("\n".join(lines), f"<flow {flow.name}>", "exec")  # named for profiles
+    exec(code, env)  # noqa: S102 - source built above from compiled keys only
     ingest: Callable[[list[Row], float, int], None] = env["ingest"]
     return ingest
 

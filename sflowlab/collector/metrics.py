@@ -95,10 +95,10 @@ class RecordSpec:
         rates = tuple((fields.index(f), m, width(f)) for f, m in self.rates)
         object.__setattr__(self, "_rates", rates)
         object.__setattr__(self, "_update", self._generate(
-            [(fields.index(f), m) for f, m in self.gauges], rates))
+            cls.__name__, [(fields.index(f), m) for f, m in self.gauges], rates))
         return self
 
-    def _generate(self, gauges: list[tuple[int, str]],
+    def _generate(self, record: str, gauges: list[tuple[int, str]],
                   rates: tuple[tuple[int, str, int], ...]) -> Derive:
         """``update`` as straight-line code: gauges copied; with a previous sample and time
         elapsed, every counter's delta (a 32-bit one wraps, a 64-bit one going back is a
@@ -121,7 +121,8 @@ class RecordSpec:
         else:
             lines.append("    return None")
         env: dict[str, Any] = {"derive": self.derive}
-        exec("\n".join(lines), env)  # noqa: S102 - source built from the declaration only
+        code = compile("\n".join(lines), f"<metrics {record}>", "exec")  # named for profiles
+        exec(code, env)  # noqa: S102 - source built from the declaration only
         update: Derive = env["update"]
         return update
 

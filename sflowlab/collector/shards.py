@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import itertools
 import logging
 import multiprocessing
@@ -296,6 +297,12 @@ class ShardedEngine:
         port 0 becomes the one the first worker got. Returns the bound (host, port)s and the
         receive buffer granted."""
         n = len(self.workers)
+        for host in hosts if port else ():  # a port in use stays an error, as without workers
+            try:
+                open_udp(host, port, 0).close()
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise
         bound, granted = self.workers[0].call("listen", list(hosts), port, rcvbuf, n)
         for w in self.workers[1:]:
             for host, p in bound:

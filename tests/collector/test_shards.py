@@ -73,6 +73,10 @@ def test_listening_workers_receive_their_own_agents() -> None:
     """One source socket, several agents: the kernel steers by agent address, not by 4-tuple."""
     engine = ShardedEngine(2, SystemClock())
     try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            with pytest.raises(OSError, match="in use"):  # not silently sharing the port
+                engine.listen(["127.0.0.1"], taken.getsockname()[1], 1 << 20)
         bound, granted = engine.listen(["127.0.0.1"], 0, 1 << 20)
         assert granted > 0 and bound[0][0] == "127.0.0.1"
         agents = AGENTS[:6]
