@@ -1,8 +1,10 @@
 """sFlow-RT flows: definitions, per-sample accounting, top flows, logged flows.
 
 A flow definition (``FlowSpec``, the REST JSON shape) compiles once into a filter, key
-getters and a value extractor (``filters.py``). Each flow sample is tested against each
-definition once; a sample missing any key of a definition does not count for it.
+getters and a value extractor (``filters.py``); a ``rate:`` definition without logging (the
+usual kind) also into one generated loop with all of that inlined. A datagram's flow samples
+go through each definition in one call (``FlowEngine.ingest_all``). Each flow sample is tested
+against each definition once; a sample missing any key of a definition does not count for it.
 
 Values, per (agent, data source, key), all scaled by each sample's own sampling rate ``r``:
 
