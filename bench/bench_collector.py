@@ -169,7 +169,7 @@ def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], se
     n = min(len(data), int(rate * seconds / per_dg))
     interval = per_dg / rate
     before = get(http, "/analyzer/json")
-    kernel0, cpu0 = rcvbuf_errors(), sum(cpu_seconds(p) for p in pids)
+    kernel0, cpu0 = rcvbuf_errors(), [cpu_seconds(p) for p in pids]
     socks: dict[bytes, socket.socket] = {}  # one source socket per agent, as real agents send
     for d in data[:n]:
         if d[8:12] not in socks:
@@ -201,8 +201,10 @@ def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], se
         "datagrams": n, "received": last, "lag_s": max(0.0, changed - start - sent_s),
         "queue_drops": after["sFlowDatagramsDiscarded"] - before["sFlowDatagramsDiscarded"],
         "kernel_drops": rcvbuf_errors() - kernel0,
-        "cpu_us_per_sample": (sum(cpu_seconds(p) for p in pids) - cpu0) / max(1, samples) * 1e6,
     }
+    cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
+    details["cpu_us_per_sample"] = sum(cpu) / max(1, samples) * 1e6
+    details["cpu_s"] = " + ".join(f"{c:.2f}" for c in cpu if c >= 0.01)
     return samples / sent_s, 1 - last / n, details
 
 
@@ -246,7 +248,8 @@ def loopback(capture: list[bytes], counts: list[int], rates: list[float], second
                       f"loss {loss * 100:6.3f} % ({d['received']}/{d['datagrams']} datagrams; "
                       f"queue drops {d['queue_drops']}, kernel drops {d['kernel_drops']}), "
                       f"backlog drained {d['lag_s']:.2f} s after the sender stopped, "
-                      f"collector CPU {d['cpu_us_per_sample']:.1f} µs/sample")
+                      f"collector CPU {d['cpu_us_per_sample']:.1f} µs/sample "
+                      f"({d['cpu_s']} s by process)")
                 if loss >= LOSS_LIMIT or not kept_up:
                     break
                 best = achieved
