@@ -243,7 +243,9 @@ class ComparePolicies:
 class MetricNFollowsLive:
     """The collector's count of the service's running containers equals the swarm's running
     tasks, except within ``lag`` s of a change: ``count: seen`` (containers known from their
-    first sample) or ``running`` (metricN of their averages, from their second sample)."""
+    first sample) or ``running`` (metricN of their averages, from their second sample).
+    A change is a row where the task count differs or a container's start or stop, so a
+    container that lived between two rows still opens a lag window."""
 
     service: str
     lag: float = 5.0
@@ -252,14 +254,18 @@ class MetricNFollowsLive:
     def check(self, rec: Recording) -> Outcome:
         if self.count not in ("seen", "running"):
             raise ValueError(f"count must be seen or running, not {self.count!r}")
-        changed, bad = -1e9, []
-        prev = None
+        changes = sorted(t for c in rec.lifecycles if c.service == self.service
+                         for t in (c.started, c.stopped) if t is not None)
+        changed, bad, prev, i = -1e9, [], None, 0
         for row in rec.timeline:
+            now = row["time_s"]
             live, seen = row[f"{self.service}.tasks"], row[f"{self.service}.{self.count}"]
+            while i < len(changes) and changes[i] <= now:
+                changed, i = max(changed, changes[i]), i + 1
             if live != prev:
-                changed, prev = row["time_s"], live
-            if seen != live and row["time_s"] - changed > self.lag:
-                bad.append((row["time_s"], live, seen))
+                changed, prev = now, live
+            if seen != live and now - changed > self.lag:
+                bad.append((now, live, seen))
         if bad:
             t, live, seen = bad[0]
             return _ok(False, f"{self.service}: the collector counted {seen:.0f} ({self.count}) "
