@@ -66,6 +66,12 @@ class AttackType:
         ports = f" {self.port_option} {port}" if self.port_option else ""
         return f"-A FORWARD --in-interface swp+ -d {victim} -p {proto}{ports} -j DROP"
 
+    def acl(self, key: str) -> list[str]:
+        """The ACL lines that drop this attack for flow key ``key`` (``victim[,port]``)."""
+        victim, _, port = key.partition(",")
+        return ["[ip6tables]" if ":" in victim else "[iptables]",
+                f"# ddos mitigation {self.name} {key}", self.rule(victim, port)]
+
 
 _PORTS = ",".join(map(str, AMPLIFICATION_PORTS))
 ATTACKS = {a.name: a for a in (
@@ -230,9 +236,7 @@ class DdosMitigation:
             return
         acl_id = self.book.new_name()
         attack = self.attacks[flow]
-        victim, _, port = key.partition(",")
-        lines = ["[ip6tables]" if ":" in victim else "[iptables]",
-                 f"# ddos mitigation {attack.name} {key}", attack.rule(victim, port)]
+        lines = attack.acl(key)
         for agent, url in targets:
             self.book.install(agent, url, acl_id, lines, now)
         self.mitigations[ident] = Mitigation(acl_id, flow, key, [a for a, _ in targets], now,

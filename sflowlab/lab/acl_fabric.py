@@ -9,6 +9,9 @@ named like it and answering for its sFlow agent address.
 The fabric applies rules at ingress on every port, on addresses, protocol (tcp, udp, icmp) and
 single ports, so a line it cannot honour (a specific ``--in-interface``, ``--out-interface``,
 a port range, another protocol) is refused at commit and shows in the switch's lasterror.
+As in the kernel, a rule acts only on its section's address family (an ``[ip6tables]`` rule
+without addresses never drops IPv4); ``-p icmp`` under ``[ip6tables]`` and ``-p icmpv6`` under
+``[iptables]``, which match nothing there, are refused.
 Commits run where the switch's scheduler runs its timers: with a ``SimClock`` in the thread
 that advances it, between fabric ticks (deterministic); with a ``RealTimeScheduler`` in its
 worker thread, so a real-time lab must not tick the fabric concurrently.
@@ -39,6 +42,8 @@ from sflowlab.lab.switch_api import AclSwitch
 __all__ = ["ErspanCapture", "FabricAclTarget", "packet_rule", "switches_for"]
 
 _PROTOCOL_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
+_ICMP = {4: 1, 6: 58}  # the ICMP protocol number of each family
+_ANY = {4: "0.0.0.0/0", 6: "::/0"}
 _GRE_SEQ = 0x1000  # GRE flags: sequence number present
 _ERSPAN_II = 0x88BE
 _GRE_PROTOCOL = 47
@@ -113,6 +118,9 @@ def packet_rule(
         raise ValueError(f"the fabric does not match on --out-interface: {rule.line}")
     if rule.protocol is not None and rule.protocol not in _PROTOCOL_NAMES:
         raise ValueError(f"the fabric carries tcp, udp and icmp only: {rule.line}")
+    if rule.protocol in _ICMP.values() and rule.protocol != _ICMP[rule.family]:
+        raise ValueError(f"protocol {rule.protocol} matches no IPv{rule.family} traffic (ICMP is "
+                         f"-p icmp under [iptables], -p icmpv6 under [ip6tables]): {rule.line}")
     ports = []
     for port in (rule.sport, rule.dport):
         if port is not None and port.low != port.high:
@@ -124,8 +132,8 @@ def packet_rule(
         action: str | tuple[str, Callable[[Packet, str, float], None]] = ("erspan", mirror)
     else:
         action = "drop"
-    return PacketRule(
-        src=None if rule.source is None else str(rule.source),
+    return PacketRule(  # with no source, any of the section's family (never the other's)
+        src=_ANY[rule.family] if rule.source is None else str(rule.source),
         dst=None if rule.destination is None else str(rule.destination),
         protocol=None if rule.protocol is None else _PROTOCOL_NAMES[rule.protocol],
         src_port=ports[0],

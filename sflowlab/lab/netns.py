@@ -1,10 +1,12 @@
-"""Network namespaces and veth pairs for lab tests (needs root and iproute2's ``ip``).
+"""Network namespaces, veth pairs and routers for lab tests (needs root and iproute2's ``ip``).
 
-``namespace()`` and ``veth_pair()`` are context managers that create uniquely named
-namespaces and always remove them (and end the processes still running inside them, which
-can only be the caller's) on the way out, even after a failure. ``Namespace.socket`` opens a
-socket inside a namespace from this process (the socket keeps its namespace), so a test can
-receive or connect there without a helper process.
+``namespace()``, ``veth_pair()`` and ``router()`` are context managers that create uniquely
+named namespaces and always remove them (and end the processes still running inside them,
+which can only be the caller's) on the way out, even after a failure. ``router()`` is a
+routing namespace with named ports (``swp1``, ``swp2``...), each cabled to a host namespace of
+its own. ``Namespace.socket`` opens a socket inside a namespace from this process (the socket
+keeps its namespace), so a test can receive, send or connect there without a helper process;
+``Namespace.call`` runs any function there the same way.
 """
 
 from __future__ import annotations
@@ -12,17 +14,22 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-__all__ = ["Namespace", "VethPair", "namespace", "unavailable_reason", "veth_pair"]
+__all__ = ["Namespace", "Router", "RouterPort", "VethPair", "namespace", "router",
+           "unavailable_reason", "veth_pair"]
+
+_T = TypeVar("_T")
 
 _CLONE_NEWNET = 0x40000000
 _NETNS_DIR = "/run/netns"
@@ -38,10 +45,11 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _ip(*args: str) -> None:
+def _ip(*args: str) -> str:
     done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
 
 
 def _setns(path: str) -> None:
@@ -62,9 +70,18 @@ class Namespace:
     name: str
     _started: list[subprocess.Popen[Any]] = field(default_factory=list, compare=False, repr=False)
 
-    def ip(self, *args: str) -> None:
-        """``ip -n NAME ARGS...``; raises RuntimeError with ip's message on failure."""
-        _ip("-n", self.name, *args)
+    def ip(self, *args: str) -> str:
+        """``ip -n NAME ARGS...`` (its output); raises RuntimeError with ip's message on failure."""
+        return _ip("-n", self.name, *args)
+
+    def mac(self, interface: str) -> str:
+        """The MAC address of one of the namespace's interfaces."""
+        return str(json.loads(self.ip("-j", "link", "show", "dev", interface))[0]["address"])
+
+    def sysctl(self, key: str, value: str) -> None:
+        """Set a ``net.*`` sysctl of this namespace (``net.ipv4.ip_forward``, ``1``)."""
+        path = Path("/proc/sys", *key.split("."))
+        self.call(lambda: path.write_text(value))
 
     def command(self, argv: Sequence[str]) -> list[str]:
         """``argv`` prefixed to run inside the namespace."""
@@ -79,19 +96,24 @@ class Namespace:
         self._started.append(process)
         return process
 
-    def socket(self, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM) -> socket.socket:
+    def socket(self, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM,
+               proto: int = 0) -> socket.socket:
         """A socket created inside this namespace (sockets keep their namespace for life)."""
-        result: list[socket.socket] = []
+        return self.call(lambda: socket.socket(family, kind, proto))
+
+    def call(self, function: Callable[[], _T]) -> _T:
+        """``function()`` run inside this namespace; its result, or its exception raised here."""
+        result: list[_T] = []
         failure: list[BaseException] = []
 
-        def make() -> None:  # a throwaway thread: setns changes only the calling thread
+        def run() -> None:  # a throwaway thread: setns changes only the calling thread
             try:
                 _setns(f"{_NETNS_DIR}/{self.name}")
-                result.append(socket.socket(family, kind))
+                result.append(function())
             except BaseException as e:  # handed back to the caller below
                 failure.append(e)
 
-        thread = threading.Thread(target=make, name=f"setns-{self.name}")
+        thread = threading.Thread(target=run, name=f"setns-{self.name}")
         thread.start()
         thread.join()
         if failure:
@@ -154,8 +176,76 @@ def veth_pair(
         serial = a.name.rsplit("-", 1)[1]
         a_if, b_if = f"veth{serial}a", f"veth{serial}b"
         a.ip("link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name)
-        for ns, ifname, cidr in ((a, a_if, a_cidr), (b, b_if, b_cidr)):
-            extra = ("nodad",) if ":" in cidr else ()
-            ns.ip("addr", "add", cidr, "dev", ifname, *extra)
-            ns.ip("link", "set", ifname, "up")
-        yield VethPair(a, b, a_if, b_if, a_cidr.split("/")[0], b_cidr.split("/")[0])
+        _configure(a, a_if, [a_cidr])
+        _configure(b, b_if, [b_cidr])
+        yield VethPair(a, b, a_if, b_if, _address(a_cidr), _address(b_cidr))
+
+
+def _configure(ns: Namespace, interface: str, cidrs: Sequence[str]) -> None:
+    """Add the addresses (IPv6 with ``nodad``, usable at once) and bring the interface up."""
+    for cidr in cidrs:
+        ns.ip("addr", "add", cidr, "dev", interface, *(("nodad",) if ":" in cidr else ()))
+    ns.ip("link", "set", interface, "up")
+
+
+def _address(cidr: str) -> str:
+    return cidr.split("/")[0]
+
+
+@dataclass(frozen=True)
+class RouterPort:
+    """A router port (``name``, ``mac``, ``addresses``) and the host namespace cabled to it."""
+
+    name: str
+    mac: str
+    addresses: tuple[str, ...]
+    host: Namespace
+    host_interface: str
+    host_mac: str
+    host_addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Router:
+    """A namespace forwarding IPv4 and IPv6 between its ``ports`` (by name)."""
+
+    ns: Namespace
+    ports: dict[str, RouterPort]
+
+
+@contextlib.contextmanager
+def router(
+    ports: Mapping[str, tuple[Sequence[str], Sequence[str]]], prefix: str = "sfl"
+) -> Iterator[Router]:
+    """A router namespace with IPv4 and IPv6 forwarding on and a host namespace per port.
+
+    ``ports`` maps a port's name to (its CIDRs, its host's CIDRs). The host's side is ``eth0``
+    with a default route via the port's first address of each family. Each side holds
+    permanent neighbour entries for the other's addresses, so the first packet is forwarded
+    without address resolution. All the namespaces are removed on exit.
+    """
+    with contextlib.ExitStack() as stack:
+        core = stack.enter_context(namespace(prefix))
+        core.sysctl("net.ipv4.ip_forward", "1")
+        core.sysctl("net.ipv6.conf.all.forwarding", "1")
+        made: dict[str, RouterPort] = {}
+        for name, (cidrs, host_cidrs) in ports.items():
+            host = stack.enter_context(namespace(prefix))
+            core.ip("link", "add", name, "type", "veth", "peer", "name", "eth0",
+                    "netns", host.name)
+            _configure(core, name, cidrs)
+            _configure(host, "eth0", host_cidrs)
+            port = made[name] = RouterPort(
+                name, core.mac(name), tuple(map(_address, cidrs)), host, "eth0",
+                host.mac("eth0"), tuple(map(_address, host_cidrs)))
+            for ns, interface, mac, addresses in (
+                (core, name, port.host_mac, port.host_addresses),
+                (host, "eth0", port.mac, port.addresses),
+            ):
+                for address in addresses:
+                    ns.ip("neigh", "replace", address, "lladdr", mac, "dev", interface,
+                          "nud", "permanent")
+            first_by_family = {":" in a: a for a in reversed(port.addresses)}
+            for gateway in first_by_family.values():
+                host.ip("route", "add", "default", "via", gateway)
+        yield Router(core, made)

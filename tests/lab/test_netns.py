@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sflowlab.lab.netns import namespace, unavailable_reason, veth_pair
+from sflowlab.lab.netns import namespace, router, unavailable_reason, veth_pair
 
 pytestmark = [pytest.mark.root, pytest.mark.netns]
 
@@ -75,3 +75,27 @@ def test_ip_errors_carry_ip_s_message() -> None:
     expected = r"ip -n \S+ link set no-such-device up failed: \S"
     with namespace() as ns, pytest.raises(RuntimeError, match=expected):
         ns.ip("link", "set", "no-such-device", "up")
+
+
+@pytest.mark.parametrize(("family", "left", "right"), [
+    (socket.AF_INET, "10.199.8.2", "10.199.9.2"),
+    (socket.AF_INET6, "fd00:198::2", "fd00:199::2"),
+])
+def test_a_router_forwards_between_hosts_on_its_named_ports(family: int, left: str,
+                                                             right: str) -> None:
+    ports = {"swp1": (["10.199.8.1/24", "fd00:198::1/64"], ["10.199.8.2/24", "fd00:198::2/64"]),
+             "swp2": (["10.199.9.1/24", "fd00:199::1/64"], ["10.199.9.2/24", "fd00:199::2/64"])}
+    with router(ports) as r:
+        a, b = r.ports["swp1"], r.ports["swp2"]
+        assert (a.host_addresses, b.addresses) == (("10.199.8.2", "fd00:198::2"),
+                                                   ("10.199.9.1", "fd00:199::1"))
+        assert r.ns.mac("swp1") == a.mac and a.host.mac("eth0") == a.host_mac
+        with b.host.socket(family) as rx, a.host.socket(family) as tx:
+            rx.bind((right, 0))
+            rx.settimeout(10)
+            tx.sendto(b"routed", (right, rx.getsockname()[1]))
+            data, source = rx.recvfrom(100)
+        assert (data, source[0]) == (b"routed", left)
+        made = {r.ns.name, a.host.name, b.host.name}
+        assert made <= names()
+    assert not made & names()

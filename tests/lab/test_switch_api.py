@@ -428,6 +428,18 @@ def test_a_rule_the_fabric_cannot_honour_shows_in_last_error(fabric_lab: Any) ->
         packet_rule(parse_rule("-A FORWARD -i swp3 -j DROP"))
 
 
+def test_a_fabric_rule_acts_on_its_section_s_family_only() -> None:
+    """As in the kernel (tests/interop/test_iptables_acl.py checks it there)."""
+    dns = {v: TrafficFlow(src, dst, "udp", 53, 4444) for v, src, dst in (
+        (4, "198.51.100.7", "10.0.1.1"), (6, "2001:db8::7", "fd00::1:1"))}
+    for family in (4, 6):
+        rule = packet_rule(parse_rule("-A FORWARD -p udp --sport 53 -j DROP", family))
+        assert [rule.matches(f, f.src, f.dst) for f in dns.values()] == [family == 4, family == 6]
+    for line, family in (("-A FORWARD -p icmp -j DROP", 6), ("-A FORWARD -p icmpv6 -j DROP", 4)):
+        with pytest.raises(ValueError, match=f"matches no IPv{family} traffic"):
+            packet_rule(parse_rule(line, family))
+
+
 @pytest.mark.tshark
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
 def test_an_erspan_acl_mirrors_both_directions_to_the_analyser_pcap(fabric_lab: Any) -> None:
