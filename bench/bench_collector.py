@@ -6,16 +6,18 @@
 2. Loopback: the collector runs as a subprocess (``sflowlab collector``), once in-process
    (pinned to one CPU, the sender to the other) and once with ``--workers 2`` (two worker
    processes, each receiving and analysing its agents' datagrams on the shared port; nothing
-   pinned); for each rate the sender paces the capture over UDP to 127.0.0.1, one source
-   socket per agent, with fresh agent addresses (so every step starts its own sequence numbers),
+   pinned); for each rate the sender paces the capture over UDP to 127.0.0.1 for the whole
+   step (the capture repeated as needed), one source socket per agent, with fresh agent
+   addresses (every step and every pass over the capture starts its own sequence numbers),
    waits until the collector's accounting stops moving, and reports loss from sequence
    accounting (``/agents/json``), queue drops (``sFlowDatagramsDiscarded``), kernel receive
-   buffer drops (``/proc/net/snmp`` RcvbufErrors) and the collector's CPU time per sample (all its processes).
+   buffer drops (``/proc/net/snmp`` RcvbufErrors), the collector's CPU time per sample (all
+   its processes) and the sender's per datagram (so a sender short of CPU shows).
    A rate is held when loss stays under 0.1 % and the backlog (queue and socket buffer)
    drains within 20 % of the step after the sender stops (a queue can hide a short overload).
    It stops at the first rate not held and prints the highest rate held.
 
-Bounded: each step sends for at most ``--seconds`` (default 3) and the steps stop at the
+Bounded: each step sends for ``--seconds`` (default 3) and the steps stop at the
 first loss. Usage: ``.venv/bin/python bench/bench_collector.py [--quick]``.
 """
 
@@ -117,12 +119,14 @@ def sharded(capture: list[bytes], samples: int, workers: int) -> None:
           f"{samples / elapsed:,.0f} samples/s, {len(capture) / elapsed:,.0f} datagrams/s")
 
 
-def relabel(capture: list[bytes], step: int) -> list[bytes]:
-    """The capture with agent addresses moved to 10.<step>.x.y (IPv4 agents only)."""
+def relabel(capture: list[bytes], step: int, n: int) -> list[bytes]:
+    """``n`` datagrams: the capture over and over, agent addresses moved to 10.<step>.x.y, each
+    pass with its own agents (third byte + 2 x pass), so sequence numbers never repeat (IPv4
+    agents of 192.168.0-1.y only)."""
     out = []
-    for d in capture:
-        b = bytearray(d)
-        b[8:10] = bytes((10, step))
+    for i in range(n):
+        b = bytearray(capture[i % len(capture)])
+        b[8:11] = bytes((10, step, b[10] + 2 * (i // len(capture))))
         out.append(bytes(b))
     return out
 
@@ -164,9 +168,9 @@ def worker_pids(pid: int) -> list[int]:
 def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], seconds: float,
              sflow: int, http: int, pids: list[int]) -> tuple[float, float, dict[str, Any]]:
     """Send at ``rate`` samples/s; returns (achieved rate, loss, details)."""
-    data = relabel(capture, step)
     per_dg = sum(counts) / len(counts)
-    n = min(len(data), int(rate * seconds / per_dg))
+    n = int(rate * seconds / per_dg)
+    data = relabel(capture, step, n)
     interval = per_dg / rate
     before = get(http, "/analyzer/json")
     kernel0, cpu0 = rcvbuf_errors(), [cpu_seconds(p) for p in pids]
@@ -176,7 +180,7 @@ def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], se
             socks[d[8:12]] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sends = [socks[d[8:12]].sendto for d in data[:n]]
     target = ("127.0.0.1", sflow)
-    start = time.perf_counter()
+    start, sender_cpu = time.perf_counter(), time.process_time()
     next_at = start
     for i in range(n):
         sends[i](data[i], target)
@@ -186,6 +190,7 @@ def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], se
             if delay > 0:
                 time.sleep(delay)
     sent_s = time.perf_counter() - start
+    sender_cpu = time.process_time() - sender_cpu
     for sock in socks.values():
         sock.close()
     prefix = f"10.{step}."
@@ -196,7 +201,7 @@ def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], se
             last, changed = got, time.perf_counter()
         time.sleep(0.05)
     after = get(http, "/analyzer/json")
-    samples = sum(counts[:n])
+    samples = sum(counts[i % len(counts)] for i in range(n))
     details = {
         "datagrams": n, "received": last, "lag_s": max(0.0, changed - start - sent_s),
         "queue_drops": after["sFlowDatagramsDiscarded"] - before["sFlowDatagramsDiscarded"],
@@ -205,6 +210,7 @@ def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], se
     cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
     details["cpu_us_per_sample"] = sum(cpu) / max(1, samples) * 1e6
     details["cpu_s"] = " + ".join(f"{c:.2f}" for c in cpu if c >= 0.01)
+    details["sender_us_per_datagram"] = sender_cpu / max(1, n) * 1e6
     return samples / sent_s, 1 - last / n, details
 
 
@@ -249,7 +255,8 @@ def loopback(capture: list[bytes], counts: list[int], rates: list[float], second
                       f"queue drops {d['queue_drops']}, kernel drops {d['kernel_drops']}), "
                       f"backlog drained {d['lag_s']:.2f} s after the sender stopped, "
                       f"collector CPU {d['cpu_us_per_sample']:.1f} µs/sample "
-                      f"({d['cpu_s']} s by process)")
+                      f"({d['cpu_s']} s by process); sender CPU "
+                      f"{d['sender_us_per_datagram']:.1f} µs/datagram")
                 if loss >= LOSS_LIMIT or not kept_up:
                     break
                 best = achieved
