@@ -43,7 +43,7 @@ from capture import flow_samples, host_samples
 from sflowlab.clock import SimClock
 from sflowlab.codec import Exporter
 from sflowlab.codec.fast import decode_for_collector
-from sflowlab.collector.engine import Engine
+from sflowlab.collector.engine import Engine, collect_rarely
 from sflowlab.collector.flows import FlowSpec
 from sflowlab.collector.shards import ShardedEngine
 
@@ -89,6 +89,7 @@ def count_samples(capture: list[bytes]) -> list[int]:
 
 
 def in_process(capture: list[bytes], samples: int) -> None:
+    collect_rarely()  # as the collector's analytics process does
     engine = Engine(SimClock())
     for name, spec in FLOWS.items():
         engine.set_flow(name, FlowSpec.from_json(spec))

@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection
 
 from sflowlab.clock import Clock
 
-from .engine import Engine, TickResult
+from .engine import Engine, TickResult, collect_rarely
 from .logs import RateLimitedLog
 from .shards import ShardedEngine
 from .sockets import open_udp, stop_receiving
@@ -106,6 +106,7 @@ class Listener:
                 self._spawn(self._tap_copies, conn, name="sflow-taps")
             self._spawn(self._tick_only, self.engine, name="sflow-tick")
             return
+        collect_rarely()  # this process analyses (sharded: the workers do, and say so)
         self._spawn(self._analyse, name="sflow-analytics")
         for sock in self.sockets:
             self._spawn(self._receive, sock, name="sflow-receive")

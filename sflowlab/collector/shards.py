@@ -49,7 +49,7 @@ from typing import Any
 from sflowlab.clock import Clock, SystemClock
 
 from .agents import to_ms
-from .engine import Agents, Engine, TickResult
+from .engine import Agents, Engine, TickResult, collect_rarely
 from .events import Event, EventLog, LongPollLog
 from .flows import FlowSpec
 from .logs import setup_logging
@@ -159,6 +159,7 @@ def _serve(conn: Connection, copies: Connection, expiry: tuple[float, float],
     """A worker: an Engine fed batches or its own sockets, answering calls, until the pipe
     closes."""
     setup_logging(log_level)
+    collect_rarely()
     engine = Engine(SystemClock(), metric_timeout_s=expiry[0], expire_intervals=expiry[1])
     receiver = _Receiver(engine, copies)
     ingest = engine.ingest

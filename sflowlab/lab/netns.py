@@ -4,21 +4,25 @@
 named namespaces and always remove them (and end the processes still running inside them,
 which can only be the caller's) on the way out, even after a failure. ``router()`` is a
 routing namespace with named ports (``swp1``, ``swp2``...), each cabled to a host namespace of
-its own. ``Namespace.socket`` opens a socket inside a namespace from this process (the socket
+its own. ``cabled_host()`` is a host namespace cabled to a port left in the caller's namespace,
+for a switch running there (Open vSwitch) to take. ``Namespace.socket`` opens a socket inside a namespace from this process (the socket
 keeps its namespace), so a test can receive, send or connect there without a helper process;
 ``Namespace.call`` runs any function there the same way.
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import ctypes
+import fcntl
 import itertools
 import json
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,12 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["Namespace", "Router", "RouterPort", "VethPair", "namespace", "router",
+__all__ = ["Namespace", "Router", "RouterPort", "VethPair", "cabled_host", "namespace", "router",
            "unavailable_reason", "veth_pair"]
 
 _T = TypeVar("_T")
 
 _CLONE_NEWNET = 0x40000000
+_SIOCETHTOOL, _ETHTOOL_STXCSUM = 0x8946, 0x17  # <linux/sockios.h>, <linux/ethtool.h>
 _NETNS_DIR = "/run/netns"
 _serial = itertools.count(1)
 
@@ -89,6 +94,16 @@ class Namespace:
 
     def run(self, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
         return subprocess.run(self.command(argv), check=kwargs.pop("check", False), **kwargs)
+
+    def tx_checksum_off(self, interface: str) -> None:
+        """``ethtool -K INTERFACE tx off`` without ethtool. A veth hands frames on with the
+        transport checksum left to the receiver's kernel; a userspace switch reading them from a
+        packet socket (Open vSwitch's netdev datapath) forwards them so, and receivers drop them.
+        """
+        value = array.array("I", [_ETHTOOL_STXCSUM, 0])  # struct ethtool_value {cmd, data}
+        request = struct.pack("16sP", interface.encode(), value.buffer_info()[0])  # struct ifreq
+        with self.socket() as s:
+            fcntl.ioctl(s, _SIOCETHTOOL, request)
 
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         """Start a process inside the namespace (ended at teardown if still running)."""
@@ -179,6 +194,26 @@ def veth_pair(
         _configure(a, a_if, [a_cidr])
         _configure(b, b_if, [b_cidr])
         yield VethPair(a, b, a_if, b_if, _address(a_cidr), _address(b_cidr))
+
+
+@contextlib.contextmanager
+def cabled_host(port: str, cidrs: Sequence[str], prefix: str = "sfl") -> Iterator[Namespace]:
+    """A fresh IPv4 host namespace whose ``eth0`` (at ``cidrs``) is cabled to ``port``.
+
+    ``port`` is the veth's other end, in the caller's namespace: up, without addresses and with
+    IPv6 off, as is the host (so only what the host is made to send crosses the cable, apart
+    from ARP). The pair is deleted on exit, then the namespace.
+    """
+    with namespace(prefix) as host:
+        host.sysctl("net.ipv6.conf.default.disable_ipv6", "1")  # before eth0 exists
+        _ip("link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", host.name)
+        try:
+            Path("/proc/sys/net/ipv6/conf", port, "disable_ipv6").write_text("1")
+            _ip("link", "set", port, "up")
+            _configure(host, "eth0", cidrs)
+            yield host
+        finally:  # at once: a namespace's devices go some time after it is deleted
+            _ip("link", "del", port)
 
 
 def _configure(ns: Namespace, interface: str, cidrs: Sequence[str]) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from sflowlab.lab.netns import namespace, router, unavailable_reason, veth_pair
+from sflowlab.lab.netns import cabled_host, namespace, router, unavailable_reason, veth_pair
 
 pytestmark = [pytest.mark.root, pytest.mark.netns]
 
@@ -53,6 +55,20 @@ def test_udp_between_the_pair_through_namespaced_sockets(a_cidr: str, b_cidr: st
         with socket.socket(family, socket.SOCK_DGRAM) as here, pytest.raises(OSError):
             here.bind((pair.a_address, 0))
     assert not {pair.a.name, pair.b.name} & names()
+
+
+def test_a_cabled_host_leaves_its_port_here_bare_and_takes_it_away() -> None:
+    port = f"sflcab{os.getpid()}"
+    with cabled_host(port, ["10.199.8.1/24"]) as host:
+        here = Path("/sys/class/net", port)
+        assert (here / "operstate").exists()
+        assert Path("/proc/sys/net/ipv6/conf", port, "disable_ipv6").read_text().strip() == "1"
+        assert "inet" not in subprocess.run(["ip", "addr", "show", "dev", port],
+                                            capture_output=True, text=True, check=True).stdout
+        assert "10.199.8.1/24" in host.ip("-4", "addr", "show", "dev", "eth0")
+        host.tx_checksum_off("eth0")
+    assert not here.exists()
+    assert host.name not in names()
 
 
 def test_teardown_after_a_failure_ends_processes_and_removes_the_namespace() -> None:
