@@ -5,8 +5,9 @@ named namespaces and always remove them (and end the processes still running ins
 which can only be the caller's) on the way out, even after a failure. ``router()`` is a
 routing namespace with named ports (``swp1``, ``swp2``...), each cabled to a host namespace of
 its own. ``cabled_host()`` is a host namespace cabled to a port left in the caller's namespace,
-for a switch running there (Open vSwitch) to take. ``Namespace.socket`` opens a socket inside a namespace from this process (the socket
-keeps its namespace), so a test can receive, send or connect there without a helper process;
+for a switch running there (Open vSwitch) to take. ``Namespace.socket`` opens a socket inside a
+namespace from this process (the socket keeps its namespace), so a test can receive, send or
+connect there without a helper process;
 ``Namespace.call`` runs any function there the same way.
 """
 

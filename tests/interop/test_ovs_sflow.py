@@ -220,9 +220,10 @@ def test_the_port_counters_become_interface_metrics(run: Run) -> None:
 
 def test_flow_samples_give_the_hosts_flow_scaled_by_the_sampling_rate(run: Run) -> None:
     """While the traffic runs the flow's rate is about PPS x frame_length (a loose bound: t is
-    1 s, so it averages about 125 samples). The flow's total (logged when it ended) is the sampled frames' lengths times the
-    sampling rate, matching what our codec reads in the capture exactly and the bytes sent
-    within 25 % (1 in 8 of 4000 frames: 500 samples expected, a standard deviation of 4.3 %)."""
+    1 s, so it averages about 125 samples). The flow's total (logged when it ended) is the
+    sampled frames' lengths times the sampling rate: exactly what our codec reads in the
+    capture, and the bytes sent within 25 % (1 in 8 of 4000 frames: 500 samples expected, a
+    standard deviation of 4.3 %)."""
     key = run.flow_key()
     (active,) = [flow for flow in run.active if flow["key"] == key]
     assert 0.5 * PPS * (FRAME + 4) <= active["value"] <= 1.5 * PPS * (FRAME + 4)  # bytes/s
