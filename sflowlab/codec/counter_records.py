@@ -82,6 +82,14 @@ class Processor(NamedTuple):
     free_memory: Annotated[int, U64] = 0
 
 
+@counter_record(0, 1004, "of_port")
+class OfPort(NamedTuple):
+    """The OpenFlow port a switch interface is (sflow_openflow.txt); Open vSwitch sends it."""
+
+    datapath_id: Annotated[int, U64] = 0
+    port_no: Annotated[int, U32] = 0
+
+
 @counter_record(0, 1005, "port_name")
 class PortName(NamedTuple):
     name: Annotated[str, String(255)] = ""
@@ -363,3 +371,15 @@ class AppWorkers(NamedTuple):
     workers_max: Annotated[int, U32] = 0
     req_delayed: Annotated[int, U32] = 0
     req_dropped: Annotated[int, U32] = 0
+
+
+@counter_record(0, 2207, "ovs_dp_stats")
+class OvsDpStats(NamedTuple):
+    """Open vSwitch datapath statistics (lib/sflow.h), in the agent's own counter sample."""
+
+    hits: Annotated[int, U32] = 0
+    misses: Annotated[int, U32] = 0
+    lost: Annotated[int, U32] = 0
+    mask_hits: Annotated[int, U32] = 0
+    flows: Annotated[int, U32] = 0
+    masks: Annotated[int, U32] = 0

@@ -48,6 +48,8 @@ from sflowlab.codec import (
     Mib2IpGroup,
     Mib2TcpGroup,
     Mib2UdpGroup,
+    OfPort,
+    OvsDpStats,
     PortName,
     Processor,
     SampledEthernet,
@@ -74,7 +76,7 @@ FIXED_SIZES = [
     (HostParent, 8), (HostMemory, 72), (HostDiskIo, 52), (HostNetIo, 40), (Mib2IpGroup, 76),
     (Mib2IcmpGroup, 100), (Mib2TcpGroup, 60), (Mib2UdpGroup, 28), (VirtNode, 28), (VirtCpu, 12),
     (VirtMemory, 16), (VirtDiskIo, 52), (VirtNetIo, 40), (HttpCounters, 60),
-    (AppResources, 40), (AppWorkers, 20),
+    (AppResources, 40), (AppWorkers, 20), (OfPort, 12), (OvsDpStats, 24),
 ]
 
 # (class, (enterprise, format), namespace) as numbered by sflow.org
@@ -88,14 +90,15 @@ NUMBERS = [
     (ExtendedProxySocketIpv4, 2102, "flow"), (ExtendedProxySocketIpv6, 2103, "flow"),
     (HttpRequest, 2206, "flow"), (ExtendedTcpInfo, 2209, "flow"), (ExtendedEntities, 2210, "flow"),
     (IfCounters, 1, "counter"), (EthernetCounters, 2, "counter"), (VlanCounters, 5, "counter"),
-    (Processor, 1001, "counter"), (PortName, 1005, "counter"), (HostDescr, 2000, "counter"),
+    (Processor, 1001, "counter"), (OfPort, 1004, "counter"), (PortName, 1005, "counter"),
+    (HostDescr, 2000, "counter"),
     (HostAdapters, 2001, "counter"), (HostParent, 2002, "counter"), (HostCpu, 2003, "counter"),
     (HostMemory, 2004, "counter"), (HostDiskIo, 2005, "counter"), (HostNetIo, 2006, "counter"),
     (Mib2IpGroup, 2007, "counter"), (Mib2IcmpGroup, 2008, "counter"),
     (Mib2TcpGroup, 2009, "counter"), (Mib2UdpGroup, 2010, "counter"), (VirtNode, 2100, "counter"),
     (VirtCpu, 2101, "counter"), (VirtMemory, 2102, "counter"), (VirtDiskIo, 2103, "counter"),
     (VirtNetIo, 2104, "counter"), (HttpCounters, 2201, "counter"), (AppOperations, 2202, "counter"),
-    (AppResources, 2203, "counter"), (AppWorkers, 2206, "counter"),
+    (AppResources, 2203, "counter"), (AppWorkers, 2206, "counter"), (OvsDpStats, 2207, "counter"),
 ]
 
 

@@ -28,6 +28,8 @@ from sflowlab.codec import (
     Datagram,
     FlowSample,
     IfCounters,
+    OfPort,
+    OvsDpStats,
     PortName,
     SampledHeader,
     decode_datagram,
@@ -66,6 +68,8 @@ class Run:
     active: list[dict[str, Any]]  # /activeflows during traffic
     logged: list[dict[str, Any]]  # /flows once the flow ended
     captured: list[bytes] = field(repr=False)
+    datapath_id: int = 0  # the bridge's, as ovs-vsctl reports it
+    ofports: dict[int, int] = field(default_factory=dict)  # ifIndex -> OpenFlow port number
 
     def decoded(self) -> list[Datagram]:
         return [decode_datagram(d) for d in self.captured]
@@ -139,6 +143,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             # every port polled twice before the traffic: its counters' baseline, and a rate
             wait_for(lambda: counter_samples(collector) >= 2 * SOURCES, 15,
                      f"OVS counter samples at the collector\n{lab.log_text()}")
+            datapath_id = int(lab.vsctl("get", "Bridge", lab.bridge, "datapath_id")
+                              .strip().strip('"'), 16)
+            ofports = {p.if_index: int(lab.vsctl("get", "Interface", p.name, "ofport"))
+                       for p in lab.ports}
             with lab.ports[1].host.socket() as rx:
                 rx.bind((lab.ports[1].address, DPORT))
                 done = threading.Event()
@@ -164,7 +172,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         wait_for(lambda: collector.agent(AGENT)["sFlowDatagramsReceived"] >= len(captured), 10,
                  "the collector to read every datagram OVS sent")
         yield Run(lab, result[0], collector.get("/agents/json"), rates, active, logged,
-                  captured)
+                  captured, datapath_id, ofports)
     finally:
         collector.stop()
 
@@ -257,6 +265,21 @@ def test_our_codec_reads_the_switch_s_datagrams_and_counters(run: Run) -> None:
     names = {r.name for dg in decoded for s in dg.samples if isinstance(s, CountersSample)
              for r in s.records if isinstance(r, PortName)}
     assert names == {run.lab.bridge, first.name, second.name}
+
+
+def test_open_vswitch_structures_decode_to_what_ovs_reports(run: Run) -> None:
+    """of_port (1004) beside each port's counters names ovs-vsctl's datapath id and OpenFlow
+    port; ovs_dp_stats (2207) in the agent's own sample counts a lookup per datagram."""
+    decoded = run.decoded()
+    samples = [s for dg in decoded for s in dg.samples if isinstance(s, CountersSample)]
+    seen = {(r.if_index, o.datapath_id, o.port_no) for s in samples
+            for r in s.records if isinstance(r, IfCounters)
+            for o in s.records if isinstance(o, OfPort)}
+    assert {(i, run.datapath_id, port) for i, port in run.ofports.items()} <= seen
+    stats = [r for s in samples for r in s.records if isinstance(r, OvsDpStats)]
+    lookups = [r.hits + r.misses for r in stats]
+    assert COUNT <= lookups[-1] - lookups[0] <= COUNT + ARP_SLACK // 42
+    assert stats[-1].lost == 0 and stats[-1].flows >= 1
 
 
 def dissect(tshark: str, pcap: Path, fields: list[str]) -> list[dict[str, list[str]]]:
