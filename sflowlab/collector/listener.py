@@ -2,7 +2,8 @@
 
 One receive thread per socket (IPv4 and IPv6) does nothing but ``recvfrom`` and put
 ``(bytes, source, received_at)`` on a bounded queue; when the queue is full the datagram is
-dropped and counted (``sFlowDatagramsDiscarded``). The analytics thread takes datagrams off the
+dropped and counted (``sFlowDatagramsDiscarded``, which also counts what the kernel dropped
+because a socket's receive buffer was full). The analytics thread takes datagrams off the
 queue, feeds the engine, hands each datagram to the ``taps`` (forwarding, recording) and calls
 ``engine.tick(now)`` every ``tick_s`` seconds, passing what it produced to ``on_tick`` (the seam
 for a controller runtime). Sockets ask for a large receive buffer; ``rcvbuf_granted`` reports
@@ -10,10 +11,10 @@ what the kernel gave (Linux doubles the request and caps it at ``net.core.rmem_m
 
 With a :class:`ShardedEngine` there is no receive thread and no queue here: the engine's
 workers bind the port themselves (``ShardedEngine.listen``) and each receives and analyses its
-agents' datagrams, their socket buffers being the queue (overflow shows in the kernel's
-``RcvbufErrors``). This listener then only ticks, and feeds the taps with the copies the
-workers send while any tap is active (a tap with an ``active`` attribute, such as the
-forwarder, says whether it wants datagrams; others always do).
+agents' datagrams, their socket buffers being the queue (what overflows them is counted in
+``sFlowDatagramsDiscarded`` at each tick). This listener then only ticks, and feeds the taps
+with the copies the workers send while any tap is active (a tap with an ``active`` attribute,
+such as the forwarder, says whether it wants datagrams; others always do).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sflowlab.clock import Clock
 from .engine import Engine, TickResult, collect_rarely
 from .logs import RateLimitedLog
 from .shards import ShardedEngine
-from .sockets import open_udp, stop_receiving
+from .sockets import kernel_drops, open_udp, stop_receiving
 
 log = logging.getLogger("sflowlab.collector")
 
@@ -61,6 +62,7 @@ class Listener:
     ports: list[tuple[str, int]] = field(default_factory=list, init=False)
     rcvbuf_granted: int = field(default=0, init=False)
     dropped: int = field(default=0, init=False)
+    kernel_dropped: int = field(default=0, init=False)
     received: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -152,6 +154,7 @@ class Listener:
             now = clock.now()
             if now >= next_tick:
                 next_tick = now + tick_s
+                self.kernel_dropped = kernel_drops(self.sockets)
                 self._tick(now)
 
     def update_copies(self) -> None:
@@ -168,7 +171,7 @@ class Listener:
         tick_s, clock = self.config.tick_s, self.clock
         while not self._stop.wait(tick_s):
             try:
-                self.received = engine.socket_received()
+                self.received, self.kernel_dropped = engine.socket_stats()
             except Exception as e:
                 self._fault_log.warn(clock.now(), "event=workers_failed error=%r", str(e))
             self._tick(clock.now())
@@ -193,7 +196,7 @@ class Listener:
                 self._fault_log.warn(received_at, "event=tap_failed tap=%r error=%r", tap, str(e))
 
     def _tick(self, now: float) -> None:
-        dropped = self.dropped
+        dropped = self.dropped + self.kernel_dropped
         if dropped != self._dropped_reported:
             self.engine.count_discarded(dropped - self._dropped_reported)
             self._dropped_reported = dropped

@@ -54,7 +54,14 @@ from .events import Event, EventLog, LongPollLog
 from .flows import FlowSpec
 from .logs import setup_logging
 from .query import Filter, metric_result, parse_table_columns, sort_table
-from .sockets import open_udp, shard_of, shard_of_datagram, steer_by_agent, stop_receiving
+from .sockets import (
+    kernel_drops,
+    open_udp,
+    shard_of,
+    shard_of_datagram,
+    steer_by_agent,
+    stop_receiving,
+)
 from .thresholds import ThresholdSpec
 
 log = logging.getLogger("sflowlab.collector")
@@ -74,6 +81,7 @@ class _Receiver:
         self.received: list[int] = []  # per socket (each written by its own thread only)
         self.stopping = False
         self.copying = False
+        self.kernel_dropped = 0
         self._copy_lock = threading.Lock()
 
     def listen(self, hosts: list[str], port: int, rcvbuf: int, shards: int
@@ -110,8 +118,11 @@ class _Receiver:
     def set_copies(self, on: bool) -> None:
         self.copying = on
 
-    def stats(self) -> int:
-        return sum(self.received)
+    def stats(self) -> tuple[int, int]:
+        """Datagrams these sockets received, and those the kernel dropped for them."""
+        if not self.stopping:  # closed sockets are no longer listed
+            self.kernel_dropped = kernel_drops(self.sockets)
+        return sum(self.received), self.kernel_dropped
 
     def unlisten(self) -> None:
         self.stopping = True
@@ -318,9 +329,11 @@ class ShardedEngine:
     def set_copies(self, on: bool) -> None:
         self._all("set_copies", on)
 
-    def socket_received(self) -> int:
-        """Datagrams the workers' sockets received."""
-        return sum(self._all("stats"))
+    def socket_stats(self) -> tuple[int, int]:
+        """Datagrams the workers' sockets received, and those the kernel dropped for them
+        (their receive buffers full)."""
+        stats = self._all("stats")
+        return sum(r for r, _ in stats), sum(d for _, d in stats)
 
     def unlisten(self) -> None:
         self._all("unlisten")

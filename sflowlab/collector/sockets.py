@@ -14,9 +14,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ipaddress
+import os
 import socket
 import struct
 import threading
+from collections.abc import Iterable
+from pathlib import Path
 
 SO_ATTACH_REUSEPORT_CBPF = getattr(socket, "SO_ATTACH_REUSEPORT_CBPF", 51)  # Linux >= 4.5
 
@@ -73,6 +76,27 @@ def open_udp(host: str, port: int, rcvbuf: int, *, shared: bool = False) -> sock
     return sock
 
 
+def kernel_drops(socks: Iterable[socket.socket]) -> int:
+    """Datagrams the kernel dropped for these sockets (receive buffer full, the per-socket
+    share of ``RcvbufErrors``): the ``drops`` column of ``/proc/net/udp`` and ``udp6`` for
+    their inodes; 0 where there is no such file."""
+    inodes = set()
+    for sock in socks:
+        with contextlib.suppress(OSError):  # closed meanwhile: no longer listed
+            inodes.add(os.fstat(sock.fileno()).st_ino)
+    total = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:  # sl local remote st tx:rx tr:when retrnsmt uid timeout inode ref ptr drops
+            fields = row.split()
+            if len(fields) > 12 and int(fields[9]) in inodes:
+                total += int(fields[12])
+    return total
+
+
 def stop_receiving(sock: socket.socket, reader: threading.Thread | None) -> None:
     """Wake ``reader`` blocked in ``recvfrom`` on ``sock`` (it gets ``(b"", None)``), wait for
     it, then close the socket. Receive loops block with no timeout: one system call per
@@ -84,4 +108,5 @@ def stop_receiving(sock: socket.socket, reader: threading.Thread | None) -> None
     sock.close()
 
 
-__all__ = ["open_udp", "shard_of", "shard_of_datagram", "steer_by_agent", "stop_receiving"]
+__all__ = ["kernel_drops", "open_udp", "shard_of", "shard_of_datagram", "steer_by_agent",
+           "stop_receiving"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from typing import cast
 
+import pytest
 from collector_helpers import counters, datagram
 
 from sflowlab.clock import SystemClock
@@ -87,3 +89,38 @@ def test_sharded_listener_ticks_workers_and_copies_to_active_taps() -> None:
         engine.close()
         forwarder.close()
         forwarder.close()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_kernel_drops_count_as_discarded(workers: int) -> None:
+    """A receive buffer too small to keep up: every datagram sent is either analysed or counted
+    in sFlowDatagramsDiscarded (loopback loses nothing else), in-process and in workers."""
+    engine = ShardedEngine(workers, SystemClock()) if workers else Engine(SystemClock())
+    listener = Listener(engine, SystemClock(),
+                        ListenerConfig(port=0, hosts=("127.0.0.1",), rcvbuf=1, tick_s=0.05))
+    try:
+        listener.start()
+        sent = 0
+
+        def caught_up() -> bool:  # the kernel's count is read at each tick
+            return listener.received + listener.kernel_dropped == sent
+
+        def accounted() -> bool:
+            figures = engine.analyzer_json()
+            return cast(int, figures["sFlowDatagramsReceived"]) + cast(
+                int, figures["sFlowDatagramsDiscarded"]) == sent
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            while listener.kernel_dropped == 0:  # bursts until the kernel drops some
+                assert sent < 100_000, "the kernel never dropped a datagram"
+                for _ in range(500):
+                    sent += 1
+                    sock.sendto(datagram("10.0.0.1", sent, sent, []), listener.ports[0])
+                wait_for(caught_up)
+        wait_for(accounted)
+        assert engine.analyzer_json()["sFlowDatagramsDiscarded"] == (
+            listener.kernel_dropped + listener.dropped)
+    finally:
+        listener.stop()
+        if isinstance(engine, ShardedEngine):
+            engine.close()

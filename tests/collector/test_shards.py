@@ -83,7 +83,7 @@ def test_listening_workers_receive_their_own_agents() -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             for agent in agents:
                 sock.sendto(datagram(agent, 1, 0, [counters(1, 0, 1, IfCounters(1))]), bound[0])
-        wait_for(lambda: engine.socket_received() == len(agents), what="every datagram")
+        wait_for(lambda: engine.socket_stats() == (len(agents), 0), what="every datagram")
         for w, worker in enumerate(engine.workers):
             assert set(worker.call("agents_json")) == {a for a in agents if shard_of(a, 2) == w}
         assert set(engine.agents_json()) == set(agents)
