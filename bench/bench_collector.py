@@ -10,9 +10,11 @@
    step (the capture repeated as needed), one source socket per agent, with fresh agent
    addresses (every step and every pass over the capture starts its own sequence numbers),
    waits until the collector's accounting stops moving, and reports loss from sequence
-   accounting (``/agents/json``), queue drops (``sFlowDatagramsDiscarded``), kernel receive
-   buffer drops (``/proc/net/snmp`` RcvbufErrors), the collector's CPU time per sample (all
-   its processes) and the sender's per datagram (so a sender short of CPU shows).
+   accounting (``/agents/json``), what the collector counts as discarded
+   (``sFlowDatagramsDiscarded``: its queue's drops and its sockets' buffer overflows), the
+   kernel's receive buffer drops host-wide (``/proc/net/snmp`` RcvbufErrors), the collector's
+   CPU time per sample (all its processes) and the sender's per datagram (so a sender short of
+   CPU shows).
    A rate is held when loss stays under 0.1 % and the backlog (queue and socket buffer)
    drains within 20 % of the step after the sender stops (a queue can hide a short overload).
    It stops at the first rate not held and prints the highest rate held.
@@ -205,7 +207,7 @@ def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], se
     samples = sum(counts[i % len(counts)] for i in range(n))
     details = {
         "datagrams": n, "received": last, "lag_s": max(0.0, changed - start - sent_s),
-        "queue_drops": after["sFlowDatagramsDiscarded"] - before["sFlowDatagramsDiscarded"],
+        "discarded": after["sFlowDatagramsDiscarded"] - before["sFlowDatagramsDiscarded"],
         "kernel_drops": rcvbuf_errors() - kernel0,
     }
     cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
@@ -253,7 +255,7 @@ def loopback(capture: list[bytes], counts: list[int], rates: list[float], second
                 kept_up = d["lag_s"] <= LAG_LIMIT * seconds
                 print(f"target {rate:>9,.0f} samples/s: sent {achieved:>9,.0f}/s, "
                       f"loss {loss * 100:6.3f} % ({d['received']}/{d['datagrams']} datagrams; "
-                      f"queue drops {d['queue_drops']}, kernel drops {d['kernel_drops']}), "
+                      f"discarded {d['discarded']}, kernel drops {d['kernel_drops']}), "
                       f"backlog drained {d['lag_s']:.2f} s after the sender stopped, "
                       f"collector CPU {d['cpu_us_per_sample']:.1f} µs/sample "
                       f"({d['cpu_s']} s by process); sender CPU "
