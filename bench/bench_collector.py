@@ -19,6 +19,9 @@
    drains within 20 % of the step after the sender stops (a queue can hide a short overload).
    It stops at the first rate not held and prints the highest rate held.
 
+The first line names the C accelerators in use; ``SFLOWLAB_PURE_PYTHON=1`` measures the
+pure-Python code (the collector subprocess inherits it).
+
 Bounded: each step sends for ``--seconds`` (default 3) and the steps stop at the
 first loss. Usage: ``.venv/bin/python bench/bench_collector.py [--quick]``.
 """
@@ -42,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from capture import flow_samples, host_samples
 
+from sflowlab import accel
 from sflowlab.clock import SimClock
 from sflowlab.codec import Exporter
 from sflowlab.codec.fast import decode_for_collector
@@ -282,13 +286,15 @@ def main() -> None:
     capture = make_stream(n)
     counts = count_samples(capture)
     samples = sum(counts)
+    print(f"C accelerators: {', '.join(accel.active()) or 'none (pure Python)'}")
     print(f"capture: {len(capture)} datagrams, {samples} samples "
           f"({samples / len(capture):.1f}/datagram), built in {time.perf_counter() - t0:.1f} s")
     in_process(capture, samples)
     for workers in (w for w in args.workers if w > 0):
         sharded(capture, samples, workers)
     rates = [10_000, 20_000, 40_000] if args.quick else [
-        10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000, 150_000, 200_000]
+        10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 125_000, 150_000, 175_000, 200_000,
+        225_000, 250_000, 300_000]
     for workers in args.workers:
         loopback(capture, counts, [float(r) for r in rates], args.seconds, workers)
 

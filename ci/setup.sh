@@ -23,7 +23,12 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 stamp=.venv/.sflowlab-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# reinstalled when the packaging or a C accelerator changed (pip builds them in place)
+changed() {
+  find pyproject.toml setup.py sflowlab -newer "$stamp" \
+    \( -name pyproject.toml -o -name setup.py -o -name '*.c' \) -print -quit
+}
+if [ ! -f "$stamp" ] || [ -n "$(changed)" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[lab,host,test]"
   touch "$stamp"

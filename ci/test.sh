@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
+export SFLOWLAB_REQUIRE_ACCEL=1  # the C accelerators must have been built (tests/test_accel.py)
 echo "== ruff"; ruff check sflowlab tests bench ci
 echo "== mypy"; mypy
 echo "== import rules"; lint-imports; python ci/check_stdlib_only.py

@@ -12,11 +12,17 @@ source) has its own :class:`SequenceTracker`:
   epoch (agent restart, container restarted): the tracker resets without counting loss.
 
 Datagram streams also reset when the agent's uptime goes backwards.
+
+``SequenceTracker`` is the C accelerator ``sflowlab.collector._seq`` when it is built (the
+same rules; the engine calls it per sample), else ``PySequenceTracker``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from .. import accel
 
 WINDOW = 256
 MAX_GAP = 100_000
@@ -24,7 +30,7 @@ _MASK = (1 << WINDOW) - 1
 
 
 @dataclass(slots=True)
-class SequenceTracker:
+class PySequenceTracker:
     """Classifies the sequence numbers of one stream (32-bit, wrapping)."""
 
     received: int = 0
@@ -70,6 +76,10 @@ class SequenceTracker:
         return "reset"
 
 
+_seq = accel.load("sflowlab.collector._seq")
+SequenceTracker: Any = PySequenceTracker if _seq is None else _seq.SequenceTracker
+
+
 @dataclass(slots=True)
 class AgentStats:
     """Accounting for one (address, sub-agent): datagrams and per-sampler samples."""
@@ -84,8 +94,8 @@ class AgentStats:
     bad_samples: int = 0
     flow_samples: int = 0
     counter_samples: int = 0
-    datagrams: SequenceTracker = field(default_factory=SequenceTracker)
-    samplers: dict[tuple[str, int, int], SequenceTracker] = field(default_factory=dict)
+    datagrams: PySequenceTracker = field(default_factory=SequenceTracker)
+    samplers: dict[tuple[str, int, int], PySequenceTracker] = field(default_factory=dict)
     """Per sampler, keyed ("flow" | "counter" | "discard", ds type, ds index); the engine
     adds to them and to the sample counts on its hot path."""
     sources: set[str] = field(default_factory=set)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sflowlab import accel
 from sflowlab.clock import Clock, SystemClock
 from sflowlab.codec.pcap import read_sflow
 
@@ -63,6 +64,7 @@ class Daemon:
     def __post_init__(self) -> None:
         cfg = self.config
         cfg.check()
+        log.info("event=accelerators active=%s", ",".join(accel.active()) or "none")
         if cfg.workers > 0 and not isinstance(self.clock, ReplayClock):
             self.engine = ShardedEngine(cfg.workers, self.clock,
                                         metric_timeout_s=cfg.metric_timeout_s,
@@ -107,7 +109,7 @@ class Daemon:
             return {}
         return {"sFlowReceiveBufferBytes": lst.rcvbuf_granted,
                 "sFlowSocketDatagrams": lst.received, "sFlowQueueSize": lst.config.queue_size,
-                "sFlowQueueDepth": lst.queue_depth()}
+                "sFlowQueueDepth": lst.queue_depth(), "sflowlabAccelerators": accel.active()}
 
     def start_listener(self) -> None:
         cfg = self.config

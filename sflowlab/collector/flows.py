@@ -5,6 +5,8 @@ getters and a value extractor (``filters.py``); a ``rate:`` definition without l
 usual kind) also into one generated loop with all of that inlined. A datagram's flow samples
 go through each definition in one call (``FlowEngine.ingest_all``). Each flow sample is tested
 against each definition once; a sample missing any key of a definition does not count for it.
+The optional C accelerator ``_rates`` (``_rates.c``) runs that loop and the building of a
+datagram's rows with exactly the same results; without it the Python code here runs.
 
 Values, per (agent, data source, key), all scaled by each sample's own sampling rate ``r``:
 
@@ -41,14 +43,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, fields, replace
+from types import ModuleType
 from typing import Any
 
+from .. import accel
 from ..codec import data_source
 from .events import DEFAULT_CAPACITY, LongPollLog
 from .filters import CompiledFilter, CompiledKey, FilterError, compile_filter, compile_keys
 from .groups import GroupSet
 
 _exp = math.exp
+_rates = accel.load("sflowlab.collector._rates")  # the C rate loop, or None: Python's
 
 EXPIRE_T = 10.0
 LOG_IDLE_T = 5.0
@@ -160,7 +165,11 @@ class UnknownFlowError(KeyError):
 
 
 class _Entry:
-    """One (agent, data source, key): value state plus the logged flow in progress."""
+    """One (agent, data source, key): value state plus the logged flow in progress.
+
+    ``_rates.c`` makes entries without calling ``__init__``: it copies the slots of one entry
+    made here (``last`` excepted), so every value set here but ``last`` must be immutable.
+    """
 
     __slots__ = ("a", "b", "last", "log_start", "seen", "total")
 
@@ -290,6 +299,18 @@ def _rate_ingester(flow: _CompiledFlow) -> Callable[[list[Row], float, int], Non
     return ingest
 
 
+def _c_rate_ingester(flow: _CompiledFlow, rates: ModuleType
+                     ) -> Callable[[list[Row], float, int], None]:
+    """The loop of ``_rate_ingester(flow)`` run by the C accelerator ``rates`` (the
+    ``_rates`` extension): the same state bit for bit, the same calls of the filter, the key
+    getters and prune, the same exceptions."""
+    keys = tuple(key.expr if key.keys == {key.expr} else key.get for key in flow.keys)
+    ingest: Callable[[list[Row], float, int], None] = rates.RateIngester(
+        keys, flow.spec.fs, flow.base, flow.test, flow.tables, _Entry, flow.inv_t,
+        flow._prune, PRUNE_SLACK)
+    return ingest
+
+
 class _CompiledFlow:
     """A FlowSpec compiled for ingest, plus its tables of entries per (agent, data source)."""
 
@@ -315,7 +336,9 @@ class _CompiledFlow:
         self.dropped, self.log = spec.dropped, spec.log
         self.test = self.filter.test if self.filter is not None else None
         self.key_of = _key_builder(self.keys, spec.fs)
-        self._rates = _rate_ingester(self) if self.prefix == "rate" and not self.log else None
+        self._rates: Callable[[list[Row], float, int], None] | None = None
+        if self.prefix == "rate" and not self.log:  # one loop: in C when the accelerator is built
+            self._rates = _rate_ingester(self) if _rates is None else _c_rate_ingester(self, _rates)
 
     def ingest_rows(self, rows: list[Row], now: float, max_keys: int,
                     logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
@@ -471,6 +494,47 @@ class _CompiledFlow:
                 del self.tables[src]
 
 
+def _py_sample_rows(agent: str, samples: Collection[Any], now: float,
+                    key_names: dict[tuple[Any, int], tuple[str, ...]],
+                    key_sets: dict[tuple[Any, int], float], with_rows: bool, needs_agent: bool,
+                    data_source: Callable[[Any], str] = data_source
+                    ) -> tuple[list[Row], list[Row]]:
+    """One datagram's flow samples (all from ``agent`` at ``now``) as rows (packet samples)
+    and dropped (discarded-packet samples), none unless ``with_rows``; each new key set
+    (``stack`` and number of keys) noted in ``key_names`` and ``key_sets``. The C accelerator's
+    ``sample_rows`` does the same."""
+    rows: list[Row] = []
+    dropped: list[Row] = []
+    sources: dict[int, tuple[str, str]] = {}  # ifIndex data sources of this datagram
+    stack, size = None, -1
+    for sample in samples:
+        keys = sample.keys()
+        if keys.get("stack") is not stack or len(keys) != size:  # another key set
+            stack, size = keys.get("stack"), len(keys)
+            signature = (stack, size)
+            if signature not in key_names:
+                key_names[signature] = (*keys, "agent")
+            key_sets[signature] = now
+        if not with_rows:
+            continue
+        if needs_agent:
+            keys = {**keys, "agent": agent}
+        index = sample.source_id_index
+        if sample.source_id_type == 0:
+            src = sources.get(index)
+            if src is None:
+                src = sources[index] = (agent, str(index))
+        else:
+            src = (agent, data_source(sample))
+        rate = sample.sampling_rate
+        (dropped if sample.discarded else rows).append(
+            (src, keys, sample, sample.frame_length * rate, rate))
+    return rows, dropped
+
+
+_sample_rows = _py_sample_rows if _rates is None else _rates.sample_rows
+
+
 class FlowEngine:
     """All flow definitions and their state; not thread-safe (the collector engine locks)."""
 
@@ -531,34 +595,9 @@ class FlowEngine:
 
     def ingest_all(self, agent: str, samples: Collection[Any], now: float) -> None:
         """Account FlowSampleViews all from ``agent`` at ``now`` (one datagram's)."""
-        key_names, key_sets = self._key_names, self._key_sets
-        flows, needs_agent = self._flow_list, self._needs_agent
-        rows: list[Row] = []
-        dropped: list[Row] = []
-        sources: dict[int, tuple[str, str]] = {}  # ifIndex data sources of this datagram
-        stack, size = None, -1
-        for sample in samples:
-            keys = sample.keys()
-            if keys.get("stack") is not stack or len(keys) != size:  # another key set
-                stack, size = keys.get("stack"), len(keys)
-                signature = (stack, size)
-                if signature not in key_names:
-                    key_names[signature] = (*keys, "agent")
-                key_sets[signature] = now
-            if not flows:
-                continue
-            if needs_agent:
-                keys = {**keys, "agent": agent}
-            index = sample.source_id_index
-            if sample.source_id_type == 0:
-                src = sources.get(index)
-                if src is None:
-                    src = sources[index] = (agent, str(index))
-            else:
-                src = (agent, data_source(sample))
-            rate = sample.sampling_rate
-            (dropped if sample.discarded else rows).append(
-                (src, keys, sample, sample.frame_length * rate, rate))
+        flows = self._flow_list
+        rows, dropped = _sample_rows(agent, samples, now, self._key_names, self._key_sets,
+                                     bool(flows), self._needs_agent, data_source)
         if not (rows or dropped):
             return
         pending = self._pending

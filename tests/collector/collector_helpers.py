@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sflowlab.agent_sim.packets import Packet
+from sflowlab.agent_sim.packets import TCP, Packet
 from sflowlab.clock import SimClock
 from sflowlab.codec import (
     CountersSample,
     Datagram,
+    DiscardedPacket,
     FlowSample,
     HostDescr,
     SampledHeader,
@@ -29,6 +30,7 @@ from sflowlab.codec import (
     VirtNetIo,
     encode_datagram,
 )
+from sflowlab.codec.fast import FlowSampleView, decode_for_collector
 from sflowlab.collector.engine import Engine
 
 SOURCE = ("192.0.2.1", 50000)
@@ -41,6 +43,21 @@ def datagram(agent: str, seq: int, uptime_ms: int, samples: Iterable[Any],
 
 def counters(seq: int, ds_type: int, ds_index: int, *records: Any) -> CountersSample:
     return CountersSample(seq, (ds_type << 24) | ds_index, tuple(records))
+
+
+def flow_view(src: str = "10.0.0.1", dst: str = "10.0.0.2", *, proto: int = TCP,
+              sport: int = 1234, dport: int = 80, length: int = 1000, rate: int = 100,
+              ds: int = 5, vlan: int | None = None, discarded: bool = False,
+              agent: str = "192.0.2.1") -> FlowSampleView:
+    """One real flow sample: packet bytes -> sFlow datagram -> the collector's decode path."""
+    pkt = Packet("00:00:00:00:00:01", "00:00:00:00:00:02", src, dst, proto, sport, dport,
+                 length=length, vlan=vlan)
+    record = SampledHeader(frame_length=length, header=pkt.header(128))
+    sample: Any = (DiscardedPacket(source_id_index=ds, reason=258, records=(record,))
+                   if discarded else FlowSample(source_id=ds, sampling_rate=rate,
+                                                records=(record,)))
+    data = encode_datagram(Datagram(agent_address=agent, samples=(sample,)))
+    return decode_for_collector(data).flow_samples[0]
 
 
 def flow(seq: int, if_index: int, packet: Packet, rate: int = 100) -> FlowSample:

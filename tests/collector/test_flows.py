@@ -9,29 +9,16 @@ import time
 from typing import Any
 
 import pytest
+from collector_helpers import flow_view
 
-from sflowlab.agent_sim.packets import TCP, UDP, Packet
-from sflowlab.codec import Datagram, DiscardedPacket, FlowSample, SampledHeader, encode_datagram
-from sflowlab.codec.fast import FlowSampleView, decode_for_collector
+from sflowlab.agent_sim.packets import UDP
 from sflowlab.collector.flows import EXPIRE_T, LOG_IDLE_T, FlowEngine, FlowSpec
 from sflowlab.collector.groups import GroupSet
 
 A1, A2 = "192.0.2.1", "192.0.2.2"
 
 
-@functools.cache
-def view(src: str = "10.0.0.1", dst: str = "10.0.0.2", *, proto: int = TCP, sport: int = 1234,
-         dport: int = 80, length: int = 1000, rate: int = 100, ds: int = 5,
-         vlan: int | None = None, discarded: bool = False) -> FlowSampleView:
-    """One real flow sample: packet bytes -> sFlow datagram -> the collector's decode path."""
-    pkt = Packet("00:00:00:00:00:01", "00:00:00:00:00:02", src, dst, proto, sport, dport,
-                 length=length, vlan=vlan)
-    record = SampledHeader(frame_length=length, header=pkt.header(128))
-    sample: Any = (DiscardedPacket(source_id_index=ds, reason=258, records=(record,))
-                   if discarded else FlowSample(source_id=ds, sampling_rate=rate,
-                                                records=(record,)))
-    data = encode_datagram(Datagram(agent_address=A1, samples=(sample,)))
-    return decode_for_collector(data).flow_samples[0]
+view = functools.cache(flow_view)
 
 
 def engine(groups: GroupSet | None = None, **kwargs: Any) -> FlowEngine:
