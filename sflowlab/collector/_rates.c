@@ -279,6 +279,12 @@ new_entry(Ingester *self, PyObject *now)
         Py_INCREF(v);
         SLOT(entry, self->off[s]) = v;
     }
+    /* Not tracked by the cyclic GC: an entry of a rate flow holds numbers and None only, so it
+     * can never be part of a cycle, and refcounting frees it when its table drops it. A busy
+     * collector keeps a million of them; tracked, each full collection walked them all
+     * (seconds-long pauses in which the socket buffers overflowed). */
+    if (PyType_IS_GC(self->entry_type))
+        PyObject_GC_UnTrack(entry);
     return entry;
 }
 
@@ -1156,8 +1162,61 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(expire_doc,
+"expire(table, now, limit)\n"
+"--\n\n"
+"Delete the entries of table (a dict of entries) with now - entry.last > limit; how many.\n"
+"The pure-Python sweep's comprehension in C (flows._CompiledFlow._expire).");
+
+/* now - last > limit, as Python computes it (doubles when both are floats). */
+static int
+silent_too_long(PyObject *now, PyObject *last, PyObject *limit)
+{
+    if (PyFloat_CheckExact(now) && PyFloat_CheckExact(last) && PyFloat_CheckExact(limit))
+        return PyFloat_AS_DOUBLE(now) - PyFloat_AS_DOUBLE(last) > PyFloat_AS_DOUBLE(limit);
+    PyObject *silent = PyNumber_Subtract(now, last);
+    if (silent == NULL)
+        return -1;
+    int r = PyObject_RichCompareBool(silent, limit, Py_GT);
+    Py_DECREF(silent);
+    return r;
+}
+
+static PyObject *
+expire(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "expire(table: dict, now, limit)");
+        return NULL;
+    }
+    PyObject *table = args[0], *key, *entry, *dead = PyList_New(0);
+    Py_ssize_t pos = 0;
+    if (dead == NULL)
+        return NULL;
+    while (PyDict_Next(table, &pos, &key, &entry)) {
+        PyObject *last = PyObject_GetAttr(entry, attr_names[S_LAST]);
+        int r = last == NULL ? -1 : silent_too_long(args[1], last, args[2]);
+        Py_XDECREF(last);
+        if (r < 0 || (r && PyList_Append(dead, key) < 0)) {
+            Py_DECREF(dead);
+            return NULL;
+        }
+    }
+    Py_ssize_t n = PyList_GET_SIZE(dead);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyDict_DelItem(table, PyList_GET_ITEM(dead, i)) < 0) {
+            Py_DECREF(dead);
+            return NULL;
+        }
+    }
+    Py_DECREF(dead);
+    return PyLong_FromSsize_t(n);
+}
+
 static PyMethodDef rates_methods[] = {
     {"sample_rows", (PyCFunction)(void (*)(void))sample_rows, METH_FASTCALL, sample_rows_doc},
+    {"expire", (PyCFunction)(void (*)(void))expire, METH_FASTCALL, expire_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import socket
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,13 +166,19 @@ class Engine:
     def tick(self, now: float) -> TickResult:
         """Advance flows and thresholds to ``now``; expire silent data sources."""
         with self.lock:
-            flows = self.flows.tick(now)
+            flows = self.flows.tick(now, expire=False)
             events = self.thresholds.evaluate(now, self)
             if events:
                 self.events.append(events)
             self.metrics.expire(now)
             self.totals.flows_generated += len(flows)
             self.totals.events_generated += len(events)
+        more = True
+        while more:  # flow expiry in slices, the lock free in between for the receivers
+            with self.lock:
+                more = self.flows.expire_some(now)
+            if more:
+                time.sleep(0)  # yield the GIL to a receiving thread waiting for the lock
         return TickResult(events, flows)
 
     def count_discarded(self, n: int = 1) -> None:

@@ -26,7 +26,8 @@ Values, per (agent, data source, key), all scaled by each sample's own sampling 
 does not keep: such definitions are refused with a clear error.
 
 Memory: an entry silent for ``EXPIRE_T`` x t (rate decayed by e**-10) is dropped by ``tick``
-(within a further quarter of that, as flows without logging are swept at that pace); each
+(within a further quarter of that, as flows without logging are swept at that pace, in slices:
+``expire_some``); each
 (flow, data source) keeps at most ``max_keys`` entries, the smallest evicted first (a
 ``count:`` entry also bounds its distinct values to 2 x ``max_keys``).
 
@@ -59,6 +60,10 @@ EXPIRE_T = 10.0
 LOG_IDLE_T = 5.0
 DEFAULT_MAX_KEYS = 1000
 PRUNE_SLACK = 1.25  # prune a table back to max_keys when it grows past max_keys * this
+SWEEP_SLICE = 20_000
+"""Entries looked at per ``expire_some`` call: the collector expires a pass slice by slice,
+releasing its lock in between, so a pass over millions of entries (hundreds of milliseconds,
+mostly freeing them) never stops ingest for long (socket buffers would overflow meanwhile)."""
 
 _PREFIXES = ("rate", "avg", "count", "min", "max")
 _NUMERIC_FROM_SAMPLE = {"bytes", "frames"}
@@ -333,6 +338,7 @@ class _CompiledFlow:
         self.t = float(spec.t)
         self.inv_t = 1.0 / self.t
         self.next_sweep = -math.inf
+        self._sweeping: list[tuple[str, str]] = []  # tables still to expire in this pass
         self.dropped, self.log = spec.dropped, spec.log
         self.test = self.filter.test if self.filter is not None else None
         self.key_of = _key_builder(self.keys, spec.fs)
@@ -473,25 +479,56 @@ class _CompiledFlow:
         entry.log_start = None
 
     def sweep(self, now: float, logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
-        """End idle or long-active logged flows; drop expired entries and empty tables.
-        A flow without logging is swept only every EXPIRE_T x t / 4 seconds."""
+        """Logged flows: end idle or long-active flows, drop expired entries and empty tables.
+        Others: start a pass of expiry every EXPIRE_T x t / 4 seconds (``expire_some``)."""
         expire, idle = EXPIRE_T * self.t, LOG_IDLE_T * self.t
         if not self.log:
-            if now < self.next_sweep:
-                return
-            self.next_sweep = now + expire / 4
-        log, active_timeout = self.spec.log, self.spec.activeTimeout
+            if not self._sweeping and now >= self.next_sweep:
+                self.next_sweep = now + expire / 4
+                self._sweeping = list(self.tables)
+                self._sweeping.reverse()  # popped from the end: oldest tables first
+            return
+        active_timeout, flow_start = self.spec.activeTimeout, self.spec.flowStart
         for src, table in list(self.tables.items()):
             for flow_key, entry in list(table.items()):
                 silent = now - entry.last
-                if log and entry.log_start is not None and (
-                        silent > idle or (not self.spec.flowStart
+                if entry.log_start is not None and (
+                        silent > idle or (not flow_start
                                           and now - entry.log_start >= active_timeout)):
                     self._end(src, flow_key, entry, logged, next_id)
                 if silent > expire:
                     del table[flow_key]
             if not table:
                 del self.tables[src]
+
+    def expire_some(self, now: float, budget: int) -> int:
+        """Expire tables of the pass in progress until ``budget`` entries were looked at (or
+        the pass ends); how many were."""
+        expire = EXPIRE_T * self.t
+        tables, pending, seen = self.tables, self._sweeping, 0
+        while pending and seen < budget:
+            src = pending.pop()
+            table = tables.get(src)
+            if table is None:
+                continue
+            seen += len(table)
+            _expire_table(table, now, expire)
+            if not table:
+                del tables[src]
+        return seen
+
+
+def _py_expire_table(table: dict[str, _Entry], now: float, limit: float) -> int:
+    """Delete the entries silent for more than ``limit`` seconds; how many (``_rates.expire``
+    in C)."""
+    dead = [k for k, entry in table.items() if now - entry.last > limit]
+    for flow_key in dead:
+        del table[flow_key]
+    return len(dead)
+
+
+_expire_table: Callable[[dict[str, _Entry], float, float], int] = (
+    _py_expire_table if _rates is None else _rates.expire)
 
 
 def _py_sample_rows(agent: str, samples: Collection[Any], now: float,
@@ -609,15 +646,29 @@ class FlowEngine:
         if len(pending) > before:
             self._logged.append(pending[before:])
 
-    def tick(self, now: float) -> list[dict[str, Any]]:
-        """End and expire flows; the logged-flow records produced since the last tick."""
+    def tick(self, now: float, *, expire: bool = True) -> list[dict[str, Any]]:
+        """End and expire flows; the logged-flow records produced since the last tick. With
+        ``expire=False`` the passes of expiry due are only started: the caller runs them
+        slice by slice (``expire_some``)."""
         before = len(self._pending)
         for flow in self._flows.values():
             flow.sweep(now, self._pending, self._next_id)
         if len(self._pending) > before:
             self._logged.append(self._pending[before:])
         produced, self._pending = self._pending, []
+        while expire and self.expire_some(now):
+            pass
         return produced
+
+    def expire_some(self, now: float, budget: int = SWEEP_SLICE) -> bool:
+        """A slice of the expiry passes in progress (``budget`` entries looked at); True while
+        some remain."""
+        for flow in self._flow_list:
+            if flow._sweeping:
+                budget -= flow.expire_some(now, budget)
+                if budget <= 0:
+                    break
+        return any(flow._sweeping for flow in self._flow_list)
 
     # ---------------------------------------------------------------- queries
 

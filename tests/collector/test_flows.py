@@ -230,6 +230,30 @@ def test_silent_entries_expire_on_tick() -> None:
     assert fe.flow_values("src", 100.0) == []
 
 
+def test_expiry_pass_runs_in_slices_oldest_tables_first() -> None:
+    """40 silent entries in 8 tables: the tick that starts the pass expires nothing with
+    expire=False; slices of 10 entries expire two tables each; a table fed meanwhile keeps its
+    live entry; then no pass is due until a quarter of the expiry time later."""
+    fe = engine()
+    define(fe, "src", keys="ipsource", value="bytes", t=2)
+    for ds in range(1, 9):
+        for host in range(5 if ds < 8 else 4):
+            fe.ingest(A1, view(f"10.0.{ds}.{host}", ds=ds), 0.0)
+    fe.ingest(A1, view("10.9.9.9", ds=8), 19.0)  # the last table's fifth entry, still live
+    now = EXPIRE_T * 2 + 0.5
+    fe.tick(now, expire=False)
+    left = [len(fe.flow_values("src", now))]
+    while fe.expire_some(now, 10):
+        left.append(len(fe.flow_values("src", now)))
+    left.append(len(fe.flow_values("src", now)))
+    assert left == [40, 30, 20, 10, 1]
+    assert [k for _, _, k, _ in fe.flow_values("src", now)] == ["10.9.9.9"]
+    fe.ingest(A1, view("10.0.1.1", ds=1), now)
+    fe.tick(now + EXPIRE_T * 2 / 4 - 0.1)
+    assert not fe.expire_some(now + 100)  # no pass in progress: nothing expires
+    assert len(fe.flow_values("src", now)) == 2
+
+
 def test_tracked_keys_per_data_source_are_capped_evicting_the_smallest() -> None:
     fe = engine(max_keys=4)
     define(fe, "src", keys="ipsource", value="frames")

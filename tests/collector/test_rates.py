@@ -464,6 +464,38 @@ def test_flows_use_the_accelerator_when_it_loads(monkeypatch: pytest.MonkeyPatch
     assert not isinstance(_CompiledFlow("x", spec, GroupSet())._rates, _rates.RateIngester)
 
 
+def test_entries_made_in_c_are_not_tracked_by_the_cyclic_gc() -> None:
+    """Numbers only: never in a cycle, so a full collection need not walk a million of them;
+    refcounting still frees them when their table drops them."""
+    flow = _CompiledFlow("x", FlowSpec.from_json({"keys": "ipsource"}), GroupSet())
+    flow._rates = _c_rate_ingester(flow, _rates)
+    flow.ingest_rows([((A1, "5"), {"ipsource": "10.0.0.1"}, None, 1000, 10)], 1.0, MAX_KEYS,
+                     [], int)
+    (entry,) = flow.tables[(A1, "5")].values()
+    assert not gc.is_tracked(entry)
+    assert flow.value(entry, 1.0) == 1000 * flow.inv_t
+    flow.tables.clear()
+    assert sys.getrefcount(entry) == 2  # ours and the call's: nothing else holds it
+
+
+def test_expire_deletes_what_the_python_sweep_deletes() -> None:
+    """Entries silent for more than the limit go, in C as in Python: float and int times,
+    exactly at the limit (kept), and an entry whose ``last`` cannot be read raises."""
+    rng = random.Random(5)
+    for _ in range(200):
+        now = rng.choice((100.0, 100, 37.5))
+        table = {f"k{i}": _Entry(rng.choice((now - 20.0, now - 20, now - 19.5, now - 21,
+                                             now - rng.uniform(0, 40), float(now))))
+                 for i in range(rng.randrange(0, 30))}
+        twin = dict(table)
+        assert _rates.expire(table, now, 20.0) == flows._py_expire_table(twin, now, 20.0)
+        assert list(table) == list(twin)
+    with pytest.raises(AttributeError):
+        _rates.expire({"x": object()}, 1.0, 1.0)
+    with pytest.raises(TypeError):
+        _rates.expire([], 1.0, 1.0)
+
+
 def test_bad_construction_is_refused() -> None:
     class Other:
         __slots__ = ("a", "b", "last", "log_start", "seen", "total")
