@@ -10,4 +10,5 @@ setup(ext_modules=[
     Extension("sflowlab.codec._walk", ["sflowlab/codec/_walk.c"], optional=True),
     Extension("sflowlab.collector._seq", ["sflowlab/collector/_seq.c"], optional=True),
     Extension("sflowlab.collector._rates", ["sflowlab/collector/_rates.c"], optional=True),
+    Extension("sflowlab.collector._recv", ["sflowlab/collector/_recv.c"], optional=True),
 ])

@@ -24,7 +24,8 @@ def load(name: str) -> ModuleType | None:
         return None
 
 
-MODULES = ("sflowlab.codec._walk", "sflowlab.collector._seq", "sflowlab.collector._rates")
+MODULES = ("sflowlab.codec._walk", "sflowlab.collector._seq", "sflowlab.collector._rates",
+           "sflowlab.collector._recv")
 """Every accelerator setup.py builds."""
 
 

@@ -46,6 +46,7 @@ from collections.abc import Callable, Collection, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
+from sflowlab import accel
 from sflowlab.clock import Clock, SystemClock
 
 from .agents import to_ms
@@ -67,6 +68,10 @@ from .thresholds import ThresholdSpec
 log = logging.getLogger("sflowlab.collector")
 
 BATCH = 64
+
+_recv = accel.load("sflowlab.collector._recv")  # recvmmsg in C, or None: one recvfrom each
+RECV_BATCH = 32
+"""Datagrams taken per receive call when ``_recv`` is built."""
 
 
 class _Receiver:
@@ -130,6 +135,9 @@ class _Receiver:
             stop_receiving(sock, reader)
 
     def _run(self, sock: socket.socket, i: int) -> None:
+        if _recv is not None:
+            self._run_batched(sock, i)
+            return
         recv, ingest, now = sock.recvfrom, self.engine.ingest, time.time
         received = self.received
         batch: list[tuple[bytes, tuple[str, int], float]] = []
@@ -154,6 +162,27 @@ class _Receiver:
                 batch.append((data, source, received_at))
                 if len(batch) >= BATCH:
                     batch = self._send_copies(batch)
+
+    def _run_batched(self, sock: socket.socket, i: int) -> None:
+        """``_run`` with ``_recv.recv_batch``: up to RECV_BATCH datagrams per system call (one
+        ``received_at`` for each call's datagrams; copies sent per call, so none wait while
+        the socket is quiet); an empty batch means ``stop_receiving`` shut the socket down."""
+        recv_batch, fileno = _recv.recv_batch, sock.fileno  # type: ignore[union-attr]
+        ingest, now = self.engine.ingest, time.time
+        received = self.received
+        while not self.stopping:
+            try:  # fileno() each time: -1 (EBADF) once the socket is closed
+                datagrams = recv_batch(fileno(), RECV_BATCH)
+            except OSError:
+                return
+            if not datagrams:
+                return  # woken by unlisten
+            received[i] += len(datagrams)
+            received_at = now()
+            for data, source in datagrams:
+                ingest(data, source, received_at)
+            if self.copying:
+                self._send_copies([(data, source, received_at) for data, source in datagrams])
 
     def _send_copies(self, batch: list[tuple[bytes, tuple[str, int], float]]
                      ) -> list[tuple[bytes, tuple[str, int], float]]:
