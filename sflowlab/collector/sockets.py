@@ -1,6 +1,8 @@
 """UDP receive sockets, and steering of datagrams by sFlow agent address over worker sockets.
 
-``open_udp`` binds one socket with a large receive buffer (``shared=True``: with
+``open_udp`` binds one socket with a large receive buffer, beyond ``net.core.rmem_max`` when the
+process may (``SO_RCVBUFFORCE``, CAP_NET_ADMIN: a burst or a pause in analysis then has room
+to wait instead of being dropped), else up to that limit (``shared=True``: with
 ``SO_REUSEPORT``, so several worker processes can bind the same port). ``steer_by_agent``
 attaches a classic BPF program to such a group: the kernel hands each datagram to socket
 number ``agent % n`` of the group (sockets are numbered in bind order), where ``agent`` is the
@@ -22,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 SO_ATTACH_REUSEPORT_CBPF = getattr(socket, "SO_ATTACH_REUSEPORT_CBPF", 51)  # Linux >= 4.5
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux: ignores rmem_max, CAP_NET_ADMIN
 
 
 def shard_of(agent: bytes | str, shards: int) -> int:
@@ -68,7 +71,10 @@ def open_udp(host: str, port: int, rcvbuf: int, *, shared: bool = False) -> sock
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if shared:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+        except PermissionError:  # unprivileged: what net.core.rmem_max allows
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.bind((host, port))
     except OSError:
         sock.close()

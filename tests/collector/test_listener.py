@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -16,6 +17,7 @@ from sflowlab.collector.engine import Engine, TickResult
 from sflowlab.collector.forwarding import Destination, Forwarder
 from sflowlab.collector.listener import Listener, ListenerConfig
 from sflowlab.collector.shards import ShardedEngine
+from sflowlab.collector.sockets import SO_RCVBUFFORCE, open_udp
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float = 10.0) -> None:
@@ -124,3 +126,19 @@ def test_kernel_drops_count_as_discarded(workers: int) -> None:
         listener.stop()
         if isinstance(engine, ShardedEngine):
             engine.close()
+
+
+def test_receive_buffer_beyond_rmem_max_when_privileged() -> None:
+    """With CAP_NET_ADMIN the buffer asked for is granted whole (the kernel books twice the
+    bytes), past net.core.rmem_max; without it, the limit caps it."""
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    asked = 2 * rmem_max
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4096)
+            privileged = True
+        except PermissionError:
+            privileged = False
+    with open_udp("127.0.0.1", 0, asked) as sock:
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    assert granted == 2 * asked if privileged else granted <= 2 * rmem_max
