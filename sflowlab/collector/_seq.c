@@ -195,9 +195,84 @@ static PyTypeObject TrackerType = {
     .tp_getset = Tracker_getset,
 };
 
+static PyObject *FLOW, *DISCARD, *A_DISCARDED, *A_TYPE, *A_INDEX, *A_SEQUENCE;
+
+/* A sample's attribute as a new reference. */
+#define GET(obj, name) PyObject_GetAttr((obj), (name))
+
+PyDoc_STRVAR(fresh_flow_samples_doc,
+"fresh_flow_samples(samplers, samples)\n"
+"--\n\n"
+"The flow samples that are not duplicates, each counted by its sampler's tracker in samplers\n"
+"(keyed (\"discard\" | \"flow\", source_id_type, source_id_index), made when missing): the\n"
+"engine's loop over a datagram's flow samples, in C.");
+
+static PyObject *fresh_flow_samples(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyDict_CheckExact(args[0]) || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "fresh_flow_samples(samplers: dict, samples: list)");
+        return NULL;
+    }
+    PyObject *samplers = args[0], *samples = args[1], *fresh = PyList_New(0);
+    if (fresh == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(samples); i++) {
+        PyObject *sample = PyList_GET_ITEM(samples, i), *key = NULL, *verdict = NULL;
+        PyObject *discarded = GET(sample, A_DISCARDED), *type = NULL, *index = NULL, *seq = NULL;
+        int is_discard = discarded == NULL ? -1 : PyObject_IsTrue(discarded);
+        if (is_discard < 0 || !(type = GET(sample, A_TYPE)) || !(index = GET(sample, A_INDEX))
+            || !(seq = GET(sample, A_SEQUENCE))
+            || !(key = PyTuple_Pack(3, is_discard ? DISCARD : FLOW, type, index)))
+            goto fail;
+        PyObject *tracker = PyDict_GetItemWithError(samplers, key); /* borrowed */
+        if (tracker == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            tracker = PyObject_CallNoArgs((PyObject *)&TrackerType);
+            if (tracker == NULL || PyDict_SetItem(samplers, key, tracker) < 0) {
+                Py_XDECREF(tracker);
+                goto fail;
+            }
+            Py_DECREF(tracker); /* the dict holds it */
+        }
+        verdict = Py_IS_TYPE(tracker, &TrackerType) ? Tracker_add((Tracker *)tracker, seq)
+                  : PyObject_CallMethod(tracker, "add", "O", seq);
+        if (verdict == NULL)
+            goto fail;
+        int dup = PyObject_RichCompareBool(verdict, DUP, Py_EQ);
+        if (dup < 0)
+            goto fail;
+        if (!dup && PyList_Append(fresh, sample) < 0)
+            goto fail;
+        Py_DECREF(verdict);
+        Py_DECREF(key);
+        Py_DECREF(seq);
+        Py_DECREF(index);
+        Py_DECREF(type);
+        Py_DECREF(discarded);
+        continue;
+    fail:
+        Py_XDECREF(verdict);
+        Py_XDECREF(key);
+        Py_XDECREF(seq);
+        Py_XDECREF(index);
+        Py_XDECREF(type);
+        Py_XDECREF(discarded);
+        Py_DECREF(fresh);
+        return NULL;
+    }
+    return fresh;
+}
+
+static PyMethodDef seq_methods[] = {
+    {"fresh_flow_samples", (PyCFunction)(void (*)(void))fresh_flow_samples, METH_FASTCALL,
+     fresh_flow_samples_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef seq_module = {
     PyModuleDef_HEAD_INIT, "_seq", "SequenceTracker in C (see sflowlab.collector.agents).", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    seq_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__seq(void) {
@@ -205,7 +280,13 @@ PyMODINIT_FUNC PyInit__seq(void) {
         return NULL;
     if (!(OK = PyUnicode_InternFromString("ok")) || !(LOST = PyUnicode_InternFromString("lost"))
         || !(DUP = PyUnicode_InternFromString("dup")) || !(OOO = PyUnicode_InternFromString("ooo"))
-        || !(RESET = PyUnicode_InternFromString("reset")))
+        || !(RESET = PyUnicode_InternFromString("reset"))
+        || !(FLOW = PyUnicode_InternFromString("flow"))
+        || !(DISCARD = PyUnicode_InternFromString("discard"))
+        || !(A_DISCARDED = PyUnicode_InternFromString("discarded"))
+        || !(A_TYPE = PyUnicode_InternFromString("source_id_type"))
+        || !(A_INDEX = PyUnicode_InternFromString("source_id_index"))
+        || !(A_SEQUENCE = PyUnicode_InternFromString("sequence_number")))
         return NULL;
     PyObject *m = PyModule_Create(&seq_module);
     if (m == NULL)

@@ -14,11 +14,13 @@ source) has its own :class:`SequenceTracker`:
 Datagram streams also reset when the agent's uptime goes backwards.
 
 ``SequenceTracker`` is the C accelerator ``sflowlab.collector._seq`` when it is built (the
-same rules; the engine calls it per sample), else ``PySequenceTracker``.
+same rules; the engine calls it per sample), else ``PySequenceTracker``; likewise
+``fresh_flow_samples``, the engine's per-sample accounting of a datagram's flow samples.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +80,23 @@ class PySequenceTracker:
 
 _seq = accel.load("sflowlab.collector._seq")
 SequenceTracker: Any = PySequenceTracker if _seq is None else _seq.SequenceTracker
+
+
+def _py_fresh_flow_samples(samplers: dict[tuple[str, int, int], Any], samples: list[Any]
+                           ) -> list[Any]:
+    """The flow samples that are not duplicates, each counted by its sampler's tracker (made
+    when missing): the engine's loop over a datagram's flow samples."""
+    fresh = []
+    for fs in samples:
+        key = ("discard" if fs.discarded else "flow", fs.source_id_type, fs.source_id_index)
+        tracker = samplers.get(key) or samplers.setdefault(key, SequenceTracker())
+        if tracker.add(fs.sequence_number) != "dup":
+            fresh.append(fs)
+    return fresh
+
+
+fresh_flow_samples: Callable[[dict[tuple[str, int, int], Any], list[Any]], list[Any]] = (
+    _py_fresh_flow_samples if _seq is None else _seq.fresh_flow_samples)
 
 
 @dataclass(slots=True)

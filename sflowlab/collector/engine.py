@@ -22,7 +22,7 @@ from sflowlab.clock import Clock, SystemClock
 from sflowlab.codec import DecodeError
 from sflowlab.codec.fast import decode_for_collector
 
-from .agents import AgentStats, SequenceTracker, agents_json, to_ms
+from .agents import AgentStats, SequenceTracker, agents_json, fresh_flow_samples, to_ms
 from .events import Event, EventLog
 from .flows import FlowEngine, FlowSpec
 from .groups import GroupSet
@@ -151,13 +151,7 @@ class Engine:
                 agent.counter_samples += len(counter_samples)
                 totals.counter_samples += len(counter_samples)
             if flow_samples:
-                fresh = []
-                for fs in flow_samples:
-                    key = ("discard" if fs.discarded else "flow", fs.source_id_type,
-                           fs.source_id_index)
-                    tracker = samplers.get(key) or samplers.setdefault(key, SequenceTracker())
-                    if tracker.add(fs.sequence_number) != "dup":
-                        fresh.append(fs)
+                fresh = fresh_flow_samples(samplers, flow_samples)
                 self.flows.ingest_all(addr, fresh, received_at)
                 agent.flow_samples += len(flow_samples)
                 totals.flow_samples += len(flow_samples)

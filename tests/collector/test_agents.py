@@ -3,7 +3,7 @@ the C accelerator when built, and the pure-Python tracker)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import given, settings
@@ -95,3 +95,33 @@ def test_c_tracker_seen_window_reads_and_writes_as_an_int() -> None:
         agents._seq.SequenceTracker(1)
     t.received = 7
     assert "received=7" in repr(t)
+
+
+class Sample(NamedTuple):
+    source_id_type: int
+    source_id_index: int
+    sequence_number: int
+    discarded: bool
+
+
+@pytest.mark.skipif(agents._seq is None,
+                    reason="the C accelerator _seq is not loaded (not built, or SFLOWLAB_PURE_PYTHON=1)")
+@given(st.lists(st.lists(st.builds(Sample, st.integers(0, 2), st.integers(0, 2),
+                                   st.integers(0, 12), st.booleans()), max_size=8),
+                max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_c_fresh_flow_samples_equals_python(datagrams: list[list[Sample]]) -> None:
+    """Per datagram: the same samples kept (duplicates dropped), the same trackers made and
+    counting the same."""
+    c_samplers: dict[Any, Any] = {}
+    py_samplers: dict[Any, Any] = {}
+    for samples in datagrams:
+        assert (agents._seq.fresh_flow_samples(c_samplers, samples)
+                == agents._py_fresh_flow_samples(py_samplers, samples))
+        assert list(c_samplers) == list(py_samplers)
+        assert [state(t) for t in c_samplers.values()] == [
+            state(t) for t in py_samplers.values()]
+    with pytest.raises(AttributeError):
+        agents._seq.fresh_flow_samples({}, [object()])
+    with pytest.raises(TypeError):
+        agents._seq.fresh_flow_samples({}, ())
