@@ -285,3 +285,14 @@ def router(
             for gateway in first_by_family.values():
                 host.ip("route", "add", "default", "via", gateway)
         yield Router(core, made)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """End a daemon a lab started (SIGTERM, then SIGKILL after 5 s) and reap it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .netns import Namespace, cabled_host
+from .netns import Namespace, cabled_host, stop_process
 from .netns import unavailable_reason as _netns_unavailable
 
 __all__ = ["OvsLab", "OvsPort", "ovs_lab", "unavailable_reason"]
@@ -101,16 +101,6 @@ def _wait_for_socket(path: Path, process: subprocess.Popen[bytes], timeout: floa
         time.sleep(0.02)  # poll interval while the daemon starts
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @contextlib.contextmanager
 def _daemons(workdir: Path) -> Iterator[None]:
     """ovsdb-server and ovs-vswitchd as children, on a fresh database in ``workdir``; on exit
@@ -142,7 +132,7 @@ def _daemons(workdir: Path) -> Iterator[None]:
                 _run("ovs-appctl", "-t", str(control), "exit", "--cleanup")
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop_process(process)
 
 
 @contextlib.contextmanager

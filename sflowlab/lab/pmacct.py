@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .netns import VethPair, veth_pair
+from .netns import VethPair, stop_process, veth_pair
 from .netns import unavailable_reason as _netns_unavailable
 
 __all__ = ["SfprobeLab", "sfprobe_lab", "unavailable_reason"]
@@ -90,16 +90,6 @@ def _wait_for_listener(pair: VethPair, port: int, process: subprocess.Popen[byte
     raise TimeoutError(f"HTTP server on {pair.a_address}:{port} not listening after {timeout}s")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @contextlib.contextmanager
 def sfprobe_lab(workdir: Path, sampling_rate: int = 4, http_port: int = 8080,
                 server_cidr: str = "10.199.0.1/24", client_cidr: str = "10.199.0.2/24",
@@ -138,5 +128,5 @@ def sfprobe_lab(workdir: Path, sampling_rate: int = 4, http_port: int = 8080,
             yield SfprobeLab(pair, receiver, http_port, sampling_rate, agent_ip, sub_agent_id, log)
         finally:
             for process in reversed(processes):
-                _stop(process)
+                stop_process(process)
             receiver.close()
