@@ -656,8 +656,9 @@ class FlowEngine:
         if len(self._pending) > before:
             self._logged.append(self._pending[before:])
         produced, self._pending = self._pending, []
-        while expire and self.expire_some(now):
-            pass
+        if expire:
+            while self.expire_some(now):
+                pass
         return produced
 
     def expire_some(self, now: float, budget: int = SWEEP_SLICE) -> bool:

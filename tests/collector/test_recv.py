@@ -138,17 +138,27 @@ def test_blocks_until_one_arrives(pair: tuple[socket.socket, socket.socket]) -> 
     assert [d for d, _ in got] == [b"late"]
 
 
-def test_other_threads_run_while_blocked(pair: tuple[socket.socket, socket.socket]) -> None:
-    rx, tx = pair
+def blocked_reader(rx: socket.socket, max_datagrams: int
+                   ) -> tuple[threading.Thread, list[Any]]:
+    """A thread blocked in recv_batch on ``rx`` (given 0.1 s to get there), and where its
+    batch will be."""
     result: list[Any] = []
     reader = threading.Thread(target=lambda: result.append(
-        _recv.recv_batch(rx.fileno(), 8)))  # type: ignore[union-attr]
+        _recv.recv_batch(rx.fileno(), max_datagrams)))  # type: ignore[union-attr]
     reader.start()
     time.sleep(0.1)
-    count = sum(1 for _ in range(100000))  # the GIL is free
+    return reader, result
+
+
+def test_other_threads_run_while_blocked(pair: tuple[socket.socket, socket.socket]) -> None:
+    rx, tx = pair
+    reader, result = blocked_reader(rx, 8)
+    # Python runs here while the reader waits (a call holding the GIL would hang this test
+    # until pytest-timeout ends it): the reader is still blocked, with nothing received yet
+    assert sum(1 for _ in range(100000)) == 100000
+    assert reader.is_alive() and result == []
     tx.send(b"x")
     reader.join(2.0)
-    assert count == 100000
     assert not reader.is_alive()
     assert [d for d, _ in result[0]] == [b"x"]
 
@@ -156,11 +166,7 @@ def test_other_threads_run_while_blocked(pair: tuple[socket.socket, socket.socke
 def test_shutdown_wakes_a_blocked_call_with_an_empty_batch(
         pair: tuple[socket.socket, socket.socket]) -> None:
     rx, _ = pair
-    result: list[object] = []
-    reader = threading.Thread(target=lambda: result.append(
-        _recv.recv_batch(rx.fileno(), 32)))  # type: ignore[union-attr]
-    reader.start()
-    time.sleep(0.1)
+    reader, result = blocked_reader(rx, 32)
     assert reader.is_alive()
     with contextlib.suppress(OSError):  # ENOTCONN on UDP, yet the shutdown wakes readers
         rx.shutdown(socket.SHUT_RDWR)
