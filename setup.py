@@ -11,4 +11,5 @@ setup(ext_modules=[
     Extension("sflowlab.collector._seq", ["sflowlab/collector/_seq.c"], optional=True),
     Extension("sflowlab.collector._rates", ["sflowlab/collector/_rates.c"], optional=True),
     Extension("sflowlab.collector._recv", ["sflowlab/collector/_recv.c"], optional=True),
+    Extension("sflowlab.collector._metrics", ["sflowlab/collector/_metrics.c"], optional=True),
 ])

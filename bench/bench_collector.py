@@ -7,14 +7,15 @@
    (pinned to one CPU, the sender to the other) and once with ``--workers 2`` (two worker
    processes, each receiving and analysing its agents' datagrams on the shared port; nothing
    pinned); for each rate the sender paces the capture over UDP to 127.0.0.1 for the whole
-   step (the capture repeated as needed), one source socket per agent, with fresh agent
-   addresses (every step and every pass over the capture starts its own sequence numbers),
-   waits until the collector's accounting stops moving, and reports loss from sequence
-   accounting (``/agents/json``), what the collector counts as discarded
-   (``sFlowDatagramsDiscarded``: its queue's drops and its sockets' buffer overflows), the
-   kernel's receive buffer drops host-wide (``/proc/net/snmp`` RcvbufErrors), the collector's
-   CPU time per sample (all its processes) and the sender's per datagram (so a sender short of
-   CPU shows).
+   step, one source socket per agent. The capture is repeated as needed (``Replay``): every
+   step has agent addresses of its own, and each pass continues the sequence numbers and
+   uptimes of the one before, as one longer recording of the same agents (``--churn``: fresh
+   agents every pass instead). It waits until the collector's accounting stops moving, and
+   reports loss from sequence accounting (``/agents/json``), what the collector counts as
+   discarded (``sFlowDatagramsDiscarded``: its queue's drops and its sockets' buffer
+   overflows), the kernel's receive buffer drops host-wide (``/proc/net/snmp``
+   RcvbufErrors), the collector's CPU time per sample (all its processes) and the sender's
+   per datagram (so a sender short of CPU shows).
    A rate is held when loss stays under 0.1 % and the backlog (queue and socket buffer)
    drains within 20 % of the step after the sender stops (a queue can hide a short overload).
    It stops at the first rate not held and prints the highest rate held.
@@ -33,11 +34,13 @@ import json
 import os
 import random
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,16 +129,58 @@ def sharded(capture: list[bytes], samples: int, workers: int) -> None:
           f"{samples / elapsed:,.0f} samples/s, {len(capture) / elapsed:,.0f} datagrams/s")
 
 
-def relabel(capture: list[bytes], step: int, n: int) -> list[bytes]:
-    """``n`` datagrams: the capture over and over, agent addresses moved to 10.<step>.x.y, each
-    pass with its own agents (third byte + 2 x pass), so sequence numbers never repeat (IPv4
-    agents of 192.168.0-1.y only)."""
-    out = []
-    for i in range(n):
-        b = bytearray(capture[i % len(capture)])
-        b[8:11] = bytes((10, step, b[10] + 2 * (i // len(capture))))
-        out.append(bytes(b))
-    return out
+_U32 = struct.Struct(">I")
+
+
+@dataclass
+class Replay:
+    """The capture replayed pass after pass as one longer recording of the same agents: each
+    pass's datagram and sample sequence numbers continue the previous pass's (per agent, per
+    sampler) and its uptimes follow on, so the collector hears a stable set of agents rather
+    than a new one every pass (IPv4 agents of 192.168.0-1.y only).
+
+    ``churn`` gives every pass agents of its own instead (third address byte + 2 x pass):
+    fresh agents, samplers, data sources and flow tables every pass, a worst case."""
+
+    capture: list[bytes]
+    churn: bool = False
+    fields: list[list[tuple[int, int]]] = field(default_factory=list)  # (offset, shift) each
+
+    def __post_init__(self) -> None:
+        seqs: dict[tuple[bytes, int, bytes], list[int]] = {}  # (agent, kind, source) -> seqs
+        uptimes = [_U32.unpack_from(d, 20)[0] for d in self.capture]
+        where = []
+        for d in self.capture:
+            agent = d[8:16]
+            found = [(16, (agent, 0, b""))]  # the datagram sequence number
+            off = 28
+            for _ in range(_U32.unpack_from(d, 24)[0]):
+                tag, length = struct.unpack_from(">II", d, off)
+                source = d[off + 12 : off + (20 if tag in (3, 4) else 16)]
+                found.append((off + 8, (agent, tag, source)))
+                off += 8 + length
+            for offset, key in found:
+                seqs.setdefault(key, []).append(_U32.unpack_from(d, offset)[0])
+            where.append(found)
+        span = {key: max(v) - min(v) + 1 for key, v in seqs.items()}
+        self.uptime_shift = max(uptimes) - min(uptimes) + 1000
+        self.fields = [[(offset, span[key]) for offset, key in found] for found in where]
+
+    def datagrams(self, step: int, n: int) -> list[bytes]:
+        """``n`` datagrams with agent addresses moved to 10.<step>.x.y."""
+        out, size = [], len(self.capture)
+        for i in range(n):
+            lap, k = divmod(i, size)
+            b = bytearray(self.capture[k])
+            if self.churn:
+                b[8:11] = bytes((10, step, b[10] + 2 * lap))
+            else:
+                b[8:10] = bytes((10, step))
+                for offset, shift in self.fields[k]:
+                    _U32.pack_into(b, offset, _U32.unpack_from(b, offset)[0] + lap * shift)
+                _U32.pack_into(b, 20, _U32.unpack_from(b, 20)[0] + lap * self.uptime_shift)
+            out.append(bytes(b))
+        return out
 
 
 def rcvbuf_errors() -> int:
@@ -172,12 +217,12 @@ def worker_pids(pid: int) -> list[int]:
     return [int(p) for p in children.read_text().split()] if children.exists() else []
 
 
-def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], seconds: float,
+def run_step(step: int, rate: float, replay: Replay, counts: list[int], seconds: float,
              sflow: int, http: int, pids: list[int]) -> tuple[float, float, dict[str, Any]]:
     """Send at ``rate`` samples/s; returns (achieved rate, loss, details)."""
     per_dg = sum(counts) / len(counts)
     n = int(rate * seconds / per_dg)
-    data = relabel(capture, step, n)
+    data = replay.datagrams(step, n)
     interval = per_dg / rate
     before = get(http, "/analyzer/json")
     kernel0, cpu0 = rcvbuf_errors(), [cpu_seconds(p) for p in pids]
@@ -221,7 +266,7 @@ def run_step(step: int, rate: float, capture: list[bytes], counts: list[int], se
     return samples / sent_s, 1 - last / n, details
 
 
-def loopback(capture: list[bytes], counts: list[int], rates: list[float], seconds: float,
+def loopback(replay: Replay, counts: list[int], rates: list[float], seconds: float,
              workers: int) -> None:
     print(f"loopback UDP, collector with --workers {workers}"
           + (" (pinned to CPU 1, sender on CPU 0)" if workers == 0 else
@@ -254,7 +299,7 @@ def loopback(capture: list[bytes], counts: list[int], rates: list[float], second
             best = 0.0
             pids = [proc.pid, *worker_pids(proc.pid)]
             for step, rate in enumerate(rates, start=1):
-                achieved, loss, d = run_step(step, rate, capture, counts, seconds, sflow, http,
+                achieved, loss, d = run_step(step, rate, replay, counts, seconds, sflow, http,
                                              pids)
                 kept_up = d["lag_s"] <= LAG_LIMIT * seconds
                 print(f"target {rate:>9,.0f} samples/s: sent {achieved:>9,.0f}/s, "
@@ -280,6 +325,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small capture and few rates")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2],
                         help="collector --workers values to measure (default 0 2)")
+    parser.add_argument("--churn", action="store_true",
+                        help="fresh agents every pass over the capture (see Replay)")
     args = parser.parse_args()
     n = 4_000 if args.quick else args.datagrams
     t0 = time.perf_counter()
@@ -295,8 +342,11 @@ def main() -> None:
     rates = [10_000, 20_000, 40_000] if args.quick else [
         10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 125_000, 150_000, 175_000, 200_000,
         225_000, 250_000, 300_000]
+    replay = Replay(capture, churn=args.churn)
+    print("agents: " + ("fresh every pass over the capture" if args.churn else
+                        "the capture's, stable, sequence numbers continuing pass after pass"))
     for workers in args.workers:
-        loopback(capture, counts, [float(r) for r in rates], args.seconds, workers)
+        loopback(replay, counts, [float(r) for r in rates], args.seconds, workers)
 
 
 if __name__ == "__main__":

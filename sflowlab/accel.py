@@ -25,7 +25,7 @@ def load(name: str) -> ModuleType | None:
 
 
 MODULES = ("sflowlab.codec._walk", "sflowlab.collector._seq", "sflowlab.collector._rates",
-           "sflowlab.collector._recv")
+           "sflowlab.collector._recv", "sflowlab.collector._metrics")
 """Every accelerator setup.py builds."""
 
 

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
+from sflowlab import accel
 from sflowlab.codec import (
     AppWorkers,
     EthernetCounters,
@@ -81,6 +82,7 @@ class RecordSpec:
     static: bool = False
     """No rates and a derive that ignores the previous sample: the same record object again
     (the codec reuses descriptive records that repeat byte for byte) changes nothing."""
+    _gauges: tuple[tuple[int, str], ...] = field(default=(), init=False)
     _rates: tuple[tuple[int, str, int], ...] = field(default=(), init=False)
     _update: Derive | None = field(default=None, init=False)
 
@@ -92,13 +94,20 @@ class RecordSpec:
             sizes = [getattr(m, "size", 0) for m in hints[name].__metadata__]
             return 1 << (8 * max(sizes))
 
+        gauges = tuple((fields.index(f), m) for f, m in self.gauges)
         rates = tuple((fields.index(f), m, width(f)) for f, m in self.rates)
+        object.__setattr__(self, "_gauges", gauges)
         object.__setattr__(self, "_rates", rates)
-        object.__setattr__(self, "_update", self._generate(
-            cls.__name__, [(fields.index(f), m) for f, m in self.gauges], rates))
+        object.__setattr__(self, "_update", self._generate(cls.__name__, gauges, rates))
         return self
 
-    def _generate(self, record: str, gauges: list[tuple[int, str]],
+    def c_spec(self) -> tuple[Any, ...]:
+        """This spec as ``_metrics.Applier`` takes it: (gauges, rates with modulus 0 for a
+        64-bit counter, derive, static)."""
+        rates = tuple((i, m, mod if mod <= 1 << 32 else 0) for i, m, mod in self._rates)
+        return self._gauges, rates, self.derive, self.static
+
+    def _generate(self, record: str, gauges: tuple[tuple[int, str], ...],
                   rates: tuple[tuple[int, str, int], ...]) -> Derive:
         """``update`` as straight-line code: gauges copied; with a previous sample and time
         elapsed, every counter's delta (a 32-bit one wraps, a 64-bit one going back is a
@@ -125,10 +134,6 @@ class RecordSpec:
         exec(code, env)  # noqa: S102 - source built from the declaration only
         update: Derive = env["update"]
         return update
-
-    def update(self, rec: Any, prev: Any, dt_s: float, out: dict[str, Value], ds_type: int) -> None:
-        assert self._update is not None, "RecordSpec used before compile()"
-        self._update(rec, prev, dt_s, out, ds_type)
 
 
 def _if_derive(rec: IfCounters, prev: Any, dt_s: float, out: dict[str, Value], _: int) -> None:
@@ -283,6 +288,39 @@ RECORDS: dict[type, RecordSpec] = {
 }
 
 
+def _py_apply(prev: dict[type, tuple[Any, int, float]], out: dict[str, Value],
+              records: tuple[Any, ...], uptime_ms: int, received_at: float, ds_type: int) -> bool:
+    """One counter sample's records applied to a data source: its metric values ``out``, with
+    rates against ``prev`` (the last sample of each record type, updated here). True when a
+    virt_cpu record says the container stopped."""
+    stopped = False
+    for rec in records:
+        cls = type(rec)
+        spec = RECORDS.get(cls)
+        if spec is None:
+            continue
+        last = prev.get(cls)
+        before, dt_s = None, 0.0
+        if last is not None:
+            if last[0] is rec and spec.static:
+                continue
+            before, dt_s = last[0], (uptime_ms - last[1]) / 1000.0
+            if dt_s <= 0:
+                dt_s = received_at - last[2]
+        spec._update(rec, before, dt_s, out, ds_type)  # type: ignore[misc]
+        prev[cls] = (rec, uptime_ms, received_at)
+        if cls is VirtCpu and rec.state in STOPPED_STATES:
+            stopped = True
+    return stopped
+
+
+_metrics = accel.load("sflowlab.collector._metrics")
+apply_records: Callable[..., bool] = _py_apply if _metrics is None else _metrics.Applier(
+    {cls: spec.c_spec() for cls, spec in RECORDS.items()}, VirtCpu, STOPPED_STATES)
+"""``_py_apply``, in C when the accelerator ``_metrics`` is built (the same stores, derive
+calls and exceptions; tests/collector/test_metrics_apply.py compares them)."""
+
+
 @dataclass(slots=True)
 class DataSource:
     """The latest metrics of one (agent, data source) and the samples rates are taken from."""
@@ -328,25 +366,7 @@ class MetricTable:
             ds = self.sources[key] = DataSource(agent, name, ds_type)
         elif restart:
             ds.prev.clear()
-        out = ds.values
-        stopped = False
-        for rec in records:
-            cls = type(rec)
-            spec = RECORDS.get(cls)
-            if spec is None:
-                continue
-            last = ds.prev.get(cls)
-            prev, dt_s = None, 0.0
-            if last is not None and last[0] is rec and spec.static:
-                continue
-            if last is not None:
-                prev, dt_s = last[0], (uptime_ms - last[1]) / 1000.0
-                if dt_s <= 0:
-                    dt_s = received_at - last[2]
-            spec.update(rec, prev, dt_s, out, ds_type)
-            ds.prev[cls] = (rec, uptime_ms, received_at)
-            if cls is VirtCpu and rec.state in STOPPED_STATES:
-                stopped = True
+        stopped = apply_records(ds.prev, ds.values, records, uptime_ms, received_at, ds_type)
         if ds.last_update and not restart:
             gap = max((uptime_ms - ds.last_uptime_ms) / 1000.0, received_at - ds.last_update)
             ds.interval_s = max(ds.interval_s, gap)
