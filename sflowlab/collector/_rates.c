@@ -110,6 +110,26 @@ mapping_get(PyObject *mapping, PyObject *name)
     return PyObject_CallMethodOneArg(mapping, str_get, name);
 }
 
+/* str(v) as a new reference; the decimal text of a small non-negative exact int (a port,
+ * an ifIndex, a protocol) made once and kept, as flow keys and data source names repeat. */
+#define SMALL_TEXTS 65536
+static PyObject *small_texts[SMALL_TEXTS];
+
+static PyObject *
+text_of(PyObject *v)
+{
+    if (PyLong_CheckExact(v)) {
+        int overflow;
+        long n = PyLong_AsLongAndOverflow(v, &overflow);
+        if (!overflow && n >= 0 && n < SMALL_TEXTS) {
+            if (small_texts[n] == NULL && (small_texts[n] = PyObject_Str(v)) == NULL)
+                return NULL;
+            return Py_NewRef(small_texts[n]);
+        }
+    }
+    return PyObject_Str(v);
+}
+
 /* 1 and *out set for an exact float or int (as float_mul converts it), 0 for anything else,
  * -1 on error (an int too large for a double: OverflowError, as Python raises). */
 static int
@@ -484,7 +504,7 @@ ingest_row(Ingester *self, Call *c, PyObject *src, PyObject *keys, PyObject *nby
             goto done;
         }
         if (!PyUnicode_CheckExact(v)) {
-            Py_SETREF(v, PyObject_Str(v));
+            Py_SETREF(v, text_of(v));
             if (v == NULL)
                 goto done;
         }
@@ -958,6 +978,81 @@ with_agent(PyObject *keys, PyObject *agent)
     return out;
 }
 
+/* The flow sample class set_view(cls) named (a NamedTuple that keeps tuple's item access,
+ * the flow keys cached in its instance dict as _keys): samples of exactly that class have
+ * their fields read by position and their cached keys read directly, the values the
+ * attribute and keys() calls give. Other samples take those calls. */
+enum { F_TYPE, F_INDEX, F_RATE, F_DISCARDED, F_LENGTH, N_FIELDS };
+static PyTypeObject *view_type;
+static Py_ssize_t view_at[N_FIELDS];
+static PyObject *str__keys;
+
+static PyObject *
+field(PyObject *sample, int f, PyObject *name)
+{
+    if (Py_TYPE(sample) == view_type && view_at[f] < PyTuple_GET_SIZE(sample))
+        return Py_NewRef(PyTuple_GET_ITEM(sample, view_at[f]));
+    return PyObject_GetAttr(sample, name);
+}
+
+static PyObject *
+keys_of(PyObject *sample)
+{
+#if PY_VERSION_HEX < 0x030D0000
+    if (Py_TYPE(sample) == view_type) {
+        PyObject **dictptr = _PyObject_GetDictPtr(sample);
+        if (dictptr != NULL && *dictptr != NULL) {
+            PyObject *keys = PyDict_GetItemWithError(*dictptr, str__keys);
+            if (keys != NULL && PyDict_CheckExact(keys))
+                return Py_NewRef(keys);
+            if (keys == NULL && PyErr_Occurred())
+                return NULL;
+        }
+    }
+#endif
+    return PyObject_CallMethodNoArgs(sample, str_keys);
+}
+
+PyDoc_STRVAR(set_view_doc,
+"set_view(cls)\n--\n\n"
+"The flow sample class (codec.fast.FlowSampleView) whose fields sample_rows reads by position.");
+
+static PyObject *
+set_view(PyObject *module, PyObject *cls)
+{
+    static const char *const names[N_FIELDS] = {
+        "source_id_type", "source_id_index", "sampling_rate", "discarded", "frame_length"};
+    PyObject *fields;
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "set_view: a NamedTuple class");
+        return NULL;
+    }
+    fields = PyObject_GetAttrString(cls, "_fields");
+    if (fields == NULL)
+        return NULL;
+    if (!PyTuple_Check(fields)) {
+        Py_DECREF(fields);
+        PyErr_SetString(PyExc_TypeError, "set_view: _fields must be a tuple");
+        return NULL;
+    }
+    for (int f = 0; f < N_FIELDS; f++) {
+        Py_ssize_t i, n = PyTuple_GET_SIZE(fields);
+        for (i = 0; i < n; i++) {
+            PyObject *name = PyTuple_GET_ITEM(fields, i);
+            if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, names[f]) == 0)
+                break;
+        }
+        if (i == n) {
+            Py_DECREF(fields);
+            return PyErr_Format(PyExc_TypeError, "set_view: no field %s", names[f]);
+        }
+        view_at[f] = i;
+    }
+    Py_DECREF(fields);
+    Py_XSETREF(view_type, (PyTypeObject *)Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
 /* One sample: the key set bookkeeping, then (if with_rows) its row appended to rows or
  * dropped. c->stack (a strong reference) and c->size carry over from sample to sample. */
 typedef struct {
@@ -974,7 +1069,7 @@ sample_row(RowsCall *c, PyObject *sample)
     Py_ssize_t size;
     int ret = -1, changed, flag, zero, discarded;
 
-    keys = PyObject_CallMethodNoArgs(sample, str_keys);
+    keys = keys_of(sample);
     if (keys == NULL)
         return -1;
     /* if keys.get("stack") is not stack or len(keys) != size: another key set */
@@ -1028,11 +1123,11 @@ sample_row(RowsCall *c, PyObject *sample)
         if (keys == NULL)
             goto done;
     }
-    index = PyObject_GetAttr(sample, str_source_id_index);
+    index = field(sample, F_INDEX, str_source_id_index);
     if (index == NULL)
         goto done;
     {
-        PyObject *kind = PyObject_GetAttr(sample, str_source_id_type), *eq;
+        PyObject *kind = field(sample, F_TYPE, str_source_id_type), *eq;
         if (kind == NULL)
             goto done;
         eq = PyObject_RichCompare(kind, int_zero, Py_EQ);
@@ -1049,7 +1144,7 @@ sample_row(RowsCall *c, PyObject *sample)
         if (src == NULL)
             goto done;
         if (src == Py_None) {
-            PyObject *text = PyObject_Str(index);
+            PyObject *text = text_of(index);
             Py_SETREF(src, text == NULL ? NULL : PyTuple_Pack(2, c->agent, text));
             Py_XDECREF(text);
             if (src == NULL || PyDict_SetItem(c->sources, index, src) < 0)
@@ -1065,18 +1160,18 @@ sample_row(RowsCall *c, PyObject *sample)
         if (src == NULL)
             goto done;
     }
-    rate = PyObject_GetAttr(sample, str_sampling_rate);
+    rate = field(sample, F_RATE, str_sampling_rate);
     if (rate == NULL)
         goto done;
     {
-        PyObject *value = PyObject_GetAttr(sample, str_discarded), *length;
+        PyObject *value = field(sample, F_DISCARDED, str_discarded), *length;
         if (value == NULL)
             goto done;
         discarded = PyObject_IsTrue(value);
         Py_DECREF(value);
         if (discarded < 0)
             goto done;
-        length = PyObject_GetAttr(sample, str_frame_length);
+        length = field(sample, F_LENGTH, str_frame_length);
         if (length == NULL)
             goto done;
         q = PyNumber_Multiply(length, rate);
@@ -1217,6 +1312,7 @@ expire(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef rates_methods[] = {
     {"sample_rows", (PyCFunction)(void (*)(void))sample_rows, METH_FASTCALL, sample_rows_doc},
     {"expire", (PyCFunction)(void (*)(void))expire, METH_FASTCALL, expire_doc},
+    {"set_view", set_view, METH_O, set_view_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1254,7 +1350,8 @@ PyInit__rates(void)
                 || (str_source_id_type = PyUnicode_InternFromString("source_id_type")) == NULL
                 || (str_sampling_rate = PyUnicode_InternFromString("sampling_rate")) == NULL
                 || (str_discarded = PyUnicode_InternFromString("discarded")) == NULL
-                || (str_frame_length = PyUnicode_InternFromString("frame_length")) == NULL)
+                || (str_frame_length = PyUnicode_InternFromString("frame_length")) == NULL
+                || (str__keys = PyUnicode_InternFromString("_keys")) == NULL)
             return NULL;
     }
     m = PyModule_Create(&rates_module);

@@ -49,6 +49,7 @@ from typing import Any
 
 from .. import accel
 from ..codec import data_source
+from ..codec.fast import FlowSampleView
 from .events import DEFAULT_CAPACITY, LongPollLog
 from .filters import CompiledFilter, CompiledKey, FilterError, compile_filter, compile_keys
 from .groups import GroupSet
@@ -570,6 +571,8 @@ def _py_sample_rows(agent: str, samples: Collection[Any], now: float,
 
 
 _sample_rows = _py_sample_rows if _rates is None else _rates.sample_rows
+if _rates is not None:
+    _rates.set_view(FlowSampleView)  # its samples' fields read by position in C
 
 
 class FlowEngine:
