@@ -325,6 +325,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small capture and few rates")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2],
                         help="collector --workers values to measure (default 0 2)")
+    parser.add_argument("--rates", type=int, nargs="+",
+                        help="the rates to step through (samples/s; default 10,000 to 300,000)")
     parser.add_argument("--churn", action="store_true",
                         help="fresh agents every pass over the capture (see Replay)")
     args = parser.parse_args()
@@ -339,9 +341,9 @@ def main() -> None:
     in_process(capture, samples)
     for workers in (w for w in args.workers if w > 0):
         sharded(capture, samples, workers)
-    rates = [10_000, 20_000, 40_000] if args.quick else [
+    rates = args.rates or ([10_000, 20_000, 40_000] if args.quick else [
         10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 125_000, 150_000, 175_000, 200_000,
-        225_000, 250_000, 300_000]
+        225_000, 250_000, 300_000])
     replay = Replay(capture, churn=args.churn)
     print("agents: " + ("fresh every pass over the capture" if args.churn else
                         "the capture's, stable, sequence numbers continuing pass after pass"))

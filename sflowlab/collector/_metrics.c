@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #define EXACT_DOUBLE (1LL << 53) /* |n| up to this converts to a double exactly */
+#define STACK_RATES 32           /* rates of a record held on the stack (more: on the heap) */
 
 typedef struct {
     Py_ssize_t n_gauges, n_rates;
@@ -150,13 +151,18 @@ apply_spec(Spec *s, PyObject *rec, PyObject *prev, PyObject *dt, double dt_d, in
         if (positive < 0)
             return -1;
         if (positive) {
-            long long *d = PyMem_New(long long, s->n_rates);
-            PyObject **obj = PyMem_New(PyObject *, s->n_rates);
-            int *fast = PyMem_New(int, s->n_rates), whole = 1, ret = -1;
+            long long d_stack[STACK_RATES], *d = d_stack;
+            PyObject *obj_stack[STACK_RATES], **obj = obj_stack;
+            int fast_stack[STACK_RATES], *fast = fast_stack, whole = 1, ret = -1;
             Py_ssize_t r, done = 0;
-            if (d == NULL || obj == NULL || fast == NULL) {
-                PyErr_NoMemory();
-                goto rates_done;
+            if (s->n_rates > STACK_RATES) {
+                d = PyMem_New(long long, s->n_rates);
+                obj = PyMem_New(PyObject *, s->n_rates);
+                fast = PyMem_New(int, s->n_rates);
+                if (d == NULL || obj == NULL || fast == NULL) {
+                    PyErr_NoMemory();
+                    goto rates_done;
+                }
             }
             for (r = 0; r < s->n_rates; r++, done++) {
                 obj[r] = NULL;
@@ -186,9 +192,11 @@ apply_spec(Spec *s, PyObject *rec, PyObject *prev, PyObject *dt, double dt_d, in
             if (obj != NULL)
                 for (r = 0; r < done; r++)
                     Py_XDECREF(obj[r]);
-            PyMem_Free(d);
-            PyMem_Free(obj);
-            PyMem_Free(fast);
+            if (d != d_stack) {
+                PyMem_Free(d);
+                PyMem_Free(obj);
+                PyMem_Free(fast);
+            }
             if (ret < 0)
                 return -1;
         }

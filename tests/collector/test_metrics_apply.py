@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import random
-from typing import Any, get_type_hints
+from typing import Any, NamedTuple, get_type_hints
 
 import pytest
 from hypothesis import given, settings
@@ -179,3 +179,16 @@ def test_bad_input_raises_the_same() -> None:
         applier()({}, {}, (good,), 1, 1.0)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         _metrics.Applier({VirtCpu: ((), ((0, "x", 1 << 40),), None, False)}, VirtCpu, ())
+
+
+def test_a_record_with_many_rates() -> None:
+    """More rates than the C loop keeps on its stack (32): the same per-second values."""
+    big = NamedTuple("Big", [(f"c{i}", int) for i in range(40)])  # type: ignore[misc]
+    apply = _metrics.Applier({big: ((), tuple((i, f"m{i}", U32) for i in range(40)), None,
+                                    False)}, VirtCpu, ())
+    prev: dict[type, Any] = {}
+    out: dict[str, Any] = {}
+    assert apply(prev, out, (big(*range(40)),), 1000, 1.0, 0) is False
+    assert out == {}
+    apply(prev, out, (big(*(3 * i for i in range(40))),), 3000, 2.0, 0)
+    assert out == {f"m{i}": 2 * i / 2.0 for i in range(40)}
