@@ -109,7 +109,8 @@ def assert_same(data: bytes) -> CollectorDatagram:
     got = decode_for_collector(data)
     got = got._replace(counter_samples=[c._replace(records=_plain(c.records))
                                         for c in got.counter_samples])
-    assert got == expected
+    # repr too: a damaged float word can decode to NaN, which equals no NaN, not even its own
+    assert got == expected or repr(got) == repr(expected)
     for view in got.flow_samples:
         assert list(view.keys().items()) == list(reference_keys(view).items())  # order too
     return got
