@@ -144,7 +144,8 @@ class Replay:
 
     capture: list[bytes]
     churn: bool = False
-    fields: list[list[tuple[int, int]]] = field(default_factory=list)  # (offset, shift) each
+    fields: list[list[tuple[int, int]]] = field(init=False)  # per datagram: (offset, shift)
+    uptime_shift: int = field(init=False)  # ms a pass moves the uptimes on
 
     def __post_init__(self) -> None:
         seqs: dict[tuple[bytes, int, bytes], list[int]] = {}  # (agent, kind, source) -> seqs

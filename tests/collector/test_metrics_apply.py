@@ -129,8 +129,9 @@ def test_a_container_counts_up_and_stops() -> None:
     verdicts = [applier()(prev, out, *s) for s in samples]
     assert verdicts == [False, False, False, True]
     assert out["vir_cpu_utilization"] == pytest.approx(10.0)  # 1000 ms of CPU in 10 s
-    assert out["vir_bytes_in"] == pytest.approx(0.0 + 0 * 7 / 10)
+    assert out["vir_bytes_out"] == pytest.approx(28 / 10)  # field 4 counts 28 a sample
     assert out["vir_pkts_in"] == pytest.approx(7 / 10)
+    assert out["vir_mem_utilization"] == pytest.approx(75.0)  # 300 of 400
 
 
 def test_wraps_and_discontinuities() -> None:
