@@ -148,45 +148,55 @@ def agents_json(stats: list[AgentStats], now: float) -> dict[str, dict[str, obje
     """sFlow-RT's ``/agents/json``: one entry per agent address (sub-agents summed)."""
     out: dict[str, dict[str, object]] = {}
     for a in stats:
-        flow = a.sampler_totals("flow")
-        counter = a.sampler_totals("counter")
-        d = a.datagrams
-        figures = {
-            "sFlowDatagramsReceived": d.received,
-            "sFlowDatagramsLost": d.lost,
-            "sFlowDatagramsDuplicates": d.duplicates,
-            "sFlowDatagramsOutOfOrder": d.out_of_order,
-            "sFlowDatagramsReset": d.resets,
-            "sFlowBytesReceived": a.bytes_received,
-            "sFlowParseErrors": a.parse_errors,
-            "sFlowBadSamples": a.bad_samples,
-            "sFlowFlowSamples": a.flow_samples,
-            "sFlowFlowLostSamples": flow[0],
-            "sFlowFlowDuplicateSamples": flow[1],
-            "sFlowFlowOutOfOrderSamples": flow[2],
-            "sFlowCounterSamples": a.counter_samples,
-            "sFlowCounterLostSamples": counter[0],
-            "sFlowCounterDuplicateSamples": counter[1],
-            "sFlowCounterOutOfOrderSamples": counter[2],
-        }
-        entry = out.get(a.address)
-        if entry is None:
-            out[a.address] = {
-                **figures,
-                "sFlowDatagramSource": sorted(a.sources),
-                "firstSeen": to_ms(now - a.first_seen),
-                "lastSeen": to_ms(now - a.last_seen),
-                "uptime": a.uptime_ms,
-                "subAgents": [a.sub_agent_id],
-            }
-            continue
-        for k, v in figures.items():
-            entry[k] = int(entry[k]) + v  # type: ignore[call-overload]
-        entry["sFlowDatagramSource"] = sorted(set(entry["sFlowDatagramSource"]) | a.sources)  # type: ignore[call-overload]
-        entry["firstSeen"] = max(int(entry["firstSeen"]), to_ms(now - a.first_seen))  # type: ignore[call-overload]
-        entry["lastSeen"] = min(int(entry["lastSeen"]), to_ms(now - a.last_seen))  # type: ignore[call-overload]
-        entry["subAgents"] = [*entry["subAgents"], a.sub_agent_id]  # type: ignore[misc]
+        merge_agent_entry(out, a.address, _agent_entry(a, now))
     return out
+
+
+def _agent_entry(a: AgentStats, now: float) -> dict[str, object]:
+    flow = a.sampler_totals("flow")
+    counter = a.sampler_totals("counter")
+    d = a.datagrams
+    return {
+        "sFlowDatagramsReceived": d.received,
+        "sFlowDatagramsLost": d.lost,
+        "sFlowDatagramsDuplicates": d.duplicates,
+        "sFlowDatagramsOutOfOrder": d.out_of_order,
+        "sFlowDatagramsReset": d.resets,
+        "sFlowBytesReceived": a.bytes_received,
+        "sFlowParseErrors": a.parse_errors,
+        "sFlowBadSamples": a.bad_samples,
+        "sFlowFlowSamples": a.flow_samples,
+        "sFlowFlowLostSamples": flow[0],
+        "sFlowFlowDuplicateSamples": flow[1],
+        "sFlowFlowOutOfOrderSamples": flow[2],
+        "sFlowCounterSamples": a.counter_samples,
+        "sFlowCounterLostSamples": counter[0],
+        "sFlowCounterDuplicateSamples": counter[1],
+        "sFlowCounterOutOfOrderSamples": counter[2],
+        "sFlowDatagramSource": sorted(a.sources),
+        "firstSeen": to_ms(now - a.first_seen),
+        "lastSeen": to_ms(now - a.last_seen),
+        "uptime": a.uptime_ms,
+        "subAgents": [a.sub_agent_id],
+    }
+
+
+def merge_agent_entry(out: dict[str, dict[str, Any]], address: str,
+                      entry: dict[str, Any]) -> None:
+    """Put one ``/agents/json`` entry into ``out``, summed with the one already there for the
+    same address (another sub-agent, or the same agent as another worker heard it)."""
+    seen = out.get(address)
+    if seen is None:
+        out[address] = entry
+        return
+    for k, v in entry.items():
+        if k.startswith("sFlow") and isinstance(v, int):
+            seen[k] += v
+    seen["sFlowDatagramSource"] = sorted({*seen["sFlowDatagramSource"],
+                                          *entry["sFlowDatagramSource"]})
+    seen["firstSeen"] = max(seen["firstSeen"], entry["firstSeen"])
+    seen["lastSeen"] = min(seen["lastSeen"], entry["lastSeen"])
+    seen["subAgents"] = [*seen["subAgents"], *entry["subAgents"]]
 
 
 def to_ms(seconds: float) -> int:

@@ -50,7 +50,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,11 +159,21 @@ def _apply(cfg: Config, doc: dict[str, Any], where: str) -> None:
 
 @dataclass
 class StateStore:
-    """A JSON file of groups, flows and thresholds, replaced atomically on every save."""
+    """A JSON file of groups, flows and thresholds, replaced atomically on every save.
+
+    A save writes a temporary file beside it (``.<name>.<random>.tmp``) and renames it over
+    the file; a process killed mid-save leaves that temporary behind, and ``load`` removes
+    this store's leftovers. ``save_snapshot`` takes the snapshot and writes it under one
+    lock, so saves land in the order their snapshots were taken: a save acknowledged to a
+    client is never overwritten by an older snapshot (that of a concurrent change)."""
 
     path: Path
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                  compare=False)
 
     def load(self) -> dict[str, Any]:
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -174,9 +186,19 @@ class StateStore:
             raise ConfigError(f"{self.path}: expected a JSON object")
         return state
 
+    def save_snapshot(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        """``save(snapshot())``, the two under the store's lock."""
+        with self._lock:
+            self._write(snapshot())
+
     def save(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            self._write(state)
+
+    def _write(self, state: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-", suffix=".json")
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
+                                   suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(state, f, indent=1, sort_keys=True)

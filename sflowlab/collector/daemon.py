@@ -76,7 +76,7 @@ class Daemon:
         if cfg.state_dir is not None:
             store = StateStore(Path(cfg.state_dir) / "state.json")
             self.engine.import_state(store.load())
-            self.engine.on_change = lambda: store.save(self.engine.export_state())
+            self.engine.on_change = lambda: store.save_snapshot(self.engine.export_state)
         self.runtime = Runtime(self.engine, self.clock,
                                Path(cfg.state_dir) if cfg.state_dir is not None else None)
         self.runtime.load(cfg.controllers)

@@ -69,6 +69,8 @@ class Totals:
     flow_samples: int = 0
     counter_samples: int = 0
     discarded: int = 0
+    no_agent_address: int = 0
+    """Datagrams of address type 0 (no agent address), their agent keyed by UDP source."""
     flows_generated: int = 0
     events_generated: int = 0
 
@@ -121,6 +123,9 @@ class Engine:
                                    src, len(data), str(e))
                 return False
             addr = dg.agent_address
+            if not addr:  # address type 0 ("unknown"): the agent is its UDP source
+                addr = source[0]
+                totals.no_agent_address += 1
             akey = (addr, dg.sub_agent_id)
             agent = self.agents.get(akey)
             if agent is None:
@@ -437,6 +442,7 @@ class Engine:
                 "sFlowParseErrors": t.parse_errors,
                 "sFlowDatagramsDiscarded": t.discarded,
                 "sFlowDatagramsDuplicates": t.duplicate_datagrams,
+                "sFlowDatagramsNoAgentAddress": t.no_agent_address,
                 "sFlowBadSamples": t.bad_samples,
                 "sFlowFlowSamples": t.flow_samples,
                 "sFlowCounterSamples": t.counter_samples,

@@ -49,7 +49,7 @@ from typing import Any
 from sflowlab import accel
 from sflowlab.clock import Clock, SystemClock
 
-from .agents import to_ms
+from .agents import merge_agent_entry, to_ms
 from .engine import Agents, Engine, TickResult, collect_rarely
 from .events import Event, EventLog, LongPollLog
 from .flows import FlowSpec
@@ -384,12 +384,6 @@ class ShardedEngine:
     def _all(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
         return [w.call(method, *args, **kwargs) for w in self.workers]
 
-    def _owner(self, agent: str) -> _Worker:
-        try:
-            return self.workers[shard_of(agent, len(self.workers))]
-        except ValueError:
-            return self.workers[0]  # not an address: no worker knows it
-
     # ------------------------------------------------------------------ queries
 
     def metric(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
@@ -416,8 +410,12 @@ class ShardedEngine:
         return _merge_min(self._all("metric_names", self._now(now)))
 
     def agent_metrics(self, agent: str, now: float | None = None) -> dict[str, object]:
-        result: dict[str, object] = self._owner(agent).call("agent_metrics", agent)
-        return result
+        """Asked of every worker: an agent without an address (type 0) is known by its UDP
+        source, which need not be the worker ``shard_of`` names."""
+        out: dict[str, object] = {}
+        for part in self._all("agent_metrics", agent):
+            out.update(part)
+        return out
 
     def numeric_series(self, agents: Agents, names: Collection[str] | None,
                        now: float | None = None) -> list[tuple[str, str, str, float]]:
@@ -427,7 +425,8 @@ class ShardedEngine:
     def agents_json(self, now: float | None = None) -> dict[str, dict[str, object]]:
         out: dict[str, dict[str, object]] = {}
         for part in self._all("agents_json", self._now(now)):
-            out.update(part)
+            for address, entry in part.items():
+                merge_agent_entry(out, address, entry)
         return out
 
     def analyzer_json(self, now: float | None = None) -> dict[str, object]:
@@ -471,7 +470,7 @@ class ShardedEngine:
         return top[:max(max_flows, 0)]
 
     def flow_value(self, agent: str, name: str, key: str, now: float | None = None) -> float:
-        return float(self._owner(agent).call("flow_value", agent, name, key, self._now(now)))
+        return max(float(v) for v in self._all("flow_value", agent, name, key, self._now(now)))
 
     def flow_keys(self, now: float | None = None) -> dict[str, int]:
         return _merge_min(self._all("flow_keys", self._now(now)))

@@ -54,6 +54,27 @@ def test_ipv6_socket_receives(collector: Collector) -> None:
         "sFlowDatagramSource"] == ["::1"]
 
 
+def test_agents_without_address_keyed_by_udp_source(collector: Collector) -> None:
+    """Address type 0 (no agent address): each source is an agent of its own, never one agent
+    "" that merges them (with workers: the sub-agents of one source, steered by sub-agent to
+    different workers, still make one entry)."""
+    before = collector.get("/analyzer/json")["sFlowDatagramsNoAgentAddress"]
+    for sub_agent in (0, 1):
+        collector.udp(datagram("", 1, 1000, [counters(1, 0, 7, IfCounters(7))], sub_agent))
+        collector.udp(datagram("", 1, 1000, [counters(1, 0, 7, IfCounters(7))], sub_agent),
+                      host="::1")
+    agents = wait_for(lambda: (a := collector.get("/agents/json"))["::1"][
+        "sFlowDatagramsReceived"] == 2 and a["127.0.0.1"]["sFlowDatagramsReceived"] == 2 and a,
+        what="both sources as agents")
+    assert "" not in agents
+    for source in ("127.0.0.1", "::1"):
+        assert sorted(agents[source]["subAgents"]) == [0, 1]
+        assert agents[source]["sFlowCounterSamples"] == 2
+        assert agents[source]["sFlowDatagramSource"] == [source]
+    assert collector.get("/analyzer/json")["sFlowDatagramsNoAgentAddress"] == before + 4
+    assert "7.ifindex" in collector.get("/metric/::1/json")
+
+
 def test_metric_n_follows_container_start_and_stop(collector: Collector) -> None:
     agent = "10.10.0.2"
     q = f"/metric/{agent}/avg:vir_cpu_utilization/json?vir_host_name=app.*"
