@@ -17,8 +17,8 @@ import argparse
 import math
 import time
 
-from sflowlab.agent_sim.lab import Lab, LabSpec
-from sflowlab.agent_sim.runner import run_simulated
+from sflowlab.agent_sim.driver import run_simulated
+from sflowlab.agent_sim.simulation import Lab, LabSpec
 from sflowlab.agent_sim.sinks import CountingSink
 from sflowlab.agent_sim.topology import FabricSpec
 from sflowlab.agent_sim.workload import ServiceSpec

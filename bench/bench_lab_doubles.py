@@ -20,9 +20,9 @@ from collections.abc import Callable
 import requests
 
 from sflowlab.clock import SimClock
-from sflowlab.lab.swarm_api import SwarmApi
-from sflowlab.lab.swarm_model import Swarm
-from sflowlab.lab.switch_api import AclSwitch, SwitchApi
+from sflowlab.lab.doubles.swarm_api import SwarmApi
+from sflowlab.lab.doubles.swarm_model import Swarm
+from sflowlab.lab.doubles.switch_api import AclSwitch, SwitchApi
 
 
 class NullTarget:

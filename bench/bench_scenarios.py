@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sflowlab.lab.assertions import evaluate
-from sflowlab.lab.outputs import write_outputs
-from sflowlab.lab.runner import LabRun
-from sflowlab.lab.scenario import Scenario, load_scenario
+from sflowlab.lab.scenario.assertions import evaluate
+from sflowlab.lab.scenario.model import Scenario, load_scenario
+from sflowlab.lab.scenario.outputs import write_outputs
+from sflowlab.lab.scenario.runner import LabRun
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 TARGET = ("apache_load_ramp", 3.0)  # scenario, wall seconds
@@ -48,7 +48,7 @@ def run_once(scenario: Scenario, out_dir: Path, chart: bool) -> Timing:
     outcomes = evaluate(scenario, recording)
     write_outputs(out_dir, recording, outcomes)
     if chart:
-        from sflowlab.lab.chart import render_chart
+        from sflowlab.lab.scenario.chart import render_chart
 
         render_chart(out_dir)
     return Timing(t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t0,

@@ -3,7 +3,7 @@
 Two parts, merged by time:
 
 1. Real third-party datagrams: pmacct's sfprobe sampling HTTP traffic between two network
-   namespaces (``sflowlab.lab.pmacct``), kept byte for byte, including one pmacct counter
+   namespaces (``sflowlab.lab.interop.pmacct``), kept byte for byte, including one pmacct counter
    sample. Needs root and pmacct; ``--synthetic-only`` leaves this part out.
 2. hsflowd-like datagrams, deterministic (fixed seed and times), from agent_sim's host model:
    one Docker host (host counters, data source 2.1), two web containers (3.N, indexed as
@@ -28,7 +28,7 @@ from sflowlab.agent_sim.sinks import MemorySink
 from sflowlab.agent_sim.workload import Service, ServiceSpec
 from sflowlab.codec import CountersSample, decode_datagram
 from sflowlab.codec.pcap import PcapWriter
-from sflowlab.lab.pmacct import sfprobe_lab, unavailable_reason
+from sflowlab.lab.interop.pmacct import sfprobe_lab, unavailable_reason
 
 OUT = Path(__file__).resolve().parent.parent / "sflowlab" / "data" / "sample.pcap"
 BASE_TIME = 1_700_000_000.0

@@ -30,13 +30,13 @@ import sys
 import time
 from typing import TextIO
 
-from sflowlab.agent_sim.lab import Lab, LabSpec, lab_spec_from_dict, load_lab_spec
-from sflowlab.agent_sim.runner import (
+from sflowlab.agent_sim.driver import (
     SIMULATED_EPOCH,
     RunStats,
     run_realtime,
     run_simulated,
 )
+from sflowlab.agent_sim.simulation import Lab, LabSpec, lab_spec_from_dict, load_lab_spec
 from sflowlab.agent_sim.sinks import CountingSink, PcapSink, Sink, TeeSink, UdpSink, parse_endpoint
 from sflowlab.clock import SimClock, SystemClock
 

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from sflowlab.lab.runner import RunResult, run_scenario
-from sflowlab.lab.scenario import ScenarioError, json_schema, load_scenario
+from sflowlab.lab.scenario.model import ScenarioError, json_schema, load_scenario
+from sflowlab.lab.scenario.runner import RunResult, run_scenario
 
 EXIT_FAILED = 1
 EXIT_BAD_SCENARIO = 2

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sflowlab.agent_sim.lab import Lab, LabSpec
 from sflowlab.agent_sim.packets import ICMP, ICMPV6, TCP, UDP, Packet
+from sflowlab.agent_sim.simulation import Lab, LabSpec
 from sflowlab.agent_sim.sinks import MemorySink
 from sflowlab.codec import (
     INTERNAL,

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from collector_helpers import Collector, container, datagram, start, wait_for
 
-from sflowlab.lab.scheduler import RealTimeScheduler
-from sflowlab.lab.swarm_api import SwarmApi
-from sflowlab.lab.swarm_model import Swarm
+from sflowlab.lab.doubles.scheduler import RealTimeScheduler
+from sflowlab.lab.doubles.swarm_api import SwarmApi
+from sflowlab.lab.doubles.swarm_model import Swarm
 
 AGENT = "10.30.0.1"
 

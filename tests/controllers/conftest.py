@@ -14,12 +14,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from elb_helpers import NODES, START, ElbLab, SwarmLabBridge
 
-from sflowlab.agent_sim.lab import Lab, LabSpec
+from sflowlab.agent_sim.simulation import Lab, LabSpec
 from sflowlab.agent_sim.sinks import MemorySink
 from sflowlab.agent_sim.workload import ServiceSpec
 from sflowlab.clock import SimClock
-from sflowlab.lab.swarm_api import SwarmApi
-from sflowlab.lab.swarm_model import Swarm
+from sflowlab.lab.doubles.swarm_api import SwarmApi
+from sflowlab.lab.doubles.swarm_model import Swarm
 
 
 @pytest.fixture

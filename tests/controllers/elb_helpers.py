@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sflowlab.agent_sim.lab import Lab
+from sflowlab.agent_sim.simulation import Lab
 from sflowlab.clock import SimClock
 from sflowlab.codec import CountersSample, Datagram, HostDescr, VirtCpu, VirtNetIo, encode_datagram
 from sflowlab.collector.engine import Engine
 from sflowlab.collector.runtime import HttpRequest, Runtime
 from sflowlab.controllers.elb import ElasticLoadBalancer
-from sflowlab.lab.swarm_api import SwarmApi
-from sflowlab.lab.swarm_model import ContainerStarted, ContainerStopped, Swarm, SwarmEvent
+from sflowlab.lab.doubles.swarm_api import SwarmApi
+from sflowlab.lab.doubles.swarm_model import ContainerStarted, ContainerStopped, Swarm, SwarmEvent
 
 START = 1000.0
 NODES = {"node1": "10.0.0.1", "node2": "10.0.0.2"}

@@ -23,8 +23,8 @@ from sflowlab.controllers.acl_client import (
     AclRecord,
     SwitchDirectory,
 )
-from sflowlab.lab.iptables import ParsedRule
-from sflowlab.lab.switch_api import AclSwitch, SwitchApi
+from sflowlab.lab.doubles.acl_rules import ParsedRule
+from sflowlab.lab.doubles.switch_api import AclSwitch, SwitchApi
 
 DROP = "-A FORWARD --in-interface swp+ -d 10.0.1.1 -p udp --sport 53 -j DROP"
 

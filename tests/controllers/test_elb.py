@@ -21,8 +21,8 @@ from elb_helpers import START, ElbLab, Load
 from sflowlab.collector.runtime import HttpError, resolve
 from sflowlab.controllers.docker_client import SwarmServices
 from sflowlab.controllers.elb import ElasticLoadBalancer, service_filter
-from sflowlab.lab.swarm_api import SwarmApi
-from sflowlab.lab.swarm_model import ContainerStopped, SwarmError
+from sflowlab.lab.doubles.swarm_api import SwarmApi
+from sflowlab.lab.doubles.swarm_model import ContainerStopped, SwarmError
 
 HIGH = Load(util=2.0, bytes_in=1_000, bytes_out=1_000)
 LOW = Load(util=0.1, bytes_in=500, bytes_out=500)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from elb_helpers import START, ElbLab
 
-from sflowlab.agent_sim.lab import Lab
+from sflowlab.agent_sim.simulation import Lab
 
 
 def test_seed_policy_follows_the_load_up_and_back_to_one(

@@ -36,9 +36,9 @@ from sflowlab.agent_sim.sinks import MemorySink
 from sflowlab.agent_sim.topology import FabricSpec
 from sflowlab.agent_sim.traffic import TrafficFlow
 from sflowlab.controllers.ddos import ATTACKS
-from sflowlab.lab.acl_fabric import FabricAclTarget
-from sflowlab.lab.iptables import parse_acl
-from sflowlab.lab.netns import Router, router, unavailable_reason
+from sflowlab.lab.doubles.acl_fabric import FabricAclTarget
+from sflowlab.lab.doubles.acl_rules import parse_acl
+from sflowlab.lab.interop.netns import Router, router, unavailable_reason
 
 pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.iptables]
 

@@ -1,6 +1,6 @@
 """Open vSwitch's sFlow agent (a real switch) sending to our collector and read by our codec.
 
-A userspace-datapath bridge (``sflowlab.lab.ovs``) joins two host namespaces; its sFlow agent
+A userspace-datapath bridge (``sflowlab.lab.interop.ovs``) joins two host namespaces; its sFlow agent
 is pointed, with ``ovs-vsctl``, at the collector subprocess (``sflowlab collector``) and at a
 plain UDP socket this test reads (OVS sends every datagram to each target). The first host
 sends ``COUNT`` UDP datagrams to the second at a steady pace. The module fixture runs this once
@@ -37,7 +37,7 @@ from sflowlab.codec import (
 )
 from sflowlab.codec.headers import decode_header
 from sflowlab.codec.pcap import PcapWriter
-from sflowlab.lab.ovs import OvsLab, ovs_lab, unavailable_reason
+from sflowlab.lab.interop.ovs import OvsLab, ovs_lab, unavailable_reason
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "collector"))
 from collector_helpers import Collector, start, wait_for

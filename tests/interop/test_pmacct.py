@@ -8,7 +8,7 @@ import pytest
 
 from sflowlab.codec import FlowSample, SampledHeader, decode_datagram
 from sflowlab.codec.headers import decode_header
-from sflowlab.lab.pmacct import sfprobe_lab, unavailable_reason
+from sflowlab.lab.interop.pmacct import sfprobe_lab, unavailable_reason
 
 pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.pmacct, pytest.mark.slow]
 

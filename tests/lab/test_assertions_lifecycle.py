@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from sflowlab.lab.assertions_lifecycle import ContainersReported, container_samples
-from sflowlab.lab.outputs import Lifecycle, Recording
-from sflowlab.lab.runner import LabRun, run_scenario
-from sflowlab.lab.scenario import load_scenario, scenario_from_dict
+from sflowlab.lab.scenario.assertions_lifecycle import ContainersReported, container_samples
+from sflowlab.lab.scenario.model import load_scenario, scenario_from_dict
+from sflowlab.lab.scenario.outputs import Lifecycle, Recording
+from sflowlab.lab.scenario.runner import LabRun, run_scenario
 
 CHURN = Path(__file__).parents[2] / "scenarios" / "container_churn.yaml"
 

@@ -1,4 +1,4 @@
-"""The run chart (sflowlab.lab.chart) over a synthetic out folder that follows the runner's
+"""The run chart (sflowlab.lab.scenario.chart) over a synthetic out folder that follows the runner's
 output contract: two services, their containers, decisions, and ACL sessions."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from matplotlib.image import imread
 from matplotlib.patches import Rectangle
 
-from sflowlab.lab.chart import AclSession, acl_sessions, figure, load_periods, render_chart
+from sflowlab.lab.scenario.chart import AclSession, acl_sessions, figure, load_periods, render_chart
 
 SERVICE_COLUMNS = ("load", "replicas", "tasks", "seen", "running", "rps",
                    "avg_vir_cpu_utilization", "avg_vir_bytes")

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import requests
 
+from sflowlab.lab.doubles.scheduler import RealTimeScheduler
+from sflowlab.lab.doubles.swarm_api import SwarmApi
+from sflowlab.lab.doubles.swarm_model import Swarm
 from sflowlab.lab.httpserver import HttpError, HttpServer, Request, Response, Router, json_response
-from sflowlab.lab.scheduler import RealTimeScheduler
-from sflowlab.lab.swarm_api import SwarmApi
-from sflowlab.lab.swarm_model import Swarm
 
 
 def wait_for(condition: Callable[[], Any], timeout_s: float = 5.0) -> Any:

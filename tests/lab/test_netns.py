@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sflowlab.lab.netns import cabled_host, namespace, router, unavailable_reason, veth_pair
+from sflowlab.lab.interop.netns import cabled_host, namespace, router, unavailable_reason, veth_pair
 
 pytestmark = [pytest.mark.root, pytest.mark.netns]
 

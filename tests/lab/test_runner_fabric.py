@@ -7,8 +7,8 @@ import csv
 import textwrap
 from pathlib import Path
 
-from sflowlab.lab.runner import run_scenario
-from sflowlab.lab.scenario import load_scenario
+from sflowlab.lab.scenario.model import load_scenario
+from sflowlab.lab.scenario.runner import run_scenario
 
 FABRIC = "{leaves: 2, spines: 1, hosts_per_leaf: 1, sampling_rate: 100, polling_s: 10}"
 

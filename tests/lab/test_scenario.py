@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from sflowlab.lab.scenario import (
+from sflowlab.lab.scenario.model import (
     LoadPhase,
     Ramp,
     ScenarioError,

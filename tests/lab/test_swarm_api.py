@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from sflowlab.clock import SimClock
-from sflowlab.lab.scheduler import RealTimeScheduler
-from sflowlab.lab.swarm_api import SwarmApi
-from sflowlab.lab.swarm_model import (
+from sflowlab.lab.doubles.scheduler import RealTimeScheduler
+from sflowlab.lab.doubles.swarm_api import SwarmApi
+from sflowlab.lab.doubles.swarm_model import (
     ContainerStarted,
     ContainerStopped,
     ServiceCreated,

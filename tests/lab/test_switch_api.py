@@ -18,9 +18,14 @@ from sflowlab.agent_sim.sinks import MemorySink
 from sflowlab.agent_sim.topology import FabricSpec
 from sflowlab.agent_sim.traffic import TrafficFlow
 from sflowlab.clock import SimClock
-from sflowlab.lab.acl_fabric import ErspanCapture, FabricAclTarget, packet_rule, switches_for
-from sflowlab.lab.iptables import ParsedRule, PortRange, RuleError, parse_acl, parse_rule
-from sflowlab.lab.switch_api import AclSwitch, SwitchApi
+from sflowlab.lab.doubles.acl_fabric import (
+    ErspanCapture,
+    FabricAclTarget,
+    packet_rule,
+    switches_for,
+)
+from sflowlab.lab.doubles.acl_rules import ParsedRule, PortRange, RuleError, parse_acl, parse_rule
+from sflowlab.lab.doubles.switch_api import AclSwitch, SwitchApi
 
 ERSPAN = "-A FORWARD --in-interface swp+ -s 10.0.1.1 -d 192.0.2.0/24 -j ERSPAN --src-ip 10.255.0.1 --dst-ip 10.0.9.9"
 DROP = "-A FORWARD --in-interface swp+ -s 198.51.100.7 -d 10.10.100.10 -p udp --sport 53 -j DROP"

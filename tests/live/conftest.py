@@ -39,8 +39,8 @@ from live_helpers import (
 )
 
 from sflowlab.clock import SimClock
-from sflowlab.lab.swarm_api import MIN_API_VERSION, SwarmApi
-from sflowlab.lab.swarm_model import Swarm
+from sflowlab.lab.doubles.swarm_api import MIN_API_VERSION, SwarmApi
+from sflowlab.lab.doubles.swarm_model import Swarm
 
 
 def engine_problem(url: str) -> str | None:

@@ -26,7 +26,7 @@ from sflowlab.collector.engine import Engine
 from sflowlab.collector.runtime import Runtime
 from sflowlab.controllers.docker_client import SwarmServices
 from sflowlab.controllers.elb import ElasticLoadBalancer
-from sflowlab.lab.swarm_model import ContainerStarted, ContainerStopped, SwarmEvent
+from sflowlab.lab.doubles.swarm_model import ContainerStarted, ContainerStopped, SwarmEvent
 
 pytestmark = pytest.mark.docker
 

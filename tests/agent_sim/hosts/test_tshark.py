@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from sflowlab.agent_sim.lab import Lab, LabSpec
-from sflowlab.agent_sim.runner import run_simulated
+from sflowlab.agent_sim.driver import run_simulated
+from sflowlab.agent_sim.simulation import Lab, LabSpec
 from sflowlab.agent_sim.sinks import PcapSink
 from sflowlab.clock import SimClock
 from sflowlab.codec import COUNTER_SAMPLES, FLOW_SAMPLES, SampledHeader, decode_datagram

@@ -19,8 +19,8 @@ from pathlib import Path
 from sflowlab.codec import decode_datagram
 from sflowlab.codec.counter_records import VIR_DOMAIN_STATES, HostDescr, VirtCpu
 from sflowlab.codec.pcap import read_sflow
-from sflowlab.lab.assertions import Outcome, assertion
-from sflowlab.lab.outputs import Lifecycle, Recording
+from sflowlab.lab.scenario.assertions import Outcome, assertion
+from sflowlab.lab.scenario.outputs import Lifecycle, Recording
 
 __all__ = ["ContainerSample", "ContainersReported", "container_samples"]
 

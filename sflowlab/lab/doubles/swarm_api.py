@@ -23,16 +23,7 @@ import queue
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from sflowlab.lab.httpserver import (
-    HttpError,
-    HttpServer,
-    Request,
-    Response,
-    Router,
-    ServedApi,
-    json_response,
-)
-from sflowlab.lab.swarm_model import (
+from sflowlab.lab.doubles.swarm_model import (
     ENGINE_VERSION,
     ContainerEvent,
     ContainerStarted,
@@ -44,6 +35,15 @@ from sflowlab.lab.swarm_model import (
     SwarmError,
     SwarmEvent,
     Task,
+)
+from sflowlab.lab.httpserver import (
+    HttpError,
+    HttpServer,
+    Request,
+    Response,
+    Router,
+    ServedApi,
+    json_response,
 )
 
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """What a scenario run records, and the out folder it writes (all but the chart).
 
-``Recorder`` collects during the run: one timeline row per simulated second (per service: its
+``RunRecorder`` collects during the run: one timeline row per simulated second (per service: its
 offered load, the swarm's replicas and running tasks, the running containers the collector
 knows (``seen``: from their first sample) and counts in its averages (``running``: metricN,
 from their second, once rates exist), the requests served, the collector's per-container
@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sflowlab.collector.events import Event
-from sflowlab.lab.scenario import Scenario
-from sflowlab.lab.swarm_model import ContainerEvent, ContainerStarted
+from sflowlab.lab.doubles.swarm_model import ContainerEvent, ContainerStarted
+from sflowlab.lab.scenario.model import Scenario
 
 if TYPE_CHECKING:
-    from sflowlab.lab.assertions import Outcome
-    from sflowlab.lab.runner import LabRun
+    from sflowlab.lab.scenario.assertions import Outcome
+    from sflowlab.lab.scenario.runner import LabRun
 
-__all__ = ["Accounting", "AclChange", "Decision", "Lifecycle", "Recorder", "Recording",
+__all__ = ["Accounting", "AclChange", "Decision", "Lifecycle", "RunRecorder", "Recording",
            "write_outputs"]
 
 METRICS = "avg:vir_cpu_utilization,avg:vir_bytes_in,avg:vir_bytes_out"
@@ -124,7 +124,7 @@ class Recording:
         return moments[ref]
 
 
-class Recorder:
+class RunRecorder:
     """Collects a run's records (see the module docstring)."""
 
     def __init__(self, scenario: Scenario) -> None:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sflowlab.lab.scheduler import Scheduler
+from sflowlab.lab.doubles.scheduler import Scheduler
 
 _log = logging.getLogger(__name__)
 

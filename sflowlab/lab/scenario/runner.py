@@ -12,7 +12,7 @@ HTTP (the docker SDK, the ACL client). ``run()`` steps it; each step:
 2. set each service's offered load for the step; ``lab.tick`` serves it and emits sFlow;
 3. feed every datagram to the engine (and to ``sflow.pcap``), ``engine.tick``, hand the events
    to the controllers (``runtime.tick``);
-4. once per simulated second, record the timeline (``outputs.Recorder``).
+4. once per simulated second, record the timeline (``outputs.RunRecorder``).
 
 Simulated (default): a ``SimClock`` stepped as fast as the CPU goes; the same seed gives the
 same timeline. ``realtime=True``: the same lab paced by the wall clock, the agents' datagrams
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sflowlab.agent_sim.lab import Lab, LabSpec
+from sflowlab.agent_sim.simulation import Lab, LabSpec
 from sflowlab.agent_sim.sinks import MemorySink, PcapSink, Sink, TeeSink, UdpSink
 from sflowlab.clock import SimClock
 from sflowlab.collector.engine import Engine, TickResult
@@ -44,18 +44,18 @@ from sflowlab.collector.runtime import (
     Runtime,
     resolve,
 )
-from sflowlab.lab.acl_fabric import ErspanCapture, FabricAclTarget, switches_for
-from sflowlab.lab.assertions import Outcome, evaluate
-from sflowlab.lab.iptables import ParsedRule
-from sflowlab.lab.outputs import Recorder, Recording, write_outputs
-from sflowlab.lab.scenario import ControllerSpec, HttpCall, Scenario
-from sflowlab.lab.swarm_api import SwarmApi
-from sflowlab.lab.swarm_model import ContainerStarted, ContainerStopped, Swarm, SwarmEvent
-from sflowlab.lab.switch_api import AclSwitch, SwitchApi
+from sflowlab.lab.doubles.acl_fabric import ErspanCapture, FabricAclTarget, switches_for
+from sflowlab.lab.doubles.acl_rules import ParsedRule
+from sflowlab.lab.doubles.swarm_api import SwarmApi
+from sflowlab.lab.doubles.swarm_model import ContainerStarted, ContainerStopped, Swarm, SwarmEvent
+from sflowlab.lab.doubles.switch_api import AclSwitch, SwitchApi
+from sflowlab.lab.scenario.assertions import Outcome, evaluate
+from sflowlab.lab.scenario.model import ControllerSpec, HttpCall, Scenario
+from sflowlab.lab.scenario.outputs import Recording, RunRecorder, write_outputs
 
 __all__ = ["LabRun", "RunResult", "run_scenario"]
 
-log = logging.getLogger("sflowlab.lab.runner")
+log = logging.getLogger("sflowlab.lab.scenario.runner")
 
 Progress = Callable[[float, float], None]
 """``progress(simulated_now, duration)``, called once per simulated second."""
@@ -78,7 +78,7 @@ class RunResult:
 class _RecordingTarget:
     """An ``AclTarget`` that records each commit, then passes it to the fabric."""
 
-    def __init__(self, inner: FabricAclTarget, recorder: Recorder, clock: SimClock) -> None:
+    def __init__(self, inner: FabricAclTarget, recorder: RunRecorder, clock: SimClock) -> None:
         self.inner, self.recorder, self.clock = inner, recorder, clock
         self.lines: dict[tuple[str, str], list[str]] = {}
 
@@ -95,7 +95,7 @@ class _RecordingTarget:
 class _LogCapture(logging.Handler):
     """Controller log records, stamped with the lab's time, into the recorder."""
 
-    def __init__(self, recorder: Recorder, clock: SimClock) -> None:
+    def __init__(self, recorder: RunRecorder, clock: SimClock) -> None:
         super().__init__(logging.INFO)
         self.recorder, self.clock = recorder, clock
 
@@ -114,7 +114,7 @@ class LabRun:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.clock = clock or SimClock()
         self.engine = engine or Engine(self.clock)
-        self.recorder = Recorder(scenario)
+        self.recorder = RunRecorder(scenario)
         self._wall0: float | None = None
         self._steps = 0
         self._next_second = 1.0
@@ -371,7 +371,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, realtime: bool = False,
     outcomes = evaluate(scenario, recording)
     write_outputs(out_dir, recording, outcomes)
     if chart:
-        from sflowlab.lab.chart import render_chart  # matplotlib and pandas: only when drawing
+        from sflowlab.lab.scenario.chart import (
+            render_chart,  # matplotlib and pandas: only when drawing
+        )
 
         render_chart(out_dir)
     return RunResult(recording, outcomes, out_dir, time.monotonic() - wall0)

@@ -407,7 +407,7 @@ def _window(flows: list[TrafficFlow]) -> tuple[float, float]:
 
 
 def _assertion(item: Any, i: int) -> AssertionSpec:
-    from sflowlab.lab.assertions import KINDS
+    from sflowlab.lab.scenario.assertions import KINDS
 
     path = f"assertions[{i}]"
     if not isinstance(item, dict) or len(item) != 1:
@@ -510,7 +510,7 @@ def json_schema() -> dict[str, Any]:
     """A JSON Schema of scenario files (for editors; ``sflowlab run --schema`` prints it).
 
     It checks types and keys; ``load_scenario`` also checks values and cross-references."""
-    from sflowlab.lab.assertions import KINDS
+    from sflowlab.lab.scenario.assertions import KINDS
 
     schema = _object_schema(Scenario)
     schema["required"].remove("name")  # defaults to the file's name

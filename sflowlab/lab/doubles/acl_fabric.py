@@ -35,9 +35,9 @@ from sflowlab.agent_sim.fabric import Fabric
 from sflowlab.agent_sim.packets import Packet
 from sflowlab.agent_sim.traffic import PacketRule
 from sflowlab.codec.pcap import PcapWriter, internet_checksum
-from sflowlab.lab.iptables import ParsedRule
-from sflowlab.lab.scheduler import Scheduler
-from sflowlab.lab.switch_api import AclSwitch
+from sflowlab.lab.doubles.acl_rules import ParsedRule
+from sflowlab.lab.doubles.scheduler import Scheduler
+from sflowlab.lab.doubles.switch_api import AclSwitch
 
 __all__ = ["ErspanCapture", "FabricAclTarget", "packet_rule", "switches_for"]
 

@@ -25,9 +25,9 @@ from sflowlab.clock import SimClock
 if TYPE_CHECKING:  # the lab is imported when a fixture or scenario needs it, not by pytest
     from sflowlab.agent_sim.fabric import Fabric
     from sflowlab.collector.engine import Engine
-    from sflowlab.lab.runner import LabRun
-    from sflowlab.lab.scenario import Scenario
-    from sflowlab.lab.swarm_model import Swarm
+    from sflowlab.lab.doubles.swarm_model import Swarm
+    from sflowlab.lab.scenario.model import Scenario
+    from sflowlab.lab.scenario.runner import LabRun
 
 SCENARIO_FOLDER = "scenarios"
 
@@ -54,8 +54,8 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         from sflowlab.commands.run import summary
-        from sflowlab.lab.runner import run_scenario
-        from sflowlab.lab.scenario import ScenarioError, load_scenario
+        from sflowlab.lab.scenario.model import ScenarioError, load_scenario
+        from sflowlab.lab.scenario.runner import run_scenario
 
         try:
             scenario = load_scenario(self.path)
@@ -94,7 +94,7 @@ def engine(sim_clock: SimClock) -> Engine:
 def lab_scenario() -> Scenario:
     """The lab the ``lab`` fixture builds; override it to test your own."""
     from sflowlab.agent_sim.topology import FabricSpec
-    from sflowlab.lab.scenario import Scenario, ScenarioService
+    from sflowlab.lab.scenario.model import Scenario, ScenarioService
 
     return Scenario(name="lab", duration=60.0, hosts=2,
                     fabric=FabricSpec(leaves=2, spines=1, hosts_per_leaf=1),
@@ -105,7 +105,7 @@ def lab_scenario() -> Scenario:
 def lab(lab_scenario: Scenario, sim_clock: SimClock, engine: Engine,
         tmp_path: Path) -> Iterator[LabRun]:
     """``lab_scenario`` built on ``sim_clock`` and ``engine`` (its files in ``tmp_path``)."""
-    from sflowlab.lab.runner import LabRun
+    from sflowlab.lab.scenario.runner import LabRun
 
     run = LabRun(lab_scenario, tmp_path / "out", clock=sim_clock, engine=engine)
     try:

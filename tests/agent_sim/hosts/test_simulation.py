@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sflowlab.agent_sim.lab import Change, Lab, LabSpec, lab_spec_from_dict, load_lab_spec
-from sflowlab.agent_sim.runner import run_simulated, tick_times
+from sflowlab.agent_sim.driver import run_simulated, tick_times
+from sflowlab.agent_sim.simulation import Change, Lab, LabSpec, lab_spec_from_dict, load_lab_spec
 from sflowlab.agent_sim.sinks import MemorySink, PcapSink, TeeSink
 from sflowlab.agent_sim.topology import FabricSpec
 from sflowlab.agent_sim.workload import ServiceSpec

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from sflowlab.lab.outputs import AclChange, Recording
-from sflowlab.lab.scenario import Scenario
+from sflowlab.lab.scenario.model import Scenario
+from sflowlab.lab.scenario.outputs import AclChange, Recording
 
 __all__ = ["KINDS", "Check", "Outcome", "assertion", "evaluate"]
 
@@ -466,4 +466,4 @@ def _service(rec: Recording, name: str) -> Any:
 
 
 # kinds defined in their own modules register on import
-from sflowlab.lab import assertions_lifecycle  # noqa: E402, F401
+from sflowlab.lab.scenario import assertions_lifecycle  # noqa: E402, F401

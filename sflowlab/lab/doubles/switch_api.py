@@ -33,6 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sflowlab.lab.doubles.acl_rules import ParsedRule, RuleError, parse_acl
+from sflowlab.lab.doubles.scheduler import Scheduler
 from sflowlab.lab.httpserver import (
     HttpError,
     HttpServer,
@@ -42,8 +44,6 @@ from sflowlab.lab.httpserver import (
     ServedApi,
     json_response,
 )
-from sflowlab.lab.iptables import ParsedRule, RuleError, parse_acl
-from sflowlab.lab.scheduler import Scheduler
 
 _log = logging.getLogger(__name__)
 

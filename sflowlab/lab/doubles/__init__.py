@@ -1,0 +1,1 @@
+"""Doubles of the third parties the controllers drive (Docker swarm, Cumulus ACL switch)."""

@@ -1,0 +1,1 @@
+"""Helpers that run real third parties: network namespaces, Open vSwitch, pmacct."""

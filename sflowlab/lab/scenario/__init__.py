@@ -1,0 +1,1 @@
+"""Scenarios: the file model, the runner, assertions, the recording and its outputs, the chart."""
