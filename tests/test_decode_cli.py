@@ -129,9 +129,34 @@ def test_port_option_selects_the_udp_port(tmp_path: Path) -> None:
     with PcapWriter(path) as w:
         w.write(good_datagram(1), 1.0, ("192.0.2.1", 50000), ("192.0.2.9", 6343))
         w.write(good_datagram(2), 2.0, ("192.0.2.1", 50000), ("192.0.2.9", 9999))
-    assert decode(str(path)).stdout.count("startDatagram ") == 1
+        w.write(b"\x12\x34\x01\x00" + bytes(30), 3.0, ("192.0.2.1", 5353), ("192.0.2.9", 53))
+    found = decode(str(path))  # by default, sFlow on any port, what else there is skipped
+    assert found.stdout.count("startDatagram ") == 2
+    assert found.stderr == "sflowlab decode: sFlow found on UDP port 6343, 9999\n"
+    assert found.returncode == 0
+    assert decode("--port", "6343", str(path)).stdout.count("startDatagram ") == 1
     assert "packetSequenceNo 2\n" in decode("--port", "9999", str(path)).stdout
-    assert decode("--port", "0", str(path)).stdout.count("startDatagram ") == 2
+    every = decode("--port", "0", str(path))  # every UDP datagram, the DNS one refused
+    assert (every.stdout.count("startDatagram "), every.returncode) == (2, 1)
+    assert "unsupported sFlow version" in every.stderr
+
+
+def test_recording_on_another_port_is_found_or_said(tmp_path: Path) -> None:
+    """A recording of a collector on port 7000 decodes without --port; a capture with no
+    sFlow says so and names the ports it holds, instead of printing nothing."""
+    path = tmp_path / "rec.pcap"
+    with PcapWriter(path) as w:
+        for seq in (1, 2, 3):
+            w.write(good_datagram(seq), float(seq), ("192.0.2.1", 50000), ("127.0.0.1", 7000))
+    done = decode(str(path))
+    assert done.stdout.count("startDatagram ") == 3
+    assert "sFlow found on UDP port 7000" in done.stderr
+    other = tmp_path / "dns.pcap"
+    with PcapWriter(other) as w:
+        w.write(b"\x12\x34\x01\x00" + bytes(30), 1.0, ("192.0.2.1", 5353), ("192.0.2.9", 53))
+    done = decode(str(other))
+    assert (done.returncode, done.stdout) == (0, "")
+    assert "no sFlow v5 found (UDP destination ports: 53;" in done.stderr
 
 
 def test_listen_decodes_live_datagrams_until_count() -> None:

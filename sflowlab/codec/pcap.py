@@ -5,7 +5,8 @@ checksums (microsecond classic pcap, LINKTYPE_ETHERNET), so Wireshark and pmacct
 ``read_sflow`` walks classic pcap (either byte order, micro- or nanosecond) and pcapng (SHB,
 IDB, EPB, SPB and the obsolete packet block; per-interface link type and ``if_tsresol``) and
 yields the UDP payloads to or from one port. Frames that are not UDP are skipped quietly; a
-file that cannot be read raises ``PcapError`` (a ``CodecError``) with the file offset.
+file that cannot be read raises ``PcapError`` (a ``CodecError``) with the file offset
+(``PcapTruncatedError`` when it ends inside a record, every record before it yielded).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import BinaryIO
 from ._errors import CodecError
 
 __all__ = [
-    "LINKTYPE_ETHERNET", "CapturedDatagram", "PcapError", "PcapWriter", "internet_checksum",
-    "read_sflow",
+    "LINKTYPE_ETHERNET", "CapturedDatagram", "PcapError", "PcapTruncatedError", "PcapWriter",
+    "internet_checksum", "read_sflow",
 ]
 
 LINKTYPE_NULL = 0
@@ -54,6 +55,11 @@ class PcapError(CodecError):
 
     ``offset`` is the file offset of the failing header or record; ``path`` names it.
     """
+
+
+class PcapTruncatedError(PcapError):
+    """The file ends inside a header or record (a capture cut short, e.g. by a kill): every
+    record before the cut was read."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,10 @@ class PcapWriter:
         self._out.write(kept)
         self.count += 1
 
+    def flush(self) -> None:
+        """Hand what was written to the operating system (it survives the process)."""
+        self._out.flush()
+
     def close(self) -> None:
         if self._owned:
             self._out.close()
@@ -173,7 +183,7 @@ class _Stream:
             got += len(chunk)
         data = b"".join(chunks)
         if got < n and not (at_eof_ok and got == 0):
-            raise PcapError(f"file truncated: {what} needs {n} bytes, {got} left",
+            raise PcapTruncatedError(f"file truncated: {what} needs {n} bytes, {got} left",
                             self.offset, what)
         self.offset += got
         return data

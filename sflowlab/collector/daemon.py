@@ -15,14 +15,14 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sflowlab import accel
 from sflowlab.clock import Clock, SystemClock
-from sflowlab.codec.pcap import read_sflow
+from sflowlab.codec.pcap import CapturedDatagram, PcapTruncatedError, read_sflow
 
 from .config import Config, StateStore
 from .engine import Engine, TickResult
@@ -44,6 +44,16 @@ class ReplayClock:
 
     def now(self) -> float:
         return self.time
+
+
+def _read_to_the_cut(path: str | Path) -> Iterator[CapturedDatagram]:
+    """Every datagram of a capture; one cut short (a recording of a killed collector) is read
+    up to the cut, with a warning. Other damage still raises ``PcapError``."""
+    try:
+        yield from read_sflow(path, port=None)
+    except PcapTruncatedError as e:
+        log.warning("event=replay_truncated path=%s offset=%d error=%r (read up to the cut)",
+                    path, e.offset, str(e))
 
 
 @dataclass
@@ -125,7 +135,7 @@ class Daemon:
             raise TypeError("replay needs the daemon built with a ReplayClock")
         count, first, next_tick = 0, None, None
         taps = self.taps
-        for cap in read_sflow(path, port=None):
+        for cap in _read_to_the_cut(path):
             ts = cap.timestamp
             if first is None:
                 first, next_tick = ts, ts + self.config.tick_s

@@ -151,6 +151,8 @@ class Listener:
                     self._fault_log.warn(received_at, "event=ingest_failed error=%r", str(e))
                 if taps:
                     self._to_taps(data, source, received_at)
+                    if not self._queue.qsize():  # the end of a batch: nothing waits
+                        self._flush_taps(received_at)
             now = clock.now()
             if now >= next_tick:
                 next_tick = now + tick_s
@@ -187,6 +189,8 @@ class Listener:
                 return
             for data, source, received_at in batch:
                 self._to_taps(data, source, received_at)
+            if batch:
+                self._flush_taps(batch[-1][2])
 
     def _to_taps(self, data: bytes, source: tuple[str, int], received_at: float) -> None:
         for tap in self.taps:
@@ -194,6 +198,16 @@ class Listener:
                 tap(data, source, received_at)
             except Exception as e:
                 self._fault_log.warn(received_at, "event=tap_failed tap=%r error=%r", tap, str(e))
+
+    def _flush_taps(self, now: float) -> None:
+        """Taps that buffer (the recorder) write out what they hold."""
+        for tap in self.taps:
+            flush = getattr(tap, "flush", None)
+            if flush is not None:
+                try:
+                    flush()
+                except Exception as e:
+                    self._fault_log.warn(now, "event=tap_failed tap=%r error=%r", tap, str(e))
 
     def _tick(self, now: float) -> None:
         dropped = self.dropped + self.kernel_dropped

@@ -1,13 +1,17 @@
 """Record received datagrams to rotating pcap files (``sflow-000001.pcap``, ...).
 
-A file is closed once it exceeds ``max_bytes``; only the newest ``max_files`` are kept. Files
-hold UDP frames from the agent's source address to the collector's port, readable by
+A file is closed once it exceeds ``max_bytes``; only the newest ``max_files`` are kept. The
+listener calls ``flush`` after each batch of datagrams (in-process: whenever its queue is
+empty; with workers: after each batch of copies), so a killed collector loses at most the
+batch in flight. Taps may be called from several threads (one per worker): writes are
+serialised. Files hold UDP frames from the agent's source address to the collector's port, readable by
 ``sflowlab.codec.pcap.read_sflow``, tshark and ``--replay``.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +37,7 @@ class Recorder:
         self.files = existing
         self._writer: PcapWriter | None = None
         self._size = 0
+        self._lock = threading.Lock()
 
     def _open(self) -> PcapWriter:
         self._index += 1
@@ -46,17 +51,24 @@ class Recorder:
 
     def __call__(self, data: bytes, source: tuple[str, int], received_at: float) -> None:
         """The listener tap: append one datagram, rotating when the file is full."""
-        if self._writer is None:
-            self._writer = self._open()
         dst = ("::1", self.port) if ":" in source[0] else ("127.0.0.1", self.port)
-        self._writer.write(data, received_at, src=source, dst=dst)
-        self.datagrams += 1
-        self._size += len(data) + (78 if ":" in source[0] else 58)
-        if self._size >= self.max_bytes:
-            self._writer.close()
-            self._writer = None
+        with self._lock:
+            if self._writer is None:
+                self._writer = self._open()
+            self._writer.write(data, received_at, src=source, dst=dst)
+            self.datagrams += 1
+            self._size += len(data) + (78 if ":" in source[0] else 58)
+            if self._size >= self.max_bytes:
+                self._writer.close()
+                self._writer = None
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.flush()
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None

@@ -20,6 +20,7 @@ from sflowlab.codec.render import render_text, sample_rows
 
 EXIT_BAD_DATAGRAMS = 1
 EXIT_UNREADABLE = 2
+DEFAULT_PORT = 6343
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,8 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="decode datagrams arriving on this UDP port instead of a file")
     p.add_argument("--count", type=int, metavar="N", help="with --listen: stop after N datagrams")
     p.add_argument("--json", action="store_true", help="one JSON object per sample and line")
-    p.add_argument("--port", type=int, default=6343,
-                   help="UDP port of the sFlow in captures (default 6343; 0 = every UDP datagram)")
+    p.add_argument("--port", type=int,
+                   help="UDP port of the sFlow in captures (default: datagrams on any port that "
+                        "look like sFlow v5, the ports said on stderr; 0 = every UDP datagram)")
     p.set_defaults(func=run, parser=p)
 
 
@@ -81,6 +83,32 @@ def _capture(path: str, port: int | None) -> Iterator[CapturedDatagram]:
     return read_sflow(source, port)
 
 
+def _looks_like_sflow(payload: bytes) -> bool:
+    """Version 5 and a known agent address type (0 none, 1 IPv4, 2 IPv6)."""
+    return len(payload) >= 24 and payload[:4] == b"\0\0\0\x05" and payload[4:7] == b"\0\0\0" \
+        and payload[7] <= 2
+
+
+def _detected(datagrams: Iterable[CapturedDatagram], err: TextIO) -> Iterator[CapturedDatagram]:
+    """The UDP datagrams that look like sFlow, whatever their port; says on stderr which
+    ports carried them, or that none did (and which UDP ports the capture holds)."""
+    found: set[int] = set()
+    other: set[int] = set()
+    for d in datagrams:
+        if _looks_like_sflow(d.payload):
+            found.add(d.dst[1])
+            yield d
+        else:
+            other.add(d.dst[1])
+    if not found:
+        seen = ", ".join(map(str, sorted(other))) or "none"
+        err.write(f"sflowlab decode: no sFlow v5 found (UDP destination ports: {seen}; "
+                  "--port 0 decodes every UDP datagram)\n")
+    elif found != {DEFAULT_PORT}:
+        err.write("sflowlab decode: sFlow found on UDP port "
+                  f"{', '.join(map(str, sorted(found)))}\n")
+
+
 def run(args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
     if (args.file is None) == (args.listen is None):
@@ -99,7 +127,10 @@ def run(args: argparse.Namespace) -> int:
                 err.flush()
                 failed = _print_all(_received(sock, args.count), args.json, out, err)
         else:
-            failed = _print_all(_capture(args.file, args.port or None), args.json, out, err)
+            datagrams = _capture(args.file, args.port or None)
+            if args.port is None:
+                datagrams = _detected(datagrams, err)
+            failed = _print_all(datagrams, args.json, out, err)
     except BrokenPipeError:
         raise  # the reader went away: cli.main ends quietly
     except (PcapError, OSError, ValueError) as e:
