@@ -11,6 +11,7 @@ import importlib
 import sys
 
 COMMANDS = {
+    "agent": "sflowlab.commands.agent",
     "agents": "sflowlab.commands.agents",
     "collector": "sflowlab.commands.collector",
     "decode": "sflowlab.commands.decode",
