@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import pytest
 
 from sflowlab.codec import Datagram, decode_datagram
-from sflowlab.lab.netns import Namespace, namespace
+from sflowlab.lab.interop.netns import Namespace, namespace
 
 T = TypeVar("T")
 A_IP, B_IP = "10.213.0.1", "10.213.0.2"

@@ -23,7 +23,7 @@ from sflowlab.codec import (
     SampledHeader,
 )
 from sflowlab.codec.headers import decode_header
-from sflowlab.lab.netns import unavailable_reason
+from sflowlab.lab.interop.netns import unavailable_reason
 
 pytestmark = [pytest.mark.root, pytest.mark.netns]
 
