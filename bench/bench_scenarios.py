@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sflowlab.lab.scenario.assertions import evaluate
-from sflowlab.lab.scenario.model import Scenario, load_scenario
+from sflowlab.lab.scenario.loader import load_scenario
+from sflowlab.lab.scenario.model import Scenario
 from sflowlab.lab.scenario.outputs import write_outputs
 from sflowlab.lab.scenario.runner import LabRun
 

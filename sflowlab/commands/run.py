@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from sflowlab.lab.scenario.model import ScenarioError, json_schema, load_scenario
-from sflowlab.lab.scenario.runner import RunResult, run_scenario
+from sflowlab.lab.scenario.loader import json_schema, load_scenario
+from sflowlab.lab.scenario.model import ScenarioError
+from sflowlab.lab.scenario.runner import run_scenario, summary
 
 EXIT_FAILED = 1
 EXIT_BAD_SCENARIO = 2
@@ -64,31 +65,6 @@ class ProgressBar:
     def close(self) -> None:
         self.stream.write("\n")
         self.stream.flush()
-
-
-def summary(result: RunResult) -> str:
-    """The assertion table and the run's figures."""
-    rec = result.recording
-    lines = [f"scenario {rec.scenario.name}: {rec.scenario.duration:g} simulated s in "
-             f"{rec.wall_s:.2f} s wall; out folder {result.out_dir}"]
-    for svc in rec.scenario.services:
-        series = rec.series(f"{svc.name}.replicas")
-        if series:
-            peak_t, peak = max(series, key=lambda p: (p[1], -p[0]))
-            steps = sum(1 for d in rec.decisions if d.service == svc.name)
-            lines.append(f"  {svc.name}: replicas {series[0][1]:.0f}, peak {peak:.0f} at "
-                         f"t={peak_t:.1f} s, {series[-1][1]:.0f} at the end; {steps} scaling "
-                         "decisions")
-    for o in result.outcomes:
-        lines.append(f"  {'PASS' if o.passed else 'FAIL'}  {o.name}")
-        lines.append(f"        {o.message}")
-    for name, stats in rec.controllers.items():
-        if stats["errors"]:
-            lines.append(f"  controller {name}: handler errors {stats['errors']}, last: "
-                         f"{stats['lastError']}")
-    passed = sum(o.passed for o in result.outcomes)
-    lines.append(f"{passed}/{len(result.outcomes)} assertions passed")
-    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:

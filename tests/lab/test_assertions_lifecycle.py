@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sflowlab.lab.scenario.assertions_lifecycle import ContainersReported, container_samples
-from sflowlab.lab.scenario.model import load_scenario, scenario_from_dict
+from sflowlab.lab.scenario.loader import load_scenario, scenario_from_dict
 from sflowlab.lab.scenario.outputs import Lifecycle, Recording
 from sflowlab.lab.scenario.runner import LabRun, run_scenario
 

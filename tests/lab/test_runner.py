@@ -19,7 +19,8 @@ from sflowlab.clock import SimClock
 from sflowlab.collector.engine import Engine
 from sflowlab.commands.run import ProgressBar
 from sflowlab.lab.doubles.swarm_model import Swarm
-from sflowlab.lab.scenario.model import Scenario, scenario_from_dict
+from sflowlab.lab.scenario.loader import scenario_from_dict
+from sflowlab.lab.scenario.model import Scenario
 from sflowlab.lab.scenario.runner import LabRun, run_scenario
 
 SERVICE = {"name": "web", "replicas": 1, "response_bytes": 10000, "cpu_us_per_request": 1224,
@@ -79,7 +80,7 @@ def test_same_seed_same_timeline_and_bytes(tmp_path: Path) -> None:
 def test_same_timeline_across_processes_and_hash_seeds(tmp_path: Path) -> None:
     """The flagship scenario, replayed in two processes with different string hashing."""
     script = ("import sys; from pathlib import Path; from sflowlab.lab.scenario.runner import "
-              "run_scenario; from sflowlab.lab.scenario.model import load_scenario; "
+              "run_scenario; from sflowlab.lab.scenario.loader import load_scenario; "
               "run_scenario(load_scenario(sys.argv[1]), Path(sys.argv[2]), chart=False)")
     flagship = Path(__file__).parents[2] / "scenarios" / "apache_load_ramp.yaml"
     for seed in ("1", "2"):

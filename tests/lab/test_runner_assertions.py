@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from sflowlab.lab.scenario.assertions import KINDS, evaluate
-from sflowlab.lab.scenario.model import scenario_from_dict
+from sflowlab.lab.scenario.assertions import evaluate
+from sflowlab.lab.scenario.kinds import KINDS
+from sflowlab.lab.scenario.loader import scenario_from_dict
 from sflowlab.lab.scenario.outputs import Accounting, Recording
 
 SERVICE = {"name": "web", "replicas": 1, "load": [{"clients": 4, "start": 2, "duration": 6}]}

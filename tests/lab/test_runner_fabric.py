@@ -7,7 +7,7 @@ import csv
 import textwrap
 from pathlib import Path
 
-from sflowlab.lab.scenario.model import load_scenario
+from sflowlab.lab.scenario.loader import load_scenario
 from sflowlab.lab.scenario.runner import run_scenario
 
 FABRIC = "{leaves: 2, spines: 1, hosts_per_leaf: 1, sampling_rate: 100, polling_s: 10}"

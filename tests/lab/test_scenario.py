@@ -11,16 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from sflowlab.lab.scenario.model import (
-    LoadPhase,
-    Ramp,
-    ScenarioError,
-    Step,
-    build,
-    json_schema,
-    load_scenario,
-    scenario_from_dict,
-)
+from sflowlab.lab.scenario.loader import json_schema, load_scenario, scenario_from_dict
+from sflowlab.lab.scenario.model import LoadPhase, Ramp, ScenarioError, Step, build
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 

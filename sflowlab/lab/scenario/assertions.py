@@ -6,45 +6,27 @@ returns an ``Outcome``: passed or not, a message saying what happened and when, 
 it refers to. Time windows: ``within`` seconds of a moment (``from`` / ``after``: a name from
 ``Scenario.moments``, e.g. ``load_end``, ``attack_start``, or a number of seconds).
 
-New kinds register with ``@assertion("name")`` on a frozen dataclass with a ``check`` method.
+New kinds register with ``kinds.assertion("name")`` on a frozen dataclass with a ``check``
+method.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol
 
+from sflowlab.lab.scenario.kinds import Outcome, assertion
 from sflowlab.lab.scenario.model import Scenario
 from sflowlab.lab.scenario.outputs import AclChange, Recording
 
-__all__ = ["KINDS", "Check", "Outcome", "assertion", "evaluate"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    name: str
-    passed: bool
-    message: str
-    at: float | None = None
+__all__ = ["Check", "evaluate"]
 
 
 class Check(Protocol):
     def check(self, rec: Recording) -> Outcome: ...
-
-
-KINDS: dict[str, type] = {}
-_C = TypeVar("_C", bound=type)
-
-
-def assertion(kind: str) -> Callable[[_C], _C]:
-    """Register an assertion kind (a dataclass with ``check(recording) -> Outcome``)."""
-    def register(cls: _C) -> _C:
-        KINDS[kind] = cls
-        return cls
-    return register
 
 
 def evaluate(scenario: Scenario, rec: Recording) -> list[Outcome]:
@@ -463,7 +445,3 @@ class NoLostDatagrams:
 
 def _service(rec: Recording, name: str) -> Any:
     return next(s for s in rec.scenario.services if s.name == name)
-
-
-# kinds defined in their own modules register on import
-from sflowlab.lab.scenario import assertions_lifecycle  # noqa: E402, F401

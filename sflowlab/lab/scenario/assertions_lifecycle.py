@@ -1,5 +1,5 @@
 """Assertions on container lifecycles as the collector received them (registered with
-``assertions.assertion``; ``assertions`` imports this module so the kinds always exist).
+``kinds.assertion``; ``loader`` imports this module so the kinds always exist).
 
 ``containers_reported``: every container the swarm ran for a service reached the collector
 as hsflowd reports it: a start sample (state running) a few seconds after it started
@@ -19,7 +19,7 @@ from pathlib import Path
 from sflowlab.codec import decode_datagram
 from sflowlab.codec.counter_records import VIR_DOMAIN_STATES, HostDescr, VirtCpu
 from sflowlab.codec.pcap import read_sflow
-from sflowlab.lab.scenario.assertions import Outcome, assertion
+from sflowlab.lab.scenario.kinds import Outcome, assertion
 from sflowlab.lab.scenario.outputs import Lifecycle, Recording
 
 __all__ = ["ContainerSample", "ContainersReported", "container_samples"]

@@ -1,11 +1,11 @@
-"""Scenario files: a lab, its load, traffic, controllers and assertions, read from YAML.
+"""The scenario model: a lab, its load, traffic, controllers and assertions.
 
-``load_scenario(path)`` parses and validates a file into a ``Scenario``; every error is a
-``ScenarioError`` naming the path of the bad value (``services[0].load[1].clients: expected an
-integer, got 'four'``). The schema is the dataclasses below, read through their type hints by
-``build``; the same function validates agent_sim's ``ServiceSpec``, ``FabricSpec`` and
-``TrafficFlow`` fields and the parameters of every assertion kind (``assertions.KINDS``).
-The reference is ``scenarios/README.md``.
+The schema of scenario files is the dataclasses below, read through their type hints by
+``build``: every error is a ``ScenarioError`` naming the path of the bad value
+(``services[0].load[1].clients: expected an integer, got 'four'``); the same function validates
+agent_sim's ``ServiceSpec``, ``FabricSpec`` and ``TrafficFlow`` fields and the parameters of
+every assertion kind (``kinds.KINDS``), and ``object_schema`` describes them as JSON Schema.
+``loader`` reads files into a ``Scenario``. The reference is ``scenarios/README.md``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sflowlab.agent_sim.workload import ServiceSpec
 
 __all__ = [
     "AssertionSpec", "ControllerSpec", "LoadPhase", "Scenario", "ScenarioError",
-    "ScenarioService", "build", "json_schema", "load_scenario", "scenario_from_dict",
+    "ScenarioService", "build", "describe", "object_schema",
 ]
 
 
@@ -37,7 +37,8 @@ class ScenarioError(ValueError):
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """A value as an error message shows it (containers by their type)."""
     return f"{value!r}" if not isinstance(value, dict | list) else type(value).__name__
 
 
@@ -59,16 +60,16 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     if origin is typing.Literal:
         if value in args:
             return value
-        raise ScenarioError(f"{path}: expected one of {list(args)}, got {_describe(value)}")
+        raise ScenarioError(f"{path}: expected one of {list(args)}, got {describe(value)}")
     if origin in (list, tuple):
         if not isinstance(value, list):
-            raise ScenarioError(f"{path}: expected a list, got {_describe(value)}")
+            raise ScenarioError(f"{path}: expected a list, got {describe(value)}")
         item = args[0] if args else Any
         out = [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
         return out if origin is list else tuple(out)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ScenarioError(f"{path}: expected a mapping, got {_describe(value)}")
+            raise ScenarioError(f"{path}: expected a mapping, got {describe(value)}")
         return {str(k): _coerce(v, args[1], _join(path, k)) for k, v in value.items()}
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return build(hint, value, path)
@@ -80,7 +81,7 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
             return value
     elif isinstance(value, hint):
         return value
-    raise ScenarioError(f"{path}: expected {_TYPE_NAMES.get(hint, hint)}, got {_describe(value)}")
+    raise ScenarioError(f"{path}: expected {_TYPE_NAMES.get(hint, hint)}, got {describe(value)}")
 
 
 _T = typing.TypeVar("_T")
@@ -111,7 +112,7 @@ def build(cls: type[_T], data: Any, path: str) -> _T:
     errors name ``path`` (empty: the top level, called ``scenario``)."""
     where = path or "scenario"
     if not isinstance(data, dict):
-        raise ScenarioError(f"{where}: expected a mapping, got {_describe(data)}")
+        raise ScenarioError(f"{where}: expected a mapping, got {describe(data)}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     inline = _inline_keys(cls)
@@ -331,7 +332,7 @@ class SwarmSpec:
 
 @dataclass(frozen=True)
 class AssertionSpec:
-    """One assertion: its kind (``assertions.KINDS``) and validated parameters object."""
+    """One assertion: its kind (``kinds.KINDS``) and validated parameters object."""
 
     kind: str
     params: Any
@@ -406,60 +407,6 @@ def _window(flows: list[TrafficFlow]) -> tuple[float, float]:
             max(math.inf if f.stop_s is None else f.stop_s for f in flows))
 
 
-def _assertion(item: Any, i: int) -> AssertionSpec:
-    from sflowlab.lab.scenario.assertions import KINDS
-
-    path = f"assertions[{i}]"
-    if not isinstance(item, dict) or len(item) != 1:
-        raise ScenarioError(f"{path}: expected a mapping with one key, the kind "
-                            f"(one of {sorted(KINDS)}), got {_describe(item)}")
-    [(kind, params)] = item.items()
-    if kind not in KINDS:
-        raise ScenarioError(f"{path}: unknown assertion kind {kind!r}; known: {sorted(KINDS)}")
-    return AssertionSpec(kind, build(KINDS[kind], params if params is not None else {},
-                                     f"{path}.{kind}"), i)
-
-
-def scenario_from_dict(data: Any, source: Path | None = None) -> Scenario:
-    """Validate a parsed scenario file."""
-    if not isinstance(data, dict):
-        raise ScenarioError(f"expected a mapping at the top level, got {_describe(data)}")
-    data = dict(data)
-    raw = data.pop("assertions", None) or []
-    if not isinstance(raw, list):
-        raise ScenarioError(f"assertions: expected a list, got {_describe(raw)}")
-    data.setdefault("name", source.stem if source else "scenario")
-    scenario = build(Scenario, data, "")
-    scenario.assertions = [_assertion(item, i) for i, item in enumerate(raw)]
-    scenario.source = source
-    return _check_references(scenario)
-
-
-_MOMENT_FIELDS = {"since": "from", "after": "after"}
-_SERVICE_FIELDS = ("service", "better", "than")
-
-
-def _check_references(s: Scenario) -> Scenario:
-    services, moments = {x.name for x in s.services}, s.moments()
-    for spec in s.checks:
-        where = f"assertions[{spec.index}].{spec.kind}"
-        for key in _SERVICE_FIELDS:
-            wanted = getattr(spec.params, key, None)
-            if wanted is not None and wanted not in services:
-                raise ScenarioError(f"{where}.{key}: unknown service {wanted!r}; the scenario "
-                                    f"has {sorted(services)}")
-        if getattr(spec.params, "within", 0) is None:
-            continue  # no time window: no moment to measure it from
-        for attr, key in _MOMENT_FIELDS.items():
-            moment = getattr(spec.params, attr, None)
-            if isinstance(moment, str) and moment not in moments:
-                raise ScenarioError(f"{where}.{key}: the scenario has no moment {moment!r}; it "
-                                    f"has {sorted(moments)}")
-    if s.traffic and s.fabric is None:
-        raise ScenarioError("traffic: needs a fabric")
-    return s
-
-
 # ---------------------------------------------------------------------- JSON Schema
 
 _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
@@ -478,11 +425,12 @@ def _schema_of(hint: Any) -> dict[str, Any]:
     if origin is dict:
         return {"type": "object", "additionalProperties": _schema_of(args[1])}
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        return _object_schema(hint)
+        return object_schema(hint)
     return {"type": _JSON_TYPES[hint]}
 
 
-def _object_schema(cls: type) -> dict[str, Any]:
+def object_schema(cls: type) -> dict[str, Any]:
+    """The JSON Schema of a dataclass ``build`` reads (its aliases and inline keys)."""
     hints = typing.get_type_hints(cls)
     spelled = {v: k for k, v in getattr(cls, "ALIASES", {}).items()}
     props, required = {}, []
@@ -504,37 +452,3 @@ def _object_schema(cls: type) -> dict[str, Any]:
     if required:
         out["required"] = required
     return out
-
-
-def json_schema() -> dict[str, Any]:
-    """A JSON Schema of scenario files (for editors; ``sflowlab run --schema`` prints it).
-
-    It checks types and keys; ``load_scenario`` also checks values and cross-references."""
-    from sflowlab.lab.scenario.assertions import KINDS
-
-    schema = _object_schema(Scenario)
-    schema["required"].remove("name")  # defaults to the file's name
-    schema["properties"]["assertions"] = {"type": "array", "items": {"oneOf": [
-        {"type": "object", "properties": {kind: {"anyOf": [_object_schema(cls),
-                                                            {"type": "null"}]}},
-         "required": [kind], "additionalProperties": False}
-        for kind, cls in sorted(KINDS.items())]}}
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": "sflowlab scenario", **schema}
-
-
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario YAML file."""
-    import yaml  # type: ignore[import-untyped]  # the lab extra
-
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise ScenarioError(f"{p}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ScenarioError(f"{p}: not valid YAML: {e}") from None
-    try:
-        return scenario_from_dict(data, p)
-    except ScenarioError as e:
-        raise ScenarioError(f"{p}: {e}") from None

@@ -19,21 +19,19 @@ import ast
 import csv
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sflowlab.collector.engine import Engine
 from sflowlab.collector.events import Event
-from sflowlab.lab.doubles.swarm_model import ContainerEvent, ContainerStarted
+from sflowlab.lab.doubles.swarm_model import ContainerEvent, ContainerStarted, Swarm
+from sflowlab.lab.scenario.kinds import Outcome
 from sflowlab.lab.scenario.model import Scenario
 
-if TYPE_CHECKING:
-    from sflowlab.lab.scenario.assertions import Outcome
-    from sflowlab.lab.scenario.runner import LabRun
-
-__all__ = ["Accounting", "AclChange", "Decision", "Lifecycle", "RunRecorder", "Recording",
-           "write_outputs"]
+__all__ = ["Accounting", "AclChange", "Decision", "Lifecycle", "Recording", "RunRecorder",
+           "accounting", "write_outputs"]
 
 METRICS = "avg:vir_cpu_utilization,avg:vir_bytes_in,avg:vir_bytes_out"
 SERVICE_COLUMNS = ("load", "replicas", "tasks", "seen", "running", "rps",
@@ -168,9 +166,10 @@ class RunRecorder:
         elif event.container_id in self.lifecycles:
             self.lifecycles[event.container_id].stopped = event.at
 
-    def sample(self, t: float, run: LabRun) -> None:
-        """One timeline row at simulated second ``t``, and the per-container rows."""
-        engine, row = run.engine, {"time_s": t}
+    def sample(self, t: float, engine: Engine, swarm: Swarm, served: Mapping[str, int]) -> None:
+        """One timeline row at simulated second ``t``, and the per-container rows, from the
+        collector's ``engine``, the ``swarm`` and the requests each service has ``served``."""
+        row = {"time_s": t}
         seen: dict[str, int] = {}
         for ds in engine.metrics.select(None):
             v = ds.values
@@ -183,36 +182,37 @@ class RunRecorder:
             self.containers.append((t, host, service, v.get("vir_cpu_utilization", ""),
                                     v.get("vir_bytes_in", ""), v.get("vir_bytes_out", ""), state))
         for svc in self.scenario.services:
-            name, model = svc.name, run.lab.services[svc.name]
+            name = svc.name
             rps, clients = svc.offered(t - 1e-9)
-            served = sum(s.requests for s in model.served.values())
             util, b_in, b_out = engine.metric("ALL", METRICS, self._filters[name], now=t)
             row.update({
                 f"{name}.load": float(clients if clients is not None else rps or 0.0),
-                f"{name}.replicas": float(run.swarm.service(name).replicas),
-                f"{name}.tasks": float(len(run.swarm.running(name))),
+                f"{name}.replicas": float(swarm.service(name).replicas),
+                f"{name}.tasks": float(len(swarm.running(name))),
                 f"{name}.seen": float(seen.get(name, 0)),
                 f"{name}.running": _value(util, "metricN"),
-                f"{name}.rps": float(served - self._served.get(name, 0)),
+                f"{name}.rps": float(served[name] - self._served.get(name, 0)),
                 f"{name}.avg_vir_cpu_utilization": _value(util),
                 f"{name}.avg_vir_bytes": _value(b_in) + _value(b_out),
             })
-            self._served[name] = served
+            self._served[name] = served[name]
         self.rows.append(row)
 
-    def finish(self, run: LabRun, wall_s: float) -> Recording:
-        engine = run.engine
-        agents = engine.agents.values()
-        accounting = Accounting(
-            sent=sum(a.datagrams_sent for a in run.lab.agents()),
-            received=engine.totals.datagrams, parse_errors=engine.totals.parse_errors,
-            lost=sum(a.datagrams.lost for a in agents),
-            duplicates=engine.totals.duplicate_datagrams, discarded=engine.totals.discarded)
+    def finish(self, wall_s: float, accounting: Accounting, analyser_pcap: Path | None,
+               sflow_pcap: Path | None, controllers: dict[str, Any]) -> Recording:
+        """The records so far, with the run's figures, as a ``Recording``."""
         return Recording(self.scenario, self.rows, self.containers, self.decisions, self.acl,
                          self.event_rows, sorted(self.lifecycles.values(),
                                                  key=lambda c: (c.started, c.name)),
-                         self.lines, accounting, run.analyser_pcap, wall_s,
-                         run.out_dir / "sflow.pcap", run.runtime.status())
+                         self.lines, accounting, analyser_pcap, wall_s, sflow_pcap, controllers)
+
+
+def accounting(engine: Engine, sent: int) -> Accounting:
+    """The collector's datagram accounting against the ``sent`` datagrams."""
+    totals = engine.totals
+    return Accounting(sent=sent, received=totals.datagrams, parse_errors=totals.parse_errors,
+                      lost=sum(a.datagrams.lost for a in engine.agents.values()),
+                      duplicates=totals.duplicate_datagrams, discarded=totals.discarded)
 
 
 def _value(result: dict[str, Any], key: str = "metricValue") -> float:

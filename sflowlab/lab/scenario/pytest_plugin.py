@@ -53,9 +53,9 @@ class ScenarioItem(pytest.Item):
     """Runs one scenario and checks its assertions."""
 
     def runtest(self) -> None:
-        from sflowlab.commands.run import summary
-        from sflowlab.lab.scenario.model import ScenarioError, load_scenario
-        from sflowlab.lab.scenario.runner import run_scenario
+        from sflowlab.lab.scenario.loader import load_scenario
+        from sflowlab.lab.scenario.model import ScenarioError
+        from sflowlab.lab.scenario.runner import run_scenario, summary
 
         try:
             scenario = load_scenario(self.path)

@@ -49,11 +49,12 @@ from sflowlab.lab.doubles.acl_rules import ParsedRule
 from sflowlab.lab.doubles.swarm_api import SwarmApi
 from sflowlab.lab.doubles.swarm_model import ContainerStarted, ContainerStopped, Swarm, SwarmEvent
 from sflowlab.lab.doubles.switch_api import AclSwitch, SwitchApi
-from sflowlab.lab.scenario.assertions import Outcome, evaluate
+from sflowlab.lab.scenario.assertions import evaluate
+from sflowlab.lab.scenario.kinds import Outcome
 from sflowlab.lab.scenario.model import ControllerSpec, HttpCall, Scenario
-from sflowlab.lab.scenario.outputs import Recording, RunRecorder, write_outputs
+from sflowlab.lab.scenario.outputs import Recording, RunRecorder, accounting, write_outputs
 
-__all__ = ["LabRun", "RunResult", "run_scenario"]
+__all__ = ["LabRun", "RunResult", "run_scenario", "summary"]
 
 log = logging.getLogger("sflowlab.lab.scenario.runner")
 
@@ -299,10 +300,15 @@ class LabRun:
                 _sleep_until(self._wall0 + t)
             self.step_to(t)
             while t + 1e-9 >= self._next_second:
-                self.recorder.sample(self._next_second, self)
+                self.recorder.sample(self._next_second, self.engine, self.swarm, self._served())
                 self._next_second += 1.0
                 if progress is not None:
                     progress(t, s.duration)
+
+    def _served(self) -> dict[str, int]:
+        """Requests each service has served so far."""
+        return {name: sum(s.requests for s in model.served.values())
+                for name, model in self.lab.services.items()}
 
     def run(self, progress: Progress | None = None) -> Recording:
         """Replay the whole scenario; returns the recording."""
@@ -314,14 +320,19 @@ class LabRun:
     def finish(self) -> Recording:
         """What has been recorded so far."""
         wall = time.monotonic() - self._wall0 if self._wall0 is not None else 0.0
-        return self.recorder.finish(self, wall)
+        return self.recorder.finish(wall, accounting(self.engine, self._sent()), self.analyser_pcap,
+                                    self.out_dir / "sflow.pcap", self.runtime.status())
+
+    def _sent(self) -> int:
+        """Datagrams the lab's agents have sent."""
+        return sum(a.datagrams_sent for a in self.lab.agents())
 
     def _drain_listener(self) -> None:
         """Wait (at most 2 s) until the engine has ingested what the agents sent or the
         listener dropped the rest: what is still missing then is lost."""
         assert self.listener is not None
         deadline = time.monotonic() + 2.0
-        sent = sum(a.datagrams_sent for a in self.lab.agents())
+        sent = self._sent()
         while (self.engine.totals.datagrams + self.listener.dropped < sent
                and time.monotonic() < deadline):
             time.sleep(0.01)
@@ -357,6 +368,31 @@ def _substitute(value: Any, scenario_dir: str) -> Any:
     if isinstance(value, dict):
         return {k: _substitute(v, scenario_dir) for k, v in value.items()}
     return value
+
+
+def summary(result: RunResult) -> str:
+    """The assertion table and the run's figures."""
+    rec = result.recording
+    lines = [f"scenario {rec.scenario.name}: {rec.scenario.duration:g} simulated s in "
+             f"{rec.wall_s:.2f} s wall; out folder {result.out_dir}"]
+    for svc in rec.scenario.services:
+        series = rec.series(f"{svc.name}.replicas")
+        if series:
+            peak_t, peak = max(series, key=lambda p: (p[1], -p[0]))
+            steps = sum(1 for d in rec.decisions if d.service == svc.name)
+            lines.append(f"  {svc.name}: replicas {series[0][1]:.0f}, peak {peak:.0f} at "
+                         f"t={peak_t:.1f} s, {series[-1][1]:.0f} at the end; {steps} scaling "
+                         "decisions")
+    for o in result.outcomes:
+        lines.append(f"  {'PASS' if o.passed else 'FAIL'}  {o.name}")
+        lines.append(f"        {o.message}")
+    for name, stats in rec.controllers.items():
+        if stats["errors"]:
+            lines.append(f"  controller {name}: handler errors {stats['errors']}, last: "
+                         f"{stats['lastError']}")
+    passed = sum(o.passed for o in result.outcomes)
+    lines.append(f"{passed}/{len(result.outcomes)} assertions passed")
+    return "\n".join(lines)
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, realtime: bool = False,
