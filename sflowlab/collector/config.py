@@ -85,6 +85,8 @@ class Config:
     record_max_files: int = 10
     definitions: dict[str, Any] = field(default_factory=dict)
     controllers: list[Any] = field(default_factory=list)
+    path: Path | None = None
+    """The file this configuration was read from (SIGHUP reads it again)."""
 
     def check(self) -> None:
         """Refuse a wide HTTP bind without a token for mutating calls."""
@@ -119,6 +121,7 @@ def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None 
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"{path}: {e}") from e
         _apply(cfg, doc, str(path))
+        cfg.path = Path(path)
     if not cfg.token and env.get(TOKEN_ENV):
         cfg.token = env[TOKEN_ENV]
     return cfg

@@ -5,7 +5,7 @@ file (definitions made over REST, which therefore survive a restart; after any c
 every definition, those from the configuration included). ``start_http()`` and
 ``start_listener()`` start the REST server and the UDP listener (analytics in-process, or
 sharded over ``workers`` processes); ``wait()`` returns on SIGTERM/SIGINT (after
-``install_signals()``), ``stop()`` shuts down in order. ``replay(path, speed)`` feeds a
+``install_signals()``) and applies ``reload()`` on SIGHUP, ``stop()`` shuts down in order. ``replay(path, speed)`` feeds a
 capture instead of listening, with the capture's timestamps as the engine's clock, and leaves
 the clock resting at the last timestamp so the REST API keeps answering about it.
 """
@@ -24,7 +24,7 @@ from sflowlab import accel
 from sflowlab.clock import Clock, SystemClock
 from sflowlab.codec.pcap import CapturedDatagram, PcapTruncatedError, read_sflow
 
-from .config import Config, StateStore
+from .config import Config, ConfigError, StateStore, load_config
 from .engine import Engine, TickResult
 from .forwarding import Forwarder
 from .listener import Listener, ListenerConfig
@@ -95,6 +95,7 @@ class Daemon:
             self.recorder = Recorder(Path(cfg.record_dir), cfg.record_max_bytes,
                                      cfg.record_max_files, cfg.sflow_port)
         self._stop = threading.Event()
+        self._reload = threading.Event()
         self._stopped = False
         self._threads: list[threading.Thread] = []
 
@@ -163,14 +164,47 @@ class Daemon:
             self.on_tick(result)
 
     def install_signals(self) -> None:
-        """SIGTERM and SIGINT end ``wait`` (and a replay in progress)."""
+        """SIGTERM and SIGINT end ``wait`` (and a replay in progress); SIGHUP has ``wait``
+        reload the configuration file (after a replay in progress)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
 
     def wait(self) -> None:
-        """Block until a signal or ``stop()``."""
-        while not self._stop.wait(0.5):
-            pass
+        """Block until a signal or ``stop()``; reload on SIGHUP."""
+        while not self._stop.wait(0.2):
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+
+    def reload(self) -> bool:
+        """Read the configuration file again and apply its groups, flows and thresholds: they
+        replace those it declared before (one no longer declared is removed); definitions
+        made over REST stay. A file that cannot be read, or a bad definition, changes
+        nothing (logged). Other settings (ports, HTTP, controllers) need a restart."""
+        path = self.config.path
+        if path is None:
+            log.warning("event=config_reload_skipped reason=%r", "no configuration file")
+            return False
+        try:
+            new = load_config(path).definitions
+            Engine().import_state(new)  # every definition checked before any is applied
+        except (ConfigError, ValueError) as e:
+            log.error("event=config_reload_failed path=%s error=%r", path, str(e))
+            return False
+        old, engine = self.config.definitions, self.engine
+        removers = {"groups": engine.remove_group, "flows": engine.remove_flow,
+                    "thresholds": engine.remove_threshold}
+        for kind, remove in removers.items():
+            for name in set(old.get(kind) or {}) - set(new.get(kind) or {}):
+                remove(name)
+        engine.import_state(new)
+        self.config.definitions = new
+        if engine.on_change is not None:
+            engine.on_change()
+        log.info("event=config_reloaded path=%s %s", path,
+                 " ".join(f"{kind}={len(new.get(kind) or {})}" for kind in removers))
+        return True
 
     def stop(self) -> None:
         if self._stopped:
