@@ -330,6 +330,7 @@ class MirrorAgent:
                 for seq in c.pending:
                     self._emit_container(c, seq, STATES["running"], now)
                 c.pending.clear()
+        self.agent.flush(now)  # container samples go out as their stats come, not a tick later
 
     def _fetch(self, c: _Container, seq: int) -> None:
         c.pending.append(seq)

@@ -142,16 +142,17 @@ class RunningAgent:
 
 
 @contextlib.contextmanager
-def running_agent(ns: Namespace, *options: str) -> Iterator[RunningAgent]:
-    """``sflowlab agent --collector <a socket in ns> OPTIONS`` inside ``ns``; killed at exit
-    if the test has not stopped it."""
-    receiver = ns.socket()
+def running_agent(ns: Namespace | None, *options: str) -> Iterator[RunningAgent]:
+    """``sflowlab agent --collector <a socket in ns> OPTIONS`` inside ``ns`` (None: this
+    namespace); killed at exit if the test has not stopped it."""
+    receiver = ns.socket() if ns else socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
     port = receiver.getsockname()[1]
-    process = ns.popen([sys.executable, "-m", "sflowlab.cli", "agent", "--collector",
-                        f"127.0.0.1:{port}", *options],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = [sys.executable, "-m", "sflowlab.cli", "agent", "--collector", f"127.0.0.1:{port}",
+            *options]
+    popen = ns.popen if ns else subprocess.Popen
+    process = popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     agent = RunningAgent(process, receiver)
     try:
         yield agent
