@@ -29,18 +29,24 @@ from .groups import GroupSet
 from .logs import RateLimitedLog
 from .metrics import MetricTable
 from .query import (
+    EVERYWHERE,
     Filter,
+    MetricRef,
     QueryError,
     Row,
+    Scope,
     compile_filter,
     dump_entry,
     metric_result,
     parse_agents,
+    parse_metric,
     parse_metrics,
     parse_table_columns,
     sort_table,
+    split_list,
 )
 from .thresholds import ThresholdEngine, ThresholdSpec
+from .topology import Topology, TopologyView, require
 
 Agents = str | Collection[str] | None
 
@@ -98,6 +104,7 @@ class Engine:
         self.groups = GroupSet()
         self.flows = FlowEngine(self.groups)
         self.thresholds = ThresholdEngine()
+        self.topology = Topology()
         self.events = EventLog()
         self.on_change: Callable[[], None] | None = None
         self._bad_log = RateLimitedLog()
@@ -190,16 +197,39 @@ class Engine:
     def _now(self, now: float | None) -> float:
         return self.clock.now() if now is None else now
 
-    def _rows(self, name: str, agents: set[str] | None, match: Any, now: float) -> list[Row]:
+    def _scope(self, agents: Agents) -> Scope:
+        """What an agent list covers: addresses, agents by host name, topology tokens."""
+        spec = parse_agents(agents)
+        if spec is None:
+            return EVERYWHERE
+        named: frozenset[str] = frozenset()
+        if spec.names:
+            named = frozenset(ds.agent for ds in self.metrics.sources.values()
+                              if ds.values.get("host_name") in spec.names)
+        if not spec.tokens:
+            return Scope(agents=spec.addresses | named)
+        require(self.topology, "/".join(sorted(spec.tokens)))
+        by_topology = self._topology_view().scope(spec.tokens)
+        return Scope(agents=spec.addresses | named | by_topology.agents,
+                     ports=by_topology.ports)
+
+    def _topology_view(self) -> TopologyView:
+        return self.topology.resolve((ds.agent, ds.name, ds.values)
+                                     for ds in self.metrics.sources.values())
+
+    def _rows(self, ref: MetricRef, scope: Scope, match: Any, now: float) -> list[Row]:
+        name, only = ref.name, ref.data_source
         rows = []
-        for ds in self.metrics.select(agents):
+        for ds in self.metrics.sources.values():
+            if (only is not None and ds.name != only) or not scope.covers(ds.agent, ds.name):
+                continue
             v = ds.values.get(name)
             if v is not None and (match is None or match(ds.values)):
                 rows.append(Row(ds.agent, ds.name, v, to_ms(now - ds.last_update)))
         if name in self._keyless_flows():
             sources = self.metrics.sources
             for agent, dsn, value in self.flows.metric_values(name, now):
-                if agents is not None and agent not in agents:
+                if (only is not None and dsn != only) or not scope.covers(agent, dsn):
                     continue
                 if match is not None:
                     source = sources.get((agent, dsn))
@@ -214,43 +244,58 @@ class Engine:
     def metric(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
                now: float | None = None) -> list[dict[str, object]]:
         """sFlow-RT ``metric()``: one aggregated entry per requested metric."""
-        return [metric_result(name, agg, rows)
-                for agg, name, rows in self.metric_rows(agents, metrics, filter, now)]
+        return [metric_result(ref, rows)
+                for ref, rows in self.metric_rows(agents, metrics, filter, now)]
 
     def metric_rows(self, agents: Agents, metrics: str | Collection[str],
                     filter: Filter | None = None, now: float | None = None
-                    ) -> list[tuple[str, str, list[Row]]]:
-        """(aggregation, metric, rows) per requested metric: what ``metric`` aggregates."""
+                    ) -> list[tuple[MetricRef, list[Row]]]:
+        """(metric, rows) per requested metric: what ``metric`` aggregates."""
         now = self._now(now)
-        wanted, match, names = parse_agents(agents), compile_filter(filter), parse_metrics(metrics)
+        match, refs = compile_filter(filter), parse_metrics(metrics)
         with self.lock:
-            return [(agg, name, self._rows(name, wanted, match, now)) for agg, name in names]
+            scope = self._scope(agents)
+            return [(ref, self._rows(ref, scope, match, now)) for ref in refs]
 
     def dump(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
              now: float | None = None) -> list[dict[str, object]]:
-        """sFlow-RT ``dump()``: one entry per data source per metric (keyed flows: top keys)."""
+        """sFlow-RT ``dump()``: one entry per data source per metric (keyed flows: top keys);
+        ``ALL`` dumps every metric of the selected data sources."""
         now = self._now(now)
-        wanted, match, names = parse_agents(agents), compile_filter(filter), parse_metrics(metrics)
+        match = compile_filter(filter)
+        tokens = split_list(metrics, ",", ";")
         out: list[dict[str, object]] = []
         with self.lock:
+            scope = self._scope(agents)
+            if "ALL" in tokens:
+                for ds in self.metrics.sources.values():
+                    if scope.covers(ds.agent, ds.name) and (match is None or match(ds.values)):
+                        age = to_ms(now - ds.last_update)
+                        out.extend(dump_entry(m, Row(ds.agent, ds.name, v, age))
+                                   for m, v in ds.values.items())
+                refs = [parse_metric(t) for t in self._keyless_flows()]
+            else:
+                refs = parse_metrics(tokens)
             keyed = {n for n, s in self.flows.specs().items() if s.keys}
-            for _, name in names:
-                if name in keyed:
-                    out.extend(self.flows.dump(wanted, name, now))
+            for ref in refs:
+                if ref.name in keyed:
+                    out.extend(self.flows.dump(scope, ref.name, now))
                 else:
-                    out.extend(dump_entry(name, r) for r in self._rows(name, wanted, match, now))
+                    out.extend(dump_entry(ref.name, r)
+                               for r in self._rows(ref, scope, match, now))
         return out
 
     def table(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
               now: float | None = None) -> list[list[dict[str, object]]]:
         """sFlow-RT ``table()``: one row per data source having every column."""
         now = self._now(now)
-        wanted, match = parse_agents(agents), compile_filter(filter)
+        match = compile_filter(filter)
         cols, sort = parse_table_columns(metrics)
         with self.lock:
+            scope = self._scope(agents)
             by_source: dict[tuple[str, str], dict[str, Row]] = {}
             for col in cols:
-                for r in self._rows(col, wanted, match, now):
+                for r in self._rows(parse_metric(col), scope, match, now):
                     by_source.setdefault((r.agent, r.data_source), {})[col] = r
         rows = [[dump_entry(c, cells[c]) for c in cols]
                 for cells in by_source.values() if len(cells) == len(cols)]
@@ -264,18 +309,28 @@ class Engine:
             out.update(dict.fromkeys(self._keyless_flows(), 0))
         return out
 
-    def agent_metrics(self, agent: str, now: float | None = None) -> dict[str, object]:
-        """``/metric/{agent}/json``: ``"<ds>.<metric>"`` -> latest value."""
+    def agent_metrics(self, agent: str, now: float | None = None) -> dict[str, object] | None:
+        """``/metric/{agent}/json``: ``"<ds>.<metric>"`` -> latest value; None for an agent
+        (address or host name) never heard of."""
         with self.lock:
-            return {f"{ds.name}.{m}": v for ds in self.metrics.select({agent})
-                    for m, v in ds.values.items()}
+            scope = self._scope(agent)
+            known = any(scope.covers_agent(a) for a, _ in self.agents)
+            out: dict[str, object] = {
+                f"{ds.name}.{m}": v for ds in self.metrics.sources.values()
+                if scope.covers(ds.agent, ds.name) for m, v in ds.values.items()}
+        return out if out or known else None
 
     def numeric_series(self, agents: Agents, names: Collection[str] | None,
-                       now: float | None = None) -> list[tuple[str, str, str, float]]:
-        """(metric, agent, data source, value) of numeric metrics, keyless flows included."""
-        wanted = parse_agents(agents)
+                       now: float | None = None, filter: Filter | None = None
+                       ) -> list[tuple[str, str, str, float]]:
+        """(metric, agent, data source, value) of numeric metrics, keyless flows included,
+        of the data sources whose string metrics match ``filter``."""
+        match = compile_filter(filter)
         with self.lock:
-            out = [(m, ds.agent, ds.name, float(v)) for ds in self.metrics.select(wanted)
+            scope = self._scope(agents)
+            sources = self.metrics.sources
+            out = [(m, ds.agent, ds.name, float(v)) for ds in sources.values()
+                   if scope.covers(ds.agent, ds.name) and (match is None or match(ds.values))
                    for m, v in ds.values.items()
                    if (names is None or m in names) and not isinstance(v, str | bool)]
             now = self._now(now)
@@ -283,7 +338,8 @@ class Engine:
                 if names is None or flow in names:
                     out.extend((flow, agent, ds, value)
                                for agent, ds, value in self.flows.metric_values(flow, now)
-                               if wanted is None or agent in wanted)
+                               if scope.covers(agent, ds) and (match is None or (
+                                   (agent, ds) in sources and match(sources[agent, ds].values))))
         return out
 
     # ------------------------------------------------------------------ MetricSource
@@ -291,7 +347,8 @@ class Engine:
     def metric_values(self, metric: str, now: float,
                       filter: Mapping[str, list[str]] | None = None) -> list[tuple[str, str, float]]:
         with self.lock:
-            rows = self._rows(metric, None, compile_filter(filter), now)
+            rows = self._rows(MetricRef(metric, "max", metric), EVERYWHERE, compile_filter(filter),
+                              now)
         return [(r.agent, r.data_source, float(r.value)) for r in rows
                 if isinstance(r.value, int | float)]
 
@@ -302,11 +359,25 @@ class Engine:
     # ------------------------------------------------------------------ flows
 
     def active_flows(self, agents: Agents, name: str, max_flows: int = 100, min_value: float = 0.0,
-                     agg_mode: str = "max", now: float | None = None) -> list[dict[str, Any]]:
+                     agg_mode: str | None = None, now: float | None = None
+                     ) -> list[dict[str, Any]]:
+        """Top flows; ``agg_mode`` None takes the flow's own ``aggMode``; ``edge`` and ``core``
+        need a topology (see ``topology.py``)."""
         now = self._now(now)
-        wanted = parse_agents(agents)
         with self.lock:
-            return self.flows.active_flows(wanted, name, now, max_flows, min_value, agg_mode)
+            scope = self._scope(agents)
+            mode = agg_mode or self.flows.agg_mode(name)
+            ports = None
+            if mode in ("edge", "core"):
+                require(self.topology, f"aggMode={mode}")
+                view = self._topology_view()
+                ports = view.is_edge if mode == "edge" else view.is_core
+            return self.flows.active_flows(scope, name, now, max_flows, min_value, mode, ports)
+
+    def flow_agg_mode(self, name: str) -> str:
+        """The ``aggMode`` flow ``name`` was defined with."""
+        with self.lock:
+            return self.flows.agg_mode(name)
 
     def flow_value(self, agent: str, name: str, key: str, now: float | None = None) -> float:
         now = self._now(now)
@@ -324,17 +395,20 @@ class Engine:
         with self.lock:
             return self.flows.logged(name, max_flows, after_id)
 
-    def wait_logged(self, after_id: int, timeout_s: float) -> bool:
-        """Long poll: True once a logged flow newer than ``after_id`` exists."""
-        return self.flows.wait_logged(after_id, timeout_s)
+    def wait_logged(self, after_id: int, timeout_s: float, name: str | None = None) -> bool:
+        """Long poll: True once a logged flow newer than ``after_id`` (of flow ``name`` if
+        given) exists."""
+        return self.flows.wait_logged(after_id, timeout_s, name)
 
     def query_events(self, threshold_id: str | None = None, max_events: int = 100,
                      after_id: int = -1) -> list[Event]:
         return self.events.query(threshold_id, max_events, after_id)
 
-    def wait_events(self, after_id: int, timeout_s: float) -> bool:
-        """Long poll: True once an event newer than ``after_id`` exists."""
-        return self.events.wait(after_id, timeout_s)
+    def wait_events(self, after_id: int, timeout_s: float, threshold_id: str | None = None
+                    ) -> bool:
+        """Long poll: True once an event newer than ``after_id`` (of ``threshold_id`` if
+        given) exists."""
+        return self.events.wait(after_id, timeout_s, threshold_id)
 
     # ------------------------------------------------------------------ definitions
 
@@ -392,10 +466,21 @@ class Engine:
         self._changed()
         return found
 
+    def topology_json(self) -> dict[str, Any]:
+        with self.lock:
+            return self.topology.to_json()
+
+    def set_topology(self, obj: Any) -> None:
+        """Replace the topology (``PUT /topology/json``); ``ValueError`` if malformed."""
+        topology = Topology.from_json(obj)
+        with self.lock:
+            self.topology = topology
+        self._changed()
+
     def export_state(self) -> dict[str, Any]:
-        """Groups, flows and thresholds in the REST API's JSON shapes."""
+        """Groups, flows, thresholds and the topology in the REST API's JSON shapes."""
         return {"groups": self.group_specs(), "flows": self.flow_specs(),
-                "thresholds": self.threshold_specs()}
+                "thresholds": self.threshold_specs(), "topology": self.topology_json()}
 
     def import_state(self, state: Mapping[str, Any]) -> None:
         """Load definitions (config file or state file); ``ValueError`` names the bad entry."""
@@ -407,6 +492,8 @@ class Engine:
                         install(name, obj)
                     except (ValueError, TypeError, KeyError) as e:
                         raise ValueError(f"{kind[:-1]} {name!r}: {e}") from e
+            if state.get("topology"):
+                self.topology = Topology.from_json(state["topology"])
 
     def _install_group(self, name: str, cidrs: Any) -> None:
         if not isinstance(cidrs, list):

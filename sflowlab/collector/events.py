@@ -71,10 +71,15 @@ class LongPollLog(Generic[T]):
                     out.append(item)
         return out
 
-    def wait(self, after_id: int, timeout_s: float) -> bool:
-        """Block until an item newer than ``after_id`` exists (True) or ``timeout_s`` passes."""
+    def wait(self, after_id: int, timeout_s: float,
+             where: Callable[[T], bool] | None = None) -> bool:
+        """Block until an item newer than ``after_id`` (and matching ``where``) exists (True)
+        or ``timeout_s`` passes (False)."""
         with self._cond:
-            return self._cond.wait_for(lambda: self.last_id() > after_id, timeout=timeout_s)
+            if where is None:
+                return self._cond.wait_for(lambda: self.last_id() > after_id, timeout=timeout_s)
+            return self._cond.wait_for(lambda: bool(self.query(1, after_id, where)),
+                                       timeout=timeout_s)
 
 
 class EventLog:
@@ -92,9 +97,13 @@ class EventLog:
     def query(self, threshold_id: str | None = None, max_events: int = 100,
               after_id: int = -1) -> list[Event]:
         """Events newer than ``after_id``, newest first; only ``threshold_id``'s if given."""
-        where = None if threshold_id is None else (lambda e: e.thresholdID == threshold_id)
-        return self._log.query(max_events, after_id, where)
+        return self._log.query(max_events, after_id, _of_threshold(threshold_id))
 
-    def wait(self, after_id: int, timeout_s: float) -> bool:
-        """Return when an event newer than ``after_id`` exists (True) or on timeout (False)."""
-        return self._log.wait(after_id, timeout_s)
+    def wait(self, after_id: int, timeout_s: float, threshold_id: str | None = None) -> bool:
+        """Return when an event newer than ``after_id`` (of ``threshold_id`` if given) exists
+        (True) or on timeout (False)."""
+        return self._log.wait(after_id, timeout_s, _of_threshold(threshold_id))
+
+
+def _of_threshold(threshold_id: str | None) -> Callable[[Event], bool] | None:
+    return None if threshold_id is None else (lambda e: e.thresholdID == threshold_id)

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from types import ModuleType
 from typing import Any
 
@@ -53,6 +53,7 @@ from ..codec.fast import FlowSampleView
 from .events import DEFAULT_CAPACITY, LongPollLog
 from .filters import CompiledFilter, CompiledKey, FilterError, compile_filter, compile_keys
 from .groups import GroupSet
+from .query import EVERYWHERE, Scope
 
 _exp = math.exp
 _rates = accel.load("sflowlab.collector._rates")  # the C rate loop, or None: Python's
@@ -69,7 +70,9 @@ mostly freeing them) never stops ingest for long (socket buffers would overflow 
 _PREFIXES = ("rate", "avg", "count", "min", "max")
 _NUMERIC_FROM_SAMPLE = {"bytes", "frames"}
 _UNSUPPORTED_VALUES = {"requests", "duration"}
-AGG_MODES = ("max", "sum")
+_UNITS = {"bps": ("bytes", 8.0), "Bps": ("bytes", 1.0), "fps": ("frames", 1.0)}
+"""Rate units sFlow-RT's apps use as values: bits, bytes and frames per second."""
+AGG_MODES = ("max", "sum", "edge", "core")
 
 
 def finite_number(value: Any, what: str) -> float:
@@ -89,10 +92,14 @@ def _number(obj: Mapping[str, Any], name: str, low: float, high: float) -> float
     return min(max(finite_number(obj[name], f"flow attribute {name!r}"), low), high)
 
 
-def parse_value(value: str) -> tuple[str, str]:
-    """``(prefix, base)`` of a flow value such as ``bytes`` or ``avg:ipbytes``."""
+def parse_value(value: str) -> tuple[str, str, float]:
+    """``(prefix, base, scale)`` of a flow value such as ``bytes``, ``avg:ipbytes`` or ``bps``
+    (``rate:bytes`` read x 8)."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"flow value must be a non-empty string, not {value!r}")
+    if value.strip() in _UNITS:
+        base, scale = _UNITS[value.strip()]
+        return "rate", base, scale
     prefix, _, base = value.strip().rpartition(":")
     prefix = prefix or "rate"
     if prefix not in _PREFIXES:
@@ -102,7 +109,7 @@ def parse_value(value: str) -> tuple[str, str]:
                          " does not decode; use bytes, frames or a numeric flow key")
     if prefix == "count" or base not in _NUMERIC_FROM_SAMPLE:
         compile_keys(base, GroupSet())  # a key name: syntax check
-    return prefix, base
+    return prefix, base, 1.0
 
 
 @dataclass
@@ -119,6 +126,10 @@ class FlowSpec:
     flowStart: bool = False
     activeTimeout: float = 60
     dropped: bool = False  # analyse discarded-packet samples instead of packet samples
+    values: list[str] = field(default_factory=list)
+    """More values to compute per flow key; top flows carry them as ``values``, in order."""
+    aggMode: str = "max"
+    """How top-flow queries that do not say combine data sources (``AGG_MODES``)."""
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> FlowSpec:
@@ -156,11 +167,27 @@ class FlowSpec:
             if not isinstance(flag, bool):
                 raise ValueError(f"flow attribute {name!r} must be true or false, not {flag!r}")
             setattr(spec, name, flag)
+        values = obj.get("values") or []
+        if isinstance(values, str):
+            values = [v for v in values.split(",") if v.strip()]
+        if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+            raise ValueError(f"flow values must be a list of values, not {values!r}")
+        spec.values = [v.strip() for v in values]
+        for v in spec.values:
+            parse_value(v)
+        spec.aggMode = obj.get("aggMode", "max")
+        if spec.aggMode not in AGG_MODES:
+            raise ValueError(f"flow aggMode {spec.aggMode!r} is not one of {', '.join(AGG_MODES)}")
         _CompiledFlow("<check>", spec, GroupSet())  # keys, value and filter syntax
         return spec
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def companions(self) -> list[FlowSpec]:
+        """One plain definition per extra value (same keys and filter, not logged)."""
+        return [replace(self, value=v, values=[], log=False, flowStart=False)
+                for v in self.values]
 
 
 class UnknownFlowError(KeyError):
@@ -332,7 +359,8 @@ class _CompiledFlow:
                 compile_filter(spec.filter, groups) if spec.filter.strip() else None)
         except FilterError as exc:
             raise ValueError(f"flow {name!r}: {exc}") from None
-        self.prefix, self.base = parse_value(spec.value)
+        self.prefix, self.base, self.scale = parse_value(spec.value)
+        self.extras = [_CompiledFlow(name, extra, groups) for extra in spec.companions()]
         self.refs = frozenset().union(*(k.keys for k in self.keys),
                                       self.filter.keys if self.filter else ())
         self.tables: dict[tuple[str, str], dict[str, _Entry]] = {}
@@ -410,7 +438,7 @@ class _CompiledFlow:
             entry.log_start = now
             entry.total = q
             if self.spec.flowStart:
-                value = q if prefix == "rate" else self.value(entry, now)
+                value = q * self.scale if prefix == "rate" else self.value(entry, now)
                 logged.append(self._record(next_id(), src, flow_key, value, now, now))
 
     def _update_other(self, entry: _Entry, x: Any, rate: int, now: float, dt: float,
@@ -446,18 +474,19 @@ class _CompiledFlow:
         prefix = self.prefix
         if prefix == "rate":
             dt = now - entry.last
-            return entry.a * math.exp(-dt / self.t) if dt > 0 else entry.a
+            return (entry.a * math.exp(-dt / self.t) if dt > 0 else entry.a) * self.scale
         if prefix == "avg":
             return entry.a / entry.b if entry.b else 0.0
         if prefix == "count":
             return float(sum(1 for s in (entry.seen or {}).values() if now - s <= self.t))
         return float(entry.a)
 
-    def rows(self, agents: Collection[str] | None, now: float
+    def rows(self, scope: Scope, now: float, ports: Callable[[str, str], bool] | None = None
              ) -> list[tuple[str, str, str, float]]:
+        """(agent, data source, key, value) of the data sources in ``scope`` (and ``ports``)."""
         return [(agent, ds, key, self.value(entry, now))
                 for (agent, ds), table in self.tables.items()
-                if agents is None or agent in agents
+                if scope.covers(agent, ds) and (ports is None or ports(agent, ds))
                 for key, entry in table.items()]
 
     # ---------------------------------------------------------------- logging and expiry
@@ -474,7 +503,8 @@ class _CompiledFlow:
         if entry.log_start is None:
             return
         if not self.spec.flowStart:
-            value = entry.total if self.prefix == "rate" else self.value(entry, entry.last)
+            value = (entry.total * self.scale if self.prefix == "rate"
+                     else self.value(entry, entry.last))
             logged.append(self._record(next_id(), src, flow_key, value, entry.log_start,
                                        entry.last))
         entry.log_start = None
@@ -517,6 +547,21 @@ class _CompiledFlow:
             if not table:
                 del tables[src]
         return seen
+
+
+def _aggregate(rows: list[tuple[str, str, str, float]], total: bool) -> dict[str, list[Any]]:
+    """Per key: [combined value (sum if ``total``, else largest), largest value, its agent,
+    its data source]."""
+    best: dict[str, list[Any]] = {}
+    for agent, ds, key, value in rows:
+        row = best.get(key)
+        if row is None:
+            best[key] = [value, value, agent, ds]
+            continue
+        if value > row[1]:
+            row[1:] = [value, agent, ds]
+        row[0] = row[0] + value if total else row[1]
+    return best
 
 
 def _py_expire_table(table: dict[str, _Entry], now: float, limit: float) -> int:
@@ -611,7 +656,7 @@ class FlowEngine:
         return found
 
     def _changed(self) -> None:
-        self._flow_list = tuple(self._flows.values())
+        self._flow_list = tuple(f for main in self._flows.values() for f in (main, *main.extras))
         self._needs_agent = any("agent" in f.refs for f in self._flow_list)
 
     def specs(self) -> dict[str, FlowSpec]:
@@ -654,7 +699,7 @@ class FlowEngine:
         ``expire=False`` the passes of expiry due are only started: the caller runs them
         slice by slice (``expire_some``)."""
         before = len(self._pending)
-        for flow in self._flows.values():
+        for flow in self._flow_list:  # extra values' flows too
             flow.sweep(now, self._pending, self._next_id)
         if len(self._pending) > before:
             self._logged.append(self._pending[before:])
@@ -676,28 +721,34 @@ class FlowEngine:
 
     # ---------------------------------------------------------------- queries
 
-    def active_flows(self, agents: Collection[str] | None, name: str, now: float,
-                     max_flows: int = 100, min_value: float = 0.0, agg_mode: str = "max"
-                     ) -> list[dict[str, Any]]:
-        """Top flows ``[{key, value, agent, dataSource}]``. ``max``: one flow seen by several
-        data sources counts once, at its largest value; ``sum``: values add up (agent and
-        dataSource of the largest contributor). ``edge``/``core`` need a topology: refused."""
+    def agg_mode(self, name: str) -> str:
+        """The ``aggMode`` flow ``name`` was defined with."""
+        return self._flow(name).spec.aggMode
+
+    def active_flows(self, scope: Scope | None, name: str, now: float, max_flows: int = 100,
+                     min_value: float = 0.0, agg_mode: str = "max",
+                     ports: Callable[[str, str], bool] | None = None) -> list[dict[str, Any]]:
+        """Top flows ``[{key, value, agent, dataSource}]`` (and ``values`` when the flow has
+        extra values). ``max``: one flow seen by several data sources counts once, at its
+        largest value; ``sum``: values add up (agent and dataSource of the largest
+        contributor); ``edge``: the sum over the data sources ``ports`` accepts (the
+        engine's topology edge ports); ``core``: the largest on those ports (core ports)."""
         if agg_mode not in AGG_MODES:
             raise ValueError(f"aggMode {agg_mode!r} is not supported; use one of"
                              f" {', '.join(AGG_MODES)}")
-        best: dict[str, list[Any]] = {}
-        for agent, ds, key, value in self._flow(name).rows(agents, now):
-            row = best.get(key)
-            if row is None:
-                best[key] = [value, value, agent, ds]
-                continue
-            if value > row[1]:
-                row[1:] = [value, agent, ds]
-            row[0] = row[0] + value if agg_mode == "sum" else row[1]
+        flow, scope = self._flow(name), scope or EVERYWHERE
+        total = agg_mode in ("sum", "edge")
+        best = _aggregate(flow.rows(scope, now, ports), total)
         top = sorted(((v[0], key, v[2], v[3]) for key, v in best.items() if v[0] >= min_value),
                      key=lambda r: (-r[0], r[1]))[:max(max_flows, 0)]
-        return [{"key": key, "value": value, "agent": agent, "dataSource": ds}
-                for value, key, agent, ds in top]
+        out = [{"key": key, "value": value, "agent": agent, "dataSource": ds}
+               for value, key, agent, ds in top]
+        if flow.extras:
+            extras = [_aggregate(extra.rows(scope, now, ports), total) for extra in flow.extras]
+            for entry in out:
+                entry["values"] = [e[entry["key"]][0] if entry["key"] in e else 0.0
+                                   for e in extras]
+        return out
 
     def flow_value(self, agent: str, name: str, key: str, now: float) -> float:
         """One flow's value at ``agent``: the largest over its data sources, 0 if unseen."""
@@ -716,13 +767,12 @@ class FlowEngine:
                     out[key] = age
         return out
 
-    def dump(self, agents: Collection[str] | None, name: str, now: float
-             ) -> list[dict[str, Any]]:
+    def dump(self, scope: Scope | None, name: str, now: float) -> list[dict[str, Any]]:
         """One row per data source: metricValue the largest flow's value, topKeys its top n."""
         flow = self._flow(name)
         out = []
         for (agent, ds), table in flow.tables.items():
-            if agents is not None and agent not in agents:
+            if scope is not None and not scope.covers(agent, ds):
                 continue
             ranked = sorted(((flow.value(e, now), k, e.last) for k, e in table.items()),
                             key=lambda r: (-r[0], r[1]))[:flow.spec.n]
@@ -742,25 +792,30 @@ class FlowEngine:
         flow = self._flows.get(name)
         if flow is None or flow.keys:
             return []
-        return [(agent, ds, value) for agent, ds, _, value in flow.rows(None, now)]
+        return [(agent, ds, value) for agent, ds, _, value in flow.rows(EVERYWHERE, now)]
 
     def flow_values(self, name: str, now: float) -> list[tuple[str, str, str, float]]:
         """Every tracked ``(agent, dataSource, key, value)`` of a flow; [] if undefined."""
         flow = self._flows.get(name)
-        return [] if flow is None else flow.rows(None, now)
+        return [] if flow is None else flow.rows(EVERYWHERE, now)
 
     # ---------------------------------------------------------------- logged flows
 
     def logged(self, name: str | None = None, max_flows: int = 100, after_id: int = -1
                ) -> list[dict[str, Any]]:
         """Logged flow records newer than ``after_id``, newest first."""
-        where = None if name is None else (lambda r: r["name"] == name)
-        return self._logged.query(max_flows, after_id, where)
+        return self._logged.query(max_flows, after_id, of_flow(name))
 
     def last_logged_id(self) -> int:
         return self._logged.last_id()
 
-    def wait_logged(self, after_id: int, timeout_s: float) -> bool:
-        """Block until a record newer than ``after_id`` exists (True) or timeout (False).
-        Call without holding the engine's lock: records arrive through ingest and tick."""
-        return self._logged.wait(after_id, timeout_s)
+    def wait_logged(self, after_id: int, timeout_s: float, name: str | None = None) -> bool:
+        """Block until a record newer than ``after_id`` (of flow ``name`` if given) exists
+        (True) or timeout (False). Call without holding the engine's lock: records arrive
+        through ingest and tick."""
+        return self._logged.wait(after_id, timeout_s, of_flow(name))
+
+
+def of_flow(name: str | None) -> Callable[[dict[str, Any]], bool] | None:
+    """A logged-record predicate selecting flow ``name`` (None: every record)."""
+    return None if name is None else (lambda r: r["name"] == name)

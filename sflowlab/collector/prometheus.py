@@ -1,7 +1,9 @@
 """Prometheus text exposition of the metric table (``/prometheus/metrics/{agents}/{metrics}/txt``).
 
 Numeric metrics only (strings have no Prometheus value), one sample per data source, labels
-``agent`` and ``datasource``; ``ALL`` as the metric list exports every metric.
+``agent`` and ``datasource``; ``ALL`` as the metric list exports every metric; query
+parameters filter data sources by their string metrics as in metric queries
+(``?host_name=web.*``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import math
 import re
 
 from .engine import Engine
+from .query import Filter, split_list
 from .shards import ShardedEngine
 
 _BAD = re.compile(r"[^a-zA-Z0-9_:]")
@@ -24,13 +27,14 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def exposition(engine: Engine | ShardedEngine, agents: str, metrics: str) -> str:
-    """The text format for the selected agents and metrics."""
+def exposition(engine: Engine | ShardedEngine, agents: str, metrics: str,
+               filter: Filter | None = None) -> str:
+    """The text format for the selected agents, metrics and data sources."""
     names = None
     if metrics.strip() not in ("ALL", ""):
-        names = {m.strip() for m in metrics.split(",") if m.strip()}
+        names = set(split_list(metrics, ",", ";"))
     series: dict[str, list[str]] = {}
-    for name, agent, ds, v in engine.numeric_series(agents, names):
+    for name, agent, ds, v in engine.numeric_series(agents, names, filter=filter):
         text = "NaN" if math.isnan(v) else repr(v) if not math.isinf(v) else (
             "+Inf" if v > 0 else "-Inf")
         series.setdefault(name, []).append(

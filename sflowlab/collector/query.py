@@ -1,6 +1,9 @@
 """Query vocabulary shared by REST, controllers and scenario assertions.
 
-Agent lists (``ALL``, ``a;b``), metric tokens with aggregations (``max:`` default, ``min:``,
+Agent lists (``ALL``, ``a;b``: addresses or agents' host names, ``TOPOLOGY``, ``EDGE`` and
+``CORE`` once a topology is set), metric lists (``,`` or ``;`` separated, ``ALL`` for every
+metric in ``dump``; a name may be prefixed by its data source: ``2.1.load_one``,
+``12.ifinoctets``) with aggregations (``max:`` default, ``min:``,
 ``sum:``, ``avg:``, ``var:``, ``sdev:``, ``med:``, ``q1:``, ``q2:``, ``q3:``, ``iqr:``,
 ``any:``: the freshest value, ties going to the first agent and data source in text order, so
 the answer does not depend on how data sources are spread over workers), string-metric filters (``{"vir_host_name": ["apache.*"]}``: each regex must match a
@@ -14,12 +17,12 @@ inclusive method). The engine supplies rows; these functions only shape them.
 from __future__ import annotations
 
 import re
+import socket
 import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 Value = float | int | str
-ALL_TOKENS = frozenset({"ALL", "TOPOLOGY", "EDGE", "CORE"})
 
 
 class QueryError(ValueError):
@@ -50,33 +53,108 @@ AGGREGATIONS: dict[str, Callable[[list[float]], float]] = {
 }
 
 
-def parse_agents(spec: str | Iterable[str] | None) -> set[str] | None:
-    """``None`` for every agent, else the set of addresses."""
+TOPOLOGY_TOKENS = ("TOPOLOGY", "EDGE", "CORE")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """A parsed agent list: addresses, host names and topology tokens (``ALL``: ``None``)."""
+
+    addresses: frozenset[str]
+    names: frozenset[str]
+    tokens: frozenset[str]
+
+
+def parse_agents(spec: str | Iterable[str] | None) -> AgentSpec | None:
+    """``None`` for every agent (``ALL``), else what the list names."""
     if spec is None:
         return None
-    parts = spec.split(";") if isinstance(spec, str) else list(spec)
-    parts = [p.strip() for p in parts if p.strip()]
-    if not parts or any(p in ALL_TOKENS for p in parts):
+    parts = split_list(spec, ";")
+    if not parts or "ALL" in parts:
         return None
-    return set(parts)
+    tokens = frozenset(p for p in parts if p in TOPOLOGY_TOKENS)
+    addresses: set[str] = set()
+    names: set[str] = set()
+    for p in parts:
+        if p not in tokens:
+            (addresses if _is_address(p) else names).add(p)
+    return AgentSpec(frozenset(addresses), frozenset(names), tokens)
 
 
-def parse_metric(token: str) -> tuple[str, str]:
-    """``"avg:load_one"`` -> ("avg", "load_one"); the aggregation defaults to max."""
-    agg, sep, name = token.strip().partition(":")
+def _is_address(text: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text)
+    except OSError:
+        return False
+    return True
+
+
+def split_list(spec: str | Iterable[str], *seps: str) -> list[str]:
+    """The non-empty, stripped items of a list given as text (split on ``seps``) or items."""
+    if isinstance(spec, str):
+        for sep in seps[1:]:
+            spec = spec.replace(sep, seps[0])
+        items: Iterable[str] = spec.split(seps[0])
+    else:
+        items = spec
+    return [t.strip() for t in items if t.strip()]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The data sources a query covers: ``every`` one, or those of ``agents`` and those
+    ``ports`` accepts (``(agent, data source)``: topology edge or core ports)."""
+
+    every: bool = False
+    agents: frozenset[str] = frozenset()
+    ports: Callable[[str, str], bool] | None = None
+
+    def covers(self, agent: str, data_source: str) -> bool:
+        return self.every or agent in self.agents or (
+            self.ports is not None and self.ports(agent, data_source))
+
+    def covers_agent(self, agent: str) -> bool:
+        """Whether some data source of ``agent`` may be covered."""
+        return self.every or agent in self.agents or self.ports is not None
+
+
+EVERYWHERE = Scope(every=True)
+
+_DS_PREFIX = re.compile(r"(\d+(?:\.\d+)?)\.([A-Za-z_].*)")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRef:
+    """One requested metric: the token as written (``metricName``), its aggregation, the
+    metric name and, for ``2.1.load_one``, the data source it is limited to."""
+
+    token: str
+    agg: str
+    name: str
+    data_source: str | None = None
+
+
+def parse_metric(token: str) -> MetricRef:
+    """``"avg:2.1.load_one"`` -> MetricRef(token, "avg", "load_one", "2.1"); the aggregation
+    defaults to max."""
+    token = token.strip()
+    agg, sep, name = token.partition(":")
     if not sep:
-        return "max", agg
-    if agg not in AGGREGATIONS:
+        agg, name = "max", token
+    elif agg not in AGGREGATIONS:
         raise QueryError(f"unknown aggregation {agg!r} in {token!r}; use one of "
                          + ", ".join(AGGREGATIONS))
     if not name:
         raise QueryError(f"missing metric name in {token!r}")
-    return agg, name
+    ds = _DS_PREFIX.fullmatch(name)
+    if ds is not None:
+        return MetricRef(token, agg, ds.group(2), ds.group(1))
+    return MetricRef(token, agg, name)
 
 
-def parse_metrics(spec: str | Iterable[str]) -> list[tuple[str, str]]:
-    tokens = spec.split(",") if isinstance(spec, str) else list(spec)
-    return [parse_metric(t) for t in tokens if t.strip()]
+def parse_metrics(spec: str | Iterable[str]) -> list[MetricRef]:
+    """A metric list, ``,`` or ``;`` separated."""
+    return [parse_metric(t) for t in split_list(spec, ",", ";")]
 
 
 Filter = Mapping[str, Iterable[str]]
@@ -112,9 +190,11 @@ def _pattern(text: str) -> re.Pattern[str]:
         raise QueryError(f"bad filter regex {text!r}: {e}") from e
 
 
-def metric_result(name: str, agg: str, rows: list[Row]) -> dict[str, object]:
-    """One entry of ``/metric/{agents}/{metrics}/json``."""
-    out: dict[str, object] = {"metricName": name, "metricN": 0}
+def metric_result(ref: MetricRef, rows: list[Row]) -> dict[str, object]:
+    """One entry of ``/metric/{agents}/{metrics}/json``; ``metricName`` is the token as
+    requested (``max:load_one`` stays ``max:load_one``)."""
+    agg = ref.agg
+    out: dict[str, object] = {"metricName": ref.token, "metricN": 0}
     usable = rows if agg == "any" else [r for r in rows if isinstance(r.value, int | float)]
     if not usable:
         return out
@@ -146,7 +226,7 @@ class TableSort:
 
 def parse_table_columns(spec: str | Iterable[str]) -> tuple[list[str], TableSort | None]:
     """Columns of ``/table``; a ``sort:name:N`` token sorts by that column (N<0 descending)."""
-    tokens = [t.strip() for t in (spec.split(",") if isinstance(spec, str) else spec) if t.strip()]
+    tokens = split_list(spec, ",", ";")
     cols: list[str] = []
     sort = None
     for t in tokens:

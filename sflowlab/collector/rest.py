@@ -94,7 +94,7 @@ class Api:
             **self.engine.analyzer_json(), **(self.analyzer_extra() if self.analyzer_extra else {})})
         r("/agents/json", GET=self._agents)
         r("/metrics/json", GET=lambda q: self.engine.metric_names())
-        r("/metric/{agent}/json", GET=lambda q: self.engine.agent_metrics(q.params["agent"]))
+        r("/metric/{agent}/json", GET=self._agent_metrics)
         r("/metric/{agents}/{metrics}/json", GET=lambda q: self.engine.metric(
             q.params["agents"], q.params["metrics"], q.filter()))
         r("/dump/{agents}/{metrics}/json", GET=lambda q: self.engine.dump(
@@ -103,7 +103,9 @@ class Api:
             q.params["agents"], q.params["metrics"], q.filter()))
         r("/prometheus/metrics/{agents}/{metrics}/txt", GET=lambda q: (
             200, "text/plain; version=0.0.4",
-            exposition(self.engine, q.params["agents"], q.params["metrics"]).encode()))
+            exposition(self.engine, q.params["agents"], q.params["metrics"],
+                       q.filter()).encode()))
+        r("/topology/json", GET=lambda q: self.engine.topology_json(), PUT=self._put_topology)
         r("/flowkeys/json", GET=lambda q: self.engine.flow_keys())
         r("/flow/json", GET=lambda q: self.engine.flow_specs())
         self._resource("/flow/{name}/json", "flow", self.engine.flow_specs, self.engine.remove_flow,
@@ -227,6 +229,17 @@ class Api:
 
     # ---------------------------------------------------------------- flows
 
+    def _agent_metrics(self, q: Request) -> Any:
+        found = self.engine.agent_metrics(q.params["agent"])
+        if found is None:
+            raise HttpError(404, f"no agent {q.params['agent']!r}")
+        return found
+
+    def _put_topology(self, q: Request) -> Any:
+        self._writable()
+        self.engine.set_topology(q.json())
+        return self.engine.topology_json()
+
     def _agents(self, q: Request) -> Any:
         agents = self.engine.agents_json()
         wanted = q.query.get("agent")
@@ -235,7 +248,7 @@ class Api:
     def _active_flows(self, q: Request) -> Any:
         return self.engine.active_flows(
             q.params["agents"], q.params["name"], max_flows=q.arg("maxFlows", int, 100),
-            min_value=q.arg("minValue", float, 0.0), agg_mode=q.arg("aggMode", str, "max"))
+            min_value=q.arg("minValue", float, 0.0), agg_mode=q.arg("aggMode", str, None))
 
     def _flow_value(self, q: Request) -> Any:
         key = q.arg("key", str, None)
@@ -249,7 +262,7 @@ class Api:
         after = q.arg("flowID", int, -1)
         timeout = min(q.arg("timeout", float, 0.0), MAX_POLL_S)
         if "flowID" in q.query and timeout > 0:
-            self.engine.wait_logged(after, timeout)
+            self.engine.wait_logged(after, timeout, name)
         return self.engine.logged_flows(name, max_flows, after)
 
     # ---------------------------------------------------------------- groups
@@ -266,11 +279,11 @@ class Api:
 
     def _events(self, q: Request) -> Any:
         after = q.arg("eventID", int, -1)
+        threshold_id = q.arg("thresholdID", str, None)
         timeout = min(q.arg("timeout", float, 0.0), MAX_POLL_S)
         if "eventID" in q.query and timeout > 0:
-            self.engine.wait_events(after, timeout)
-        events = self.engine.query_events(q.arg("thresholdID", str, None),
-                                          q.arg("maxEvents", int, 100), after)
+            self.engine.wait_events(after, timeout, threshold_id)
+        events = self.engine.query_events(threshold_id, q.arg("maxEvents", int, 100), after)
         return [e.to_json() for e in events]
 
 def _object(obj: Any) -> dict[str, Any]:

@@ -52,9 +52,9 @@ from sflowlab.clock import Clock, SystemClock
 from .agents import merge_agent_entry, to_ms
 from .engine import Agents, Engine, TickResult, collect_rarely
 from .events import Event, EventLog, LongPollLog
-from .flows import FlowSpec
+from .flows import FlowSpec, of_flow
 from .logs import setup_logging
-from .query import Filter, metric_result, parse_table_columns, sort_table
+from .query import Filter, metric_result, parse_table_columns, sort_table, split_list
 from .sockets import (
     kernel_drops,
     open_udp,
@@ -389,14 +389,13 @@ class ShardedEngine:
     def metric(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
                now: float | None = None) -> list[dict[str, object]]:
         parts = self._all("metric_rows", agents, metrics, filter, self._now(now))
-        return [metric_result(name, agg, [r for part in parts for r in part[i][2]])
-                for i, (agg, name, _) in enumerate(parts[0])]
+        return [metric_result(ref, [r for part in parts for r in part[i][1]])
+                for i, (ref, _) in enumerate(parts[0])]
 
     def dump(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
              now: float | None = None) -> list[dict[str, object]]:
         now = self._now(now)
-        tokens = metrics.split(",") if isinstance(metrics, str) else list(metrics)
-        return [e for t in tokens if t.strip()
+        return [e for t in split_list(metrics, ",", ";")
                 for part in self._all("dump", agents, t, filter, now) for e in part]
 
     def table(self, agents: Agents, metrics: str | Collection[str], filter: Filter | None = None,
@@ -409,17 +408,17 @@ class ShardedEngine:
     def metric_names(self, now: float | None = None) -> dict[str, int]:
         return _merge_min(self._all("metric_names", self._now(now)))
 
-    def agent_metrics(self, agent: str, now: float | None = None) -> dict[str, object]:
+    def agent_metrics(self, agent: str, now: float | None = None) -> dict[str, object] | None:
         """Asked of every worker: an agent without an address (type 0) is known by its UDP
-        source, which need not be the worker ``shard_of`` names."""
-        out: dict[str, object] = {}
-        for part in self._all("agent_metrics", agent):
-            out.update(part)
-        return out
+        source, which need not be the worker ``shard_of`` names, and a host name by the worker
+        that has its counters. None if no worker knows the agent."""
+        found = [p for p in self._all("agent_metrics", agent) if p is not None]
+        return None if not found else {k: v for p in found for k, v in p.items()}
 
     def numeric_series(self, agents: Agents, names: Collection[str] | None,
-                       now: float | None = None) -> list[tuple[str, str, str, float]]:
-        return [s for part in self._all("numeric_series", agents, names, self._now(now))
+                       now: float | None = None, filter: Filter | None = None
+                       ) -> list[tuple[str, str, str, float]]:
+        return [s for part in self._all("numeric_series", agents, names, self._now(now), filter)
                 for s in part]
 
     def agents_json(self, now: float | None = None) -> dict[str, dict[str, object]]:
@@ -451,20 +450,30 @@ class ShardedEngine:
     # ------------------------------------------------------------------ flows
 
     def active_flows(self, agents: Agents, name: str, max_flows: int = 100, min_value: float = 0.0,
-                     agg_mode: str = "max", now: float | None = None) -> list[dict[str, Any]]:
+                     agg_mode: str | None = None, now: float | None = None
+                     ) -> list[dict[str, Any]]:
         now, wide = self._now(now), max(4 * max_flows, 100)
-        best: dict[str, dict[str, Any]] = {}  # largest single value, its agent and data source
-        for flow in (f for part in self._all("active_flows", agents, name, wide, 0.0, "max", now)
-                     for f in part):
+        mode = agg_mode or self.workers[0].call("flow_agg_mode", name)
+        # max, core: each worker's per-key largest; sum: the largest single contributor
+        # first, then the totals; edge: workers' totals (agent of their largest contributor)
+        first = [f for part in self._all("active_flows", agents, name, wide, 0.0,
+                                         "max" if mode == "sum" else mode, now) for f in part]
+        best: dict[str, dict[str, Any]] = {}
+        for flow in first:
             seen = best.get(flow["key"])
             if seen is None or flow["value"] > seen["value"]:
                 best[flow["key"]] = dict(flow)
-        if agg_mode != "max":
-            totals: dict[str, float] = {}
-            for flow in (f for part in self._all("active_flows", agents, name, wide, 0.0,
-                                                 agg_mode, now) for f in part):
-                totals[flow["key"]] = totals.get(flow["key"], 0.0) + flow["value"]
-            best = {k: {**best[k], "value": v} for k, v in totals.items() if k in best}
+        if mode in ("sum", "edge"):
+            totals: dict[str, list[float]] = {}
+            parts = first if mode == "edge" else [
+                f for part in self._all("active_flows", agents, name, wide, 0.0, mode, now)
+                for f in part]
+            for flow in parts:
+                add = [flow["value"], *flow.get("values", ())]
+                have = totals.setdefault(flow["key"], [0.0] * len(add))
+                totals[flow["key"]] = [a + b for a, b in zip(have, add, strict=True)]
+            best = {k: {**best[k], "value": v[0], **({"values": v[1:]} if len(v) > 1 else {})}
+                    for k, v in totals.items() if k in best}
         top = sorted((f for f in best.values() if f["value"] >= min_value),
                      key=lambda f: (-f["value"], f["key"]))
         return top[:max(max_flows, 0)]
@@ -475,20 +484,27 @@ class ShardedEngine:
     def flow_keys(self, now: float | None = None) -> dict[str, int]:
         return _merge_min(self._all("flow_keys", self._now(now)))
 
+    def topology_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.workers[0].call("topology_json")
+        return result
+
+    def set_topology(self, obj: Any) -> None:
+        self._broadcast("set_topology", obj)
+
     def logged_flows(self, name: str | None = None, max_flows: int = 100,
                      after_id: int = -1) -> list[dict[str, Any]]:
-        where = None if name is None else (lambda f: f["name"] == name)
-        return self.logged.query(max_flows, after_id, where)
+        return self.logged.query(max_flows, after_id, of_flow(name))
 
-    def wait_logged(self, after_id: int, timeout_s: float) -> bool:
-        return self.logged.wait(after_id, timeout_s)
+    def wait_logged(self, after_id: int, timeout_s: float, name: str | None = None) -> bool:
+        return self.logged.wait(after_id, timeout_s, of_flow(name))
 
     def query_events(self, threshold_id: str | None = None, max_events: int = 100,
                      after_id: int = -1) -> list[Event]:
         return self.events.query(threshold_id, max_events, after_id)
 
-    def wait_events(self, after_id: int, timeout_s: float) -> bool:
-        return self.events.wait(after_id, timeout_s)
+    def wait_events(self, after_id: int, timeout_s: float, threshold_id: str | None = None
+                    ) -> bool:
+        return self.events.wait(after_id, timeout_s, threshold_id)
 
     # ------------------------------------------------------------------ definitions
 

@@ -14,6 +14,7 @@ from collector_helpers import flow_view
 from sflowlab.agent_sim.packets import UDP
 from sflowlab.collector.flows import EXPIRE_T, LOG_IDLE_T, FlowEngine, FlowSpec
 from sflowlab.collector.groups import GroupSet
+from sflowlab.collector.query import Scope
 
 A1, A2 = "192.0.2.1", "192.0.2.2"
 
@@ -166,14 +167,14 @@ def test_active_flows_dedupes_agents_with_max_and_adds_with_sum() -> None:
     summed = fe.active_flows(None, "pair", 0.0, agg_mode="sum")
     assert [(r["key"], r["value"], r["agent"]) for r in summed] == [
         ("10.0.0.1,10.0.0.2", 200.0, A2), ("10.0.0.7,10.0.0.2", 25.0, A2)]
-    assert fe.active_flows([A1], "pair", 0.0) == [
+    assert fe.active_flows(Scope(agents=frozenset({A1})), "pair", 0.0) == [
         {"key": "10.0.0.1,10.0.0.2", "value": 50.0, "agent": A1, "dataSource": "1"}]
     assert [r["key"] for r in fe.active_flows(None, "pair", 0.0, max_flows=1)] == [
         "10.0.0.1,10.0.0.2"]
     assert fe.active_flows(None, "pair", 0.0, min_value=30) == fe.active_flows(
         None, "pair", 0.0, max_flows=1)
-    with pytest.raises(ValueError, match="aggMode 'edge'"):
-        fe.active_flows(None, "pair", 0.0, agg_mode="edge")
+    with pytest.raises(ValueError, match="aggMode 'median'"):
+        fe.active_flows(None, "pair", 0.0, agg_mode="median")
     with pytest.raises(KeyError) as info:
         fe.active_flows(None, "nope", 0.0)
     assert str(info.value) == "no flow named 'nope'"
@@ -185,7 +186,7 @@ def test_dump_gives_top_n_keys_per_data_source() -> None:
     for i in range(8):
         fe.ingest(A1, view(f"10.0.0.{10 + i}", rate=10 * (i + 1)), 0.0)
     fe.ingest(A2, view(ds=9), 0.5)
-    rows = fe.dump([A1], "src", 1.0)
+    rows = fe.dump(Scope(agents=frozenset({A1})), "src", 1.0)
     assert len(rows) == 1
     row = rows[0]
     assert (row["agent"], row["dataSource"], row["metricName"]) == (A1, "5", "src")
@@ -357,11 +358,14 @@ def test_flow_spec_round_trips_and_clamps_like_sflow_rt() -> None:
     assert FlowSpec.from_json({"t": 0.01, "n": 50}).to_json()["t"] == 0.2
     assert FlowSpec.from_json({}).to_json() == {
         "keys": "", "value": "bytes", "filter": "", "t": 2, "n": 5, "fs": ",", "log": False,
-        "flowStart": False, "activeTimeout": 60, "dropped": False}
+        "flowStart": False, "activeTimeout": 60, "dropped": False, "values": [],
+        "aggMode": "max"}
 
 
 @pytest.mark.parametrize(("obj", "message"), [
-    ({"keys": "ipsource", "values": ["frames"]}, "unsupported flow attribute(s) values"),
+    ({"keys": "ipsource", "colour": "red"}, "unsupported flow attribute(s) colour"),
+    ({"keys": "ipsource", "values": ["median:bytes"]}, "prefix 'median'"),
+    ({"aggMode": "median"}, "aggMode 'median'"),
     ({"keys": "ipsource", "value": "requests"}, "needs HTTP request records"),
     ({"value": "median:bytes"}, "prefix 'median'"),
     ({"value": ""}, "non-empty string"),

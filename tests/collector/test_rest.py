@@ -35,7 +35,7 @@ def test_metric_dump_table_and_filters(api: Api, feed: Feeder) -> None:
             1, 2, 1, HostDescr(hostname=name), HostCpu(load_one=float(i + 1)))]))
     status, body = call(api, "GET", "/metric/ALL/sum:load_one,max:load_one/json?host_name=web.*")
     assert status == 200
-    assert body[0] == {"metricName": "load_one", "metricN": 2, "lastUpdateMin": 0,
+    assert body[0] == {"metricName": "sum:load_one", "metricN": 2, "lastUpdateMin": 0,
                        "lastUpdateMax": 0, "metricValue": 3.0}
     assert (body[1]["metricValue"], body[1]["agent"]) == (2.0, "10.0.0.2")
     # repeated key ORs, different keys AND
