@@ -17,6 +17,7 @@ in tests.
 | ``storeGet``/``storeSet``     | ``store_get``/``store_set`` (persistent JSON per controller) |
 | ``sharedGet``/``sharedSet``   | ``shared_get``/``shared_set`` (in memory, across controllers) |
 | ``logInfo``/``logWarning``    | ``api.log`` (a ``logging.Logger``)                  |
+| (none)                        | ``publish(event)``: a typed decision to the runtime's subscribers |
 
 Isolation: every call into a controller (``start`` and each handler) is wrapped; an exception
 is logged with its traceback, counted per controller and handler kind, and never reaches the
@@ -200,6 +201,13 @@ class ControllerApi:
     def shared_set(self, key: str, value: Any) -> None:
         self._runtime.shared[key] = value
 
+    # ---------------------------------------------------------------- decisions
+
+    def publish(self, event: object) -> None:
+        """Hand a decision taken (a frozen dataclass named in the past tense, e.g.
+        ``ServiceScaled``) to the runtime's subscribers (``Runtime.subscribe``)."""
+        self._runtime.published(self.name, event)
+
 
 class Runtime:
     """Loads controllers and dispatches engine ticks and HTTP requests to them, isolated."""
@@ -212,6 +220,7 @@ class Runtime:
         self.controllers: dict[str, ControllerApi] = {}
         self.shared: dict[str, Any] = {}
         self._stores: dict[str, dict[str, Any]] = {}
+        self._subscribers: list[Callable[[str, object], None]] = []
         self.lock = threading.RLock()
         """Serialises calls into controllers (ticks and HTTP requests come on different threads)."""
 
@@ -291,6 +300,18 @@ class Runtime:
         except Exception as e:
             self._failed(api, "http", e)
             raise HttpError(500, f"controller {name!r} failed: {e}") from None
+
+    def subscribe(self, fn: Callable[[str, object], None]) -> None:
+        """Call ``fn(controller name, event)`` for every event a controller publishes."""
+        self._subscribers.append(fn)
+
+    def published(self, name: str, event: object) -> None:
+        """Deliver a controller's event; a subscriber that raises is logged and skipped."""
+        for fn in self._subscribers:
+            try:
+                fn(name, event)
+            except Exception:
+                log.exception("event=subscriber_failed controller=%s event=%r", name, event)
 
     def status(self) -> dict[str, Any]:
         """Per controller: handler counts, failures and the last error."""

@@ -33,8 +33,8 @@ HTTP (``/app/elb/...``, or the seed's ``/script/elb.js/json``):
   and parameters; partial: the rest is kept): 400 with the reason when invalid.
 
 Switches and parameters set over HTTP persist in the controller store and win over the
-configuration after a restart. Scaling is logged as
-``event=scale service=apache from=1 to=2 reason='...'``.
+configuration after a restart. Scaling is published as a ``ServiceScaled`` event
+(``ControllerApi.publish``) and logged as ``event=scale service=apache from=1 to=2 reason='...'``.
 
 Handlers and HTTP requests are serialised by one lock (an HTTP request can wait for the
 Docker calls of a running interval, at most ``timeout_s`` each).
@@ -54,6 +54,7 @@ from typing import Any
 
 from sflowlab.collector.runtime import ControllerApi, HttpError, HttpRequest
 
+from .decisions import ServiceScaled
 from .docker_client import (
     DEFAULT_DOCKER_URL,
     Backoff,
@@ -278,6 +279,7 @@ class ElasticLoadBalancer:
     def _scaled(self, svc: ServiceControl, now: float, old: int, new: int, reason: str) -> None:
         self.decisions.append(self._outcome(svc, now, old, reason, new))
         svc.replicas = new
+        self.api.publish(ServiceScaled(now, svc.name, svc.policy.name, old, new, reason))
         self.api.log.info("event=scale service=%s from=%d to=%d reason=%r", svc.name, old, new,
                           reason)
 

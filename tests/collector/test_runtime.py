@@ -153,3 +153,32 @@ def test_load_by_import_path_with_params_and_clear_errors() -> None:
         resolve("sflowlab.no_such_module:Thing")
     with pytest.raises(ControllerError, match="no controller entry point"):
         resolve("no-such-entry-point")
+
+
+class Publisher:
+    """Publishes the time of each interval as an event."""
+
+    def start(self, api: ControllerApi) -> None:
+        api.set_interval_handler(lambda now: api.publish(("ticked", now)), 1.0)
+
+
+def test_published_events_reach_every_subscriber_and_a_failing_one_is_isolated(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = SimClock()
+    engine = Engine(clock)
+    runtime = Runtime(engine, clock)
+    first: list[tuple[str, object]] = []
+    last: list[tuple[str, object]] = []
+    runtime.subscribe(lambda name, event: first.append((name, event)))
+    runtime.subscribe(lambda name, event: 1 / 0)
+    runtime.subscribe(lambda name, event: last.append((name, event)))
+    runtime.add("pub", Publisher())
+    for t in (1.0, 2.0):
+        clock.advance_to(t)
+        runtime.tick(t, engine.tick(t))
+    expected = [("pub", ("ticked", 1.0)), ("pub", ("ticked", 2.0))]
+    assert first == expected
+    assert last == expected
+    assert runtime.status()["pub"]["errors"] == {}
+    assert sum("event=subscriber_failed controller=pub" in r.getMessage()
+               for r in caplog.records) == 2

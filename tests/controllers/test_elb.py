@@ -19,6 +19,7 @@ import pytest
 from elb_helpers import START, ElbLab, Load
 
 from sflowlab.collector.runtime import HttpError, resolve
+from sflowlab.controllers.decisions import ServiceScaled
 from sflowlab.controllers.docker_client import SwarmServices
 from sflowlab.controllers.elb import ElasticLoadBalancer, service_filter
 from sflowlab.lab.doubles.swarm_api import SwarmApi
@@ -45,6 +46,8 @@ def test_seed_scales_up_one_step_per_complete_population(make_lab: Callable[...,
                                                          ) -> None:
     lab = make_lab(start_delay_s=3.0)
     lab.service(replicas=1, load=HIGH)
+    published: list[tuple[str, object]] = []
+    lab.runtime.subscribe(lambda name, event: published.append((name, event)))
     elb = lab.elb({"apache": {"replicas_max": 3}}, enabled=True)
     # the task runs at 1003, its first sample has no rates, its second (1004) does
     lab.step_to(START + 4)
@@ -68,6 +71,10 @@ def test_seed_scales_up_one_step_per_complete_population(make_lab: Callable[...,
     assert scale_log(elb_log) == [
         "event=scale service=apache from=1 to=2 reason='util 2 > 1'",
         "event=scale service=apache from=2 to=3 reason='util 2 > 1'",
+    ]
+    assert published == [
+        ("elb", ServiceScaled(START + 4, "apache", "seed", 1, 2, "util 2 > 1")),
+        ("elb", ServiceScaled(START + 8, "apache", "seed", 2, 3, "util 2 > 1")),
     ]
 
 

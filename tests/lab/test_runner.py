@@ -114,6 +114,7 @@ def test_out_folder_follows_the_contract(tmp_path: Path) -> None:
     assert decisions[0]["controller"] == "elb" and "util" in decisions[0]["reason"]
     log = (tmp_path / "controller.log").read_text()
     assert "event=scale service=web from=1 to=2" in log
+    assert len(decisions) == log.count(" event=scale ")  # every scaling the ELB published
     assert [json.loads((tmp_path / "assertions.json").read_text())[i]["passed"]
             for i in range(2)] == [True, True]
     assert result.passed

@@ -5,7 +5,7 @@ offered load, the swarm's replicas and running tasks, the running containers the
 knows (``seen``: from their first sample) and counts in its averages (``running``: metricN,
 from their second, once rates exist), the requests served, the collector's per-container
 averages), per-container metrics, controller
-decisions (parsed from their ``event=scale`` log lines), ACL commits, threshold events,
+decisions (the ``ServiceScaled`` events they publish), ACL commits, threshold events,
 container lifecycles and the controllers' log. ``finish`` freezes it into a ``Recording``
 (what assertions read); ``write_outputs`` writes ``timeline.csv``, ``containers.csv``,
 ``decisions.csv``, ``acl.csv``, ``events.csv``, ``lifecycles.csv``, ``assertions.json``,
@@ -15,7 +15,6 @@ the lab runs).
 
 from __future__ import annotations
 
-import ast
 import csv
 import json
 import re
@@ -26,6 +25,7 @@ from typing import Any
 
 from sflowlab.collector.engine import Engine
 from sflowlab.collector.events import Event
+from sflowlab.controllers.decisions import ServiceScaled
 from sflowlab.lab.doubles.swarm_model import ContainerEvent, ContainerStarted, Swarm
 from sflowlab.lab.scenario.kinds import Outcome
 from sflowlab.lab.scenario.model import Scenario
@@ -38,7 +38,6 @@ SERVICE_COLUMNS = ("load", "replicas", "tasks", "seen", "running", "rps",
                    "avg_vir_cpu_utilization", "avg_vir_bytes")
 CONTAINER_COLUMNS = ("time_s", "container", "service", "vir_cpu_utilization", "vir_bytes_in",
                      "vir_bytes_out", "state")
-_PAIR = re.compile(r"(\w+)=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+)")
 
 
 @dataclass(frozen=True)
@@ -142,11 +141,12 @@ class RunRecorder:
 
     def log(self, now: float, level: str, controller: str, message: str) -> None:
         self.lines.append(f"{now:9.3f} {level:<7} {controller}: {message}")
-        if "event=scale " in message:
-            pairs = {k: _unquote(v) for k, v in _PAIR.findall(message)}
-            self.decisions.append(Decision(now, controller, pairs.get("service", ""),
-                                           int(pairs.get("from", 0)), int(pairs.get("to", 0)),
-                                           pairs.get("reason", "")))
+
+    def published(self, controller: str, event: object) -> None:
+        """A controller's published event (``Runtime.subscribe``): scalings are decisions."""
+        if isinstance(event, ServiceScaled):
+            self.decisions.append(Decision(event.at, controller, event.service,
+                                           event.from_replicas, event.to_replicas, event.reason))
 
     def acl_change(self, now: float, switch: str, acl: str, action: str,
                    lines: Sequence[str]) -> None:
@@ -218,15 +218,6 @@ def accounting(engine: Engine, sent: int) -> Accounting:
 def _value(result: dict[str, Any], key: str = "metricValue") -> float:
     v = result.get(key)
     return float(v) if isinstance(v, int | float) else 0.0
-
-
-def _unquote(text: str) -> str:
-    if text[:1] in "'\"":
-        try:
-            return str(ast.literal_eval(text))
-        except (ValueError, SyntaxError):
-            return text[1:-1]
-    return text
 
 
 # ---------------------------------------------------------------------- the out folder

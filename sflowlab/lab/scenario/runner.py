@@ -166,6 +166,7 @@ class LabRun:
         if self.lab.fabric is not None:
             self._build_fabric(out_dir)
         self.runtime = Runtime(self.engine, clock)
+        self.runtime.subscribe(self.recorder.published)
         self.controllers: dict[str, Any] = {}
         controller_log = logging.getLogger("sflowlab.controller")
         self._log_handler = _LogCapture(self.recorder, clock)
