@@ -80,6 +80,16 @@ def bridge_lab() -> Iterator[BridgeLab]:
         yield BridgeLab(host, a, b, a_mac, b_mac)
 
 
+def wait_until(what: str, check: Callable[[], T], timeout_s: float) -> T:
+    """``check()`` until it returns something true (returned); fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
 @dataclass
 class Received:
     """Datagrams received (decoded with the codec: any error fails the test) and when."""
