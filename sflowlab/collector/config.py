@@ -11,7 +11,9 @@ queue_size = 20000
 host = "127.0.0.1"
 port = 8008
 token = "..."            # required to bind beyond loopback (or env SFLOWLAB_TOKEN)
-readonly = false
+readonly = false          # true: every change over REST is refused (403)
+max_connections = 256     # beyond it the longest idle connection is closed
+idle_timeout_s = 30       # a keep-alive connection without a request is closed
 
 [collector]
 state_dir = "/var/lib/sflowlab"
@@ -75,6 +77,8 @@ class Config:
     http_port: int = 8008
     token: str | None = None
     readonly: bool = False
+    http_max_connections: int = 256
+    http_idle_timeout_s: float = 30.0
     state_dir: Path | None = None
     metric_timeout_s: float = 60.0
     expire_intervals: float = 3.0
@@ -101,7 +105,8 @@ _SECTIONS = {
     "sflow": {"port": ("sflow_port", int), "hosts": ("sflow_hosts", tuple),
               "rcvbuf": ("rcvbuf", int), "queue_size": ("queue_size", int)},
     "http": {"host": ("http_host", str), "port": ("http_port", int), "token": ("token", str),
-             "readonly": ("readonly", bool)},
+             "readonly": ("readonly", bool), "max_connections": ("http_max_connections", int),
+             "idle_timeout_s": ("http_idle_timeout_s", float)},
     "collector": {"state_dir": ("state_dir", Path), "metric_timeout_s": ("metric_timeout_s", float),
                   "expire_intervals": ("expire_intervals", float),
                   "tick_s": ("tick_s", float), "workers": ("workers", int)},

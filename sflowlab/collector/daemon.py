@@ -23,13 +23,14 @@ from typing import Any
 from sflowlab import accel
 from sflowlab.clock import Clock, SystemClock
 from sflowlab.codec.pcap import CapturedDatagram, PcapTruncatedError, read_sflow
+from sflowlab.http import HttpServer, Limits
 
 from .config import Config, ConfigError, StateStore, load_config
 from .engine import Engine, TickResult
 from .forwarding import Forwarder
 from .listener import Listener, ListenerConfig
 from .recording import Recorder
-from .rest import Api, ApiServer
+from .rest import Api
 from .runtime import Runtime
 from .shards import ShardedEngine
 
@@ -64,7 +65,7 @@ class Daemon:
     forwarder: Forwarder = field(default_factory=Forwarder, init=False)
     recorder: Recorder | None = field(default=None, init=False)
     listener: Listener | None = field(default=None, init=False)
-    server: ApiServer | None = field(default=None, init=False)
+    server: HttpServer | None = field(default=None, init=False)
     runtime: Runtime = field(init=False)
     """The controllers named in the configuration, driven by every tick (live and replay)."""
     on_tick: Callable[[TickResult], None] | None = field(default=None, init=False)
@@ -97,7 +98,6 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._stopped = False
-        self._threads: list[threading.Thread] = []
 
     @property
     def taps(self) -> list[Any]:
@@ -107,12 +107,12 @@ class Daemon:
         cfg = self.config
         api = Api(self.engine, self.forwarder, token=cfg.token, readonly=cfg.readonly,
                   analyzer_extra=self._listener_stats, runtime=self.runtime)
-        self.server = ApiServer(api, cfg.http_host, cfg.http_port)
-        t = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
-        t.start()
-        self._threads.append(t)
-        log.info("event=http_listening host=%s port=%d auth=%s", cfg.http_host,
-                 self.server.server_address[1], "token" if cfg.token else "none")
+        limits = Limits(max_connections=cfg.http_max_connections,
+                        idle_timeout_s=cfg.http_idle_timeout_s)
+        self.server = HttpServer(api.router, cfg.http_host, cfg.http_port, limits).start()
+        log.info("event=http_listening host=%s port=%d auth=%s readonly=%s max_connections=%d",
+                 cfg.http_host, self.server.port, "token" if cfg.token else "none",
+                 cfg.readonly, self.server.stats()["maxConnections"])
 
     def _listener_stats(self) -> dict[str, Any]:
         lst = self.listener
@@ -214,8 +214,7 @@ class Daemon:
         if self.listener is not None:
             self.listener.stop()
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
         if self.recorder is not None:
             self.recorder.close()
         self.forwarder.close()

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sflowlab.clock import Clock
+from sflowlab.http import HttpError, first_arg
 
 from .config import ConfigError, StateStore
 from .engine import Agents, Engine, TickResult
@@ -61,6 +62,10 @@ class ControllerError(ValueError):
     """A controller could not be loaded or configured (bad spec, import failure)."""
 
 
+def _open() -> None:
+    """Every change allowed (a request made in-process, not over REST)."""
+
+
 @dataclass(frozen=True)
 class HttpRequest:
     """A request to a controller's HTTP handler (``/app/{name}/...``, ``/script/{name}/json``)."""
@@ -69,20 +74,19 @@ class HttpRequest:
     path: tuple[str, ...]
     query: Mapping[str, list[str]]
     body: Any = None
+    guard: Callable[[], None] = _open
+    """Raises ``HttpError`` 401/403 when the caller may not change state (token, read-only)."""
 
     def arg(self, name: str, default: str | None = None) -> str | None:
-        """The last value of a query parameter (``?state=enabled`` -> ``"enabled"``)."""
-        values = self.query.get(name)
-        return values[-1] if values else default
+        """The first value of a query parameter (``?state=enabled`` -> ``"enabled"``), as
+        sFlow-RT's ``req.query.state[0]``."""
+        return first_arg(self.query, name, default)
 
-
-class HttpError(Exception):
-    """Raised by an HTTP handler to answer with a 4xx/5xx status and a message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    def mutating(self) -> None:
+        """Declare that this request changes the controller's state; call it before the
+        change. PUT, POST and DELETE are guarded before the handler runs; a handler that
+        changes state on a GET (``?state=disabled``) must call it."""
+        self.guard()
 
 
 @dataclass

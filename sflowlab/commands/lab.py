@@ -15,12 +15,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from sflowlab.http import ServedApi
 from sflowlab.lab.doubles.acl_rules import ParsedRule
 from sflowlab.lab.doubles.scheduler import RealTimeScheduler
 from sflowlab.lab.doubles.swarm_api import SwarmApi
 from sflowlab.lab.doubles.swarm_model import Swarm, SwarmError
 from sflowlab.lab.doubles.switch_api import AclSwitch, SwitchApi
-from sflowlab.lab.httpserver import ServedApi
 
 DEFAULT_IMAGE = "httpd:2.4"
 

@@ -298,6 +298,7 @@ class TriggeredCapture:
         if request.method == "GET" and path == ("stats",):
             return self.stats_json()
         if request.method == "DELETE" and len(path) == 2 and path[0] == "sessions":
+            request.mutating()
             for pair, session in self.sessions.items():
                 if session.id == path[1]:
                     if not session.closing:

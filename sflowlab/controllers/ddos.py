@@ -329,6 +329,7 @@ class DdosMitigation:
         if request.method == "GET" and path in ((), ("mitigations",)):
             return self.status()
         if request.method == "DELETE" and len(path) == 2 and path[0] == "mitigations":
+            request.mutating()
             for m in list(self.mitigations.values()):
                 if m.id == path[1]:
                     if not m.releasing:

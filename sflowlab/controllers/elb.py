@@ -351,6 +351,7 @@ class ElasticLoadBalancer:
         return svc
 
     def _set_state(self, req: HttpRequest, state: str) -> str:
+        req.mutating()
         if state not in _STATES:
             raise HttpError(400, f"state must be enabled or disabled, not {state!r}")
         name = req.arg("service")
@@ -374,6 +375,7 @@ class ElasticLoadBalancer:
         return out[-most:] if most > 0 else []
 
     def _set_params(self, req: HttpRequest) -> dict[str, Any]:
+        req.mutating()
         body = _json_object(req.body)
         name = req.path[1] if len(req.path) > 1 else body.pop("service", None)
         if name is not None and not isinstance(name, str):

@@ -7,5 +7,5 @@
   ``acl_rules``, ``acl_fabric``), and their timers (``scheduler``).
 - ``interop``: helpers that run real third parties (network namespaces, Open vSwitch, pmacct).
 
-``httpserver`` is the small HTTP server the doubles share.
+The doubles serve HTTP with :mod:`sflowlab.http`, the layer the collector's REST API uses too.
 """

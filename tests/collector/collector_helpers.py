@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -157,15 +158,18 @@ class Collector:
         return self.log_path.read_text()
 
 
-def start(tmp: Path, *args: str, ready: bool = True) -> Collector:
+def start(tmp: Path, *args: str, ready: bool = True, nofile: int | None = None) -> Collector:
+    """A collector process on free ports (``nofile``: its file descriptor limit)."""
     sflow_port, http_port = free_port(socket.SOCK_DGRAM), free_port()
     log_path = tmp / f"collector-{http_port}.log"
     cmd = [sys.executable, "-m", "sflowlab.cli", "collector", "--sflow-port", str(sflow_port),
            "--http-port", str(http_port), "--sflow-host", "127.0.0.1", "--sflow-host", "::1",
            *args]
     with open(log_path, "wb") as log:
+        limit = None if nofile is None else (
+            lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "SFLOWLAB_TOKEN": ""})
+                                env={**os.environ, "SFLOWLAB_TOKEN": ""}, preexec_fn=limit)
     c = Collector(proc, sflow_port, http_port, log_path)
     if ready:
         wait_for(lambda: c.get("/version") and "event=listening" in c.log(), 15,

@@ -96,3 +96,45 @@ def test_unknown_app_and_bad_controller_config(collector: Collector, tmp_path: P
     c = start(tmp_path, "--config", str(bad), ready=False)
     assert c.proc.wait(timeout=15) != 0
     assert "cannot load controller 'sflowlab.no_such_module:Thing'" in c.log()
+
+
+@pytest.mark.parametrize("http", ['token = "s3cret"', "readonly = true"])
+def test_every_change_needs_the_token_and_readonly_refuses_it(
+        tmp_path: Path, swarm: tuple[Swarm, SwarmApi], http: str) -> None:
+    """Whatever the method: a GET that disables the ELB, PUT params, DELETE, forwarding."""
+    config = tmp_path / "collector.toml"
+    config.write_text(f"""
+[http]
+{http}
+
+[[controllers]]
+name = "elb"
+use = "elb"
+[controllers.params]
+docker_url = "{swarm[1].url.replace('http://', 'tcp://')}"
+enabled = true
+[controllers.params.services.apache]
+policy = "seed"
+""")
+    c = start(tmp_path, "--config", str(config))
+    refused = 401 if "token" in http else 403
+    try:
+        for method, path, body in [
+                ("GET", "/app/elb/json?state=disabled", None),
+                ("GET", "/script/elb/json?state=disabled&service=apache", None),
+                ("PUT", "/app/elb/params/json", {"service": "apache", "replicas_max": 2}),
+                ("DELETE", "/app/elb/status/json", None),
+                ("PUT", "/forwarding/out/json", {"address": "127.0.0.1", "port": 6343}),
+                ("PUT", "/flow/f/json", {"value": "bytes"}),
+                ("DELETE", "/group/nope/json", None)]:
+            code, answer = c.send(method, path, body)
+            assert code == refused, (method, path, answer)
+        status = c.get("/app/elb/status/json")["services"]["apache"]
+        assert status["enabled"] is True and status["params"]["replicas_max"] != 2
+        assert c.get("/forwarding/json") == {} and c.get("/flow/json") == {}
+        if "token" in http:
+            auth = {"Authorization": "Bearer s3cret"}
+            assert c.send("GET", "/app/elb/json?state=disabled", None, auth) == (200, "disabled")
+            assert c.get("/app/elb/status/json")["services"]["apache"]["enabled"] is False
+    finally:
+        assert c.stop() == 0

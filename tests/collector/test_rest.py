@@ -104,6 +104,8 @@ def test_token_guards_mutations_and_readonly(engine: Engine) -> None:
     assert call(api, "GET", "/groups/json")[0] == 200
     ro = Api(engine, readonly=True)
     assert call(ro, "DELETE", "/group/g/json")[0] == 403
+    assert call(ro, "PUT", "/forwarding/f/json", {"address": "127.0.0.1", "port": 7000})[0] == 403
+    assert call(ro, "GET", "/forwarding/json") == (200, {})
 
 
 def test_flow_endpoints_and_events(api: Api, feed: Feeder) -> None:

@@ -24,9 +24,9 @@ from sflowlab.clock import SimClock
 from sflowlab.collector.engine import Engine
 from sflowlab.collector.runtime import HttpRequest, Runtime
 from sflowlab.controllers.acl_client import AclClient, AclError
+from sflowlab.http import HttpServer, Request, Response, Router
 from sflowlab.lab.doubles.acl_fabric import ErspanCapture, FabricAclTarget, switches_for
 from sflowlab.lab.doubles.switch_api import SwitchApi
-from sflowlab.lab.httpserver import HttpServer, Request, Response, Router
 
 START = 1000.0
 ANALYZER = "10.0.9.9"

@@ -23,6 +23,16 @@ import queue
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from sflowlab.http import (
+    HttpError,
+    HttpServer,
+    Request,
+    Response,
+    Router,
+    ServedApi,
+    json_error,
+    json_response,
+)
 from sflowlab.lab.doubles.swarm_model import (
     ENGINE_VERSION,
     ContainerEvent,
@@ -35,15 +45,6 @@ from sflowlab.lab.doubles.swarm_model import (
     SwarmError,
     SwarmEvent,
     Task,
-)
-from sflowlab.lab.httpserver import (
-    HttpError,
-    HttpServer,
-    Request,
-    Response,
-    Router,
-    ServedApi,
-    json_response,
 )
 
 T = TypeVar("T")
@@ -207,7 +208,7 @@ class SwarmApi(ServedApi):
 
     def __init__(self, swarm: Swarm, host: str = "127.0.0.1", port: int = 0) -> None:
         self.swarm = swarm
-        router = Router(headers=self._headers)
+        router = Router(json_error("message"), self._headers, not_found="page not found")
         routes: list[tuple[str, str, Callable[[Request], Response]]] = [
             ("GET", "/_ping", self._ping),
             ("GET", "/version", self._version),

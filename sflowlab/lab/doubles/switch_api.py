@@ -33,17 +33,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sflowlab.lab.doubles.acl_rules import ParsedRule, RuleError, parse_acl
-from sflowlab.lab.doubles.scheduler import Scheduler
-from sflowlab.lab.httpserver import (
+from sflowlab.http import (
     HttpError,
     HttpServer,
     Request,
     Response,
     Router,
     ServedApi,
+    json_error,
     json_response,
 )
+from sflowlab.lab.doubles.acl_rules import ParsedRule, RuleError, parse_acl
+from sflowlab.lab.doubles.scheduler import Scheduler
 
 _log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class SwitchApi(ServedApi):
         if not switches:
             raise ValueError("SwitchApi needs at least one switch")
         self.switches = list(switches)
-        router = Router()
+        router = Router(json_error("message"), not_found="page not found")
         prefix = r"(?:/switches/(?P<switch>[^/]+))?/acl/"
         router.add("GET", "/switches/?", self._list_switches)
         router.add("GET", prefix, self._list)
