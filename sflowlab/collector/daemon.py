@@ -69,8 +69,9 @@ class Daemon:
     runtime: Runtime = field(init=False)
     """The controllers named in the configuration, driven by every tick (live and replay)."""
     on_tick: Callable[[TickResult], None] | None = field(default=None, init=False)
-    """Called with each tick's events and logged flows (live and replay): dispatches to the
-    controller runtime."""
+    """Called with each tick's events and logged flows: dispatches to the controller runtime,
+    on the replay's thread when replaying; live, it hands the tick to the runtime's dispatcher
+    thread (``start_listener``), so no controller ever runs on the ingest path."""
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -120,10 +121,14 @@ class Daemon:
             return {}
         return {"sFlowReceiveBufferBytes": lst.rcvbuf_granted,
                 "sFlowSocketDatagrams": lst.received, "sFlowQueueSize": lst.config.queue_size,
-                "sFlowQueueDepth": lst.queue_depth(), "sflowlabAccelerators": accel.active()}
+                "sFlowQueueDepth": lst.queue_depth(), "sflowlabAccelerators": accel.active(),
+                "controllerSlowCalls": self.runtime.slow_calls(),
+                "controllerEventsShed": self.runtime.shed}
 
     def start_listener(self) -> None:
         cfg = self.config
+        self.runtime.start()
+        self.on_tick = lambda result: self.runtime.submit(self.clock.now(), result)
         self.listener = Listener(self.engine, self.clock, ListenerConfig(
             cfg.sflow_port, cfg.sflow_hosts, cfg.rcvbuf, cfg.queue_size, cfg.tick_s), self.taps,
             self.on_tick)
@@ -213,6 +218,7 @@ class Daemon:
         self._stop.set()
         if self.listener is not None:
             self.listener.stop()
+        self.runtime.close()
         if self.server is not None:
             self.server.stop()
         if self.recorder is not None:

@@ -21,8 +21,15 @@ in tests.
 
 Isolation: every call into a controller (``start`` and each handler) is wrapped; an exception
 is logged with its traceback, counted per controller and handler kind, and never reaches the
-engine or the other controllers. ``Runtime.tick(now, result)`` dispatches a tick's events and
-logged flows, then runs the interval handlers that are due, all on the caller's thread.
+engine or the other controllers. Each call is timed: one that takes ``SLOW_S`` or more is
+counted as slow and logged; ``/app/json`` shows the slowest call per kind and a handler still
+running. ``Runtime.tick(now, result)`` dispatches a tick's events and logged flows, then runs
+the interval handlers that are due, on the caller's thread (the lab's simulated time). The
+daemon instead ``submit``s each tick to the runtime's own dispatcher thread (``start``): the
+thread that ticks the engine never waits for a controller, so a controller blocked on a hung
+API stalls only itself; what piles up meanwhile is merged into one dispatch, and events or
+flows beyond ``MAX_PENDING`` are shed and counted. An HTTP request waits at most
+``HTTP_WAIT_S`` for a busy controller (then 503).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import importlib
 import importlib.metadata
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +58,12 @@ from .thresholds import ThresholdSpec
 log = logging.getLogger("sflowlab.collector.runtime")
 
 ENTRY_POINT_GROUP = "sflowlab.controllers"
+SLOW_S = 1.0
+"""A handler call taking this long or longer is counted as slow (and logged)."""
+MAX_PENDING = 10_000
+"""Events plus logged flows waiting for the dispatcher thread, beyond which they are shed."""
+HTTP_WAIT_S = 5.0
+"""How long an HTTP request waits for a controller busy in another handler."""
 
 
 class Controller(Protocol):
@@ -96,10 +110,30 @@ class HandlerStats:
     calls: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     last_error: str = ""
+    slow: dict[str, int] = field(default_factory=dict)
+    """Calls that took ``SLOW_S`` or more, per kind."""
+    max_ms: dict[str, int] = field(default_factory=dict)
+    running: tuple[str, float] | None = None
+    """The kind of the call in progress and when it started (``time.perf_counter``)."""
+
+    def took(self, kind: str, seconds: float) -> bool:
+        """Record one call's duration; True if it was slow."""
+        ms = round(seconds * 1000)
+        if ms > self.max_ms.get(kind, -1):
+            self.max_ms[kind] = ms
+        if seconds >= SLOW_S:
+            self.slow[kind] = self.slow.get(kind, 0) + 1
+            return True
+        return False
 
     def to_json(self) -> dict[str, Any]:
+        running = self.running
         return {"calls": dict(self.calls), "errors": dict(self.errors),
-                "lastError": self.last_error}
+                "lastError": self.last_error, "slow": dict(self.slow),
+                "maxMs": dict(self.max_ms),
+                "running": None if running is None else {
+                    "handler": running[0],
+                    "forMs": round((time.perf_counter() - running[1]) * 1000)}}
 
 
 @dataclass
@@ -227,6 +261,12 @@ class Runtime:
         self._subscribers: list[Callable[[str, object], None]] = []
         self.lock = threading.RLock()
         """Serialises calls into controllers (ticks and HTTP requests come on different threads)."""
+        self.shed = 0
+        """Events and logged flows shed because the dispatcher thread was MAX_PENDING behind."""
+        self._pending: tuple[float, TickResult] | None = None
+        self._wake = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------- loading
 
@@ -270,6 +310,50 @@ class Runtime:
         with self.lock:
             self._dispatch(now, result)
 
+    def start(self) -> None:
+        """Start the dispatcher thread that ``submit`` hands ticks to."""
+        self._thread = threading.Thread(target=self._run, name="controllers", daemon=True)
+        self._thread.start()
+
+    def submit(self, now: float, result: TickResult) -> None:
+        """Hand a tick to the dispatcher thread; never waits for a controller. Ticks not yet
+        dispatched merge into one (their events and flows in order, the latest ``now``)."""
+        with self._wake:
+            if self._pending is None:
+                self._pending = (now, TickResult())
+            waiting = self._pending[1]
+            room = MAX_PENDING - len(waiting.events) - len(waiting.flows)
+            events, flows = result.events[:max(room, 0)], result.flows
+            flows = flows[:max(room - len(events), 0)]
+            self.shed += len(result.events) + len(result.flows) - len(events) - len(flows)
+            waiting.events.extend(events)
+            waiting.flows.extend(flows)
+            self._pending = (now, waiting)
+            self._wake.notify()
+
+    def close(self) -> None:
+        """Stop the dispatcher thread (not waiting long for a handler that hangs)."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while self._pending is None and not self._closing:
+                    self._wake.wait()
+                if self._closing:
+                    return
+                assert self._pending is not None
+                (now, result), self._pending = self._pending, None
+            self.tick(now, result)
+
+    def slow_calls(self) -> int:
+        """Slow calls over every controller and kind."""
+        return sum(n for api in self.controllers.values() for n in api.stats.slow.values())
+
     def _dispatch(self, now: float, result: TickResult) -> None:
         for api in self.controllers.values():
             for event in result.events:
@@ -294,16 +378,19 @@ class Runtime:
             raise HttpError(404, f"no controller named {name!r}")
         if api._http is None:
             raise HttpError(404, f"controller {name!r} has no HTTP handler")
-        stats = api.stats
-        stats.calls["http"] = stats.calls.get("http", 0) + 1
+        if not self.lock.acquire(timeout=HTTP_WAIT_S):
+            busy = next((a for a in self.controllers.values() if a.stats.running), None)
+            doing = "" if busy is None else f" ({busy.name}'s {busy.stats.running[0]} handler)"  # type: ignore[index]
+            raise HttpError(503, f"controller {name!r} is busy{doing}: try again later")
         try:
-            with self.lock:
-                return api._http(request)
+            return self._timed(api, "http", api._http, request)
         except HttpError:
             raise
         except Exception as e:
             self._failed(api, "http", e)
             raise HttpError(500, f"controller {name!r} failed: {e}") from None
+        finally:
+            self.lock.release()
 
     def subscribe(self, fn: Callable[[str, object], None]) -> None:
         """Call ``fn(controller name, event)`` for every event a controller publishes."""
@@ -322,12 +409,26 @@ class Runtime:
         return {name: api.stats.to_json() for name, api in self.controllers.items()}
 
     def _call(self, api: ControllerApi, kind: str, fn: Callable[..., Any], *args: Any) -> None:
-        stats = api.stats
-        stats.calls[kind] = stats.calls.get(kind, 0) + 1
         try:
-            fn(*args)
+            self._timed(api, kind, fn, *args)
         except Exception as e:
             self._failed(api, kind, e)
+
+    @staticmethod
+    def _timed(api: ControllerApi, kind: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call one handler, counted and timed (a slow one logged)."""
+        stats = api.stats
+        stats.calls[kind] = stats.calls.get(kind, 0) + 1
+        started = time.perf_counter()
+        stats.running = (kind, started)
+        try:
+            return fn(*args)
+        finally:
+            stats.running = None
+            took = time.perf_counter() - started
+            if stats.took(kind, took):
+                api.log.warning("event=controller_slow controller=%s handler=%s seconds=%.3f",
+                                api.name, kind, took)
 
     @staticmethod
     def _failed(api: ControllerApi, kind: str, e: Exception) -> None:
