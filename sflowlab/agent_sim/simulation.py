@@ -311,7 +311,7 @@ def load_lab_spec(path: str | Path, **overrides: Any) -> LabSpec:
         if p.suffix == ".toml":
             data = tomllib.loads(text)
         elif p.suffix in (".yaml", ".yml"):
-            import yaml  # type: ignore[import-untyped]  # optional: the lab extra
+            import yaml  # optional: the lab extra
 
             data = yaml.safe_load(text)
         else:

@@ -37,7 +37,7 @@ from sflowlab.agent_sim.traffic import PacketRule
 from sflowlab.codec.pcap import PcapWriter, internet_checksum
 from sflowlab.lab.doubles.acl_rules import ParsedRule
 from sflowlab.lab.doubles.scheduler import Scheduler
-from sflowlab.lab.doubles.switch_api import AclSwitch
+from sflowlab.lab.doubles.switch_api import AclSwitch, AclTarget
 
 __all__ = ["ErspanCapture", "FabricAclTarget", "packet_rule", "switches_for"]
 
@@ -175,7 +175,7 @@ class FabricAclTarget:
 
 
 def switches_for(
-    fabric: Fabric, scheduler: Scheduler, target: FabricAclTarget, apply_delay_s: float = 0.5
+    fabric: Fabric, scheduler: Scheduler, target: AclTarget, apply_delay_s: float = 0.5
 ) -> list[AclSwitch]:
     """One ACL double per fabric switch, named like it, answering for its agent address."""
     return [

@@ -91,11 +91,12 @@ def _run(*argv: str) -> str:
     return done.stdout
 
 
-def _wait_for_socket(path: Path, process: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_for_socket(path: Path, name: str, process: subprocess.Popen[bytes],
+                     timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with status {process.returncode}")
+            raise RuntimeError(f"{name} exited with status {process.returncode}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} not created after {timeout}s")
         time.sleep(0.02)  # poll interval while the daemon starts
@@ -117,14 +118,14 @@ def _daemons(workdir: Path) -> Iterator[None]:
              f"--unixctl={workdir / 'ovsdb-server.ctl'}",
              f"--log-file={workdir / 'ovsdb-server.log'}", *common],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_for_socket(sock, processes[-1], timeout=15.0)
+        _wait_for_socket(sock, "ovsdb-server", processes[-1], timeout=15.0)
         _run("ovs-vsctl", f"--db=unix:{sock}", "--no-wait", "init")
         control = workdir / "ovs-vswitchd.ctl"
         processes.append(subprocess.Popen(
             ["ovs-vswitchd", f"unix:{sock}", f"--unixctl={control}",
              f"--log-file={workdir / 'ovs-vswitchd.log'}", *common],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_for_socket(control, processes[-1], timeout=15.0)
+        _wait_for_socket(control, "ovs-vswitchd", processes[-1], timeout=15.0)
         try:
             yield
         finally:

@@ -374,7 +374,7 @@ class AnalyserPcap:
             return _ok(False, "the scenario has no fabric, so no analyser")
         pair = {ipaddress.ip_address(a) for a in self.only_flow}
         good = bad = 0
-        first_bad = None
+        first_bad: tuple[float, set[Any] | None] | None = None
         for timestamp, frame in _classic_pcap(rec.analyser_pcap.read_bytes()):
             inner = _erspan_inner(frame)
             if inner is not None and inner == pair:
@@ -383,8 +383,8 @@ class AnalyserPcap:
                 bad += 1
                 first_bad = first_bad or (timestamp, inner)
         flow = " <-> ".join(self.only_flow)
-        if bad:
-            t, inner = first_bad  # type: ignore[misc]
+        if first_bad is not None:
+            t, inner = first_bad
             return _ok(False, f"the analyser received {bad} packets outside {flow} (first at "
                               f"{_t(t)}: {sorted(map(str, inner or ()))}), {good} inside", t)
         return _ok(good >= self.min_packets,

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd  # type: ignore[import-untyped]  # the lab extra
+import pandas as pd  # the lab extra
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -68,14 +68,16 @@ def acl_sessions(acl: pd.DataFrame) -> list[AclSession]:
     """The ACL sessions in ``acl.csv`` (a re-commit of the same ACL continues its session)."""
     open_: dict[tuple[str, str], AclSession] = {}
     done: list[AclSession] = []
-    for row in acl.itertuples(index=False):
-        key = (str(row.switch), str(row.acl))
-        if row.action == "put" and key not in open_:
-            open_[key] = AclSession(key[0], key[1], _target(str(row.lines)), float(row.time_s),
-                                    None)
-        elif row.action == "delete" and key in open_:
+    text = {c: acl[c].astype(str).tolist() for c in ("switch", "acl", "action", "lines")}
+    for t, switch, name, action, lines in zip(acl["time_s"].astype(float).tolist(),
+                                              text["switch"], text["acl"], text["action"],
+                                              text["lines"], strict=True):
+        key = (switch, name)
+        if action == "put" and key not in open_:
+            open_[key] = AclSession(switch, name, _target(lines), t, None)
+        elif action == "delete" and key in open_:
             s = open_.pop(key)
-            done.append(AclSession(s.switch, s.acl, s.target, s.start, float(row.time_s)))
+            done.append(AclSession(s.switch, s.acl, s.target, s.start, t))
     return sorted(done + list(open_.values()), key=lambda s: (s.start, s.switch, s.acl))
 
 

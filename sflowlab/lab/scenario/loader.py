@@ -96,7 +96,7 @@ def json_schema() -> dict[str, Any]:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file."""
-    import yaml  # type: ignore[import-untyped]  # the lab extra
+    import yaml  # the lab extra
 
     p = Path(path)
     try:

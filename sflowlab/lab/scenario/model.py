@@ -111,10 +111,12 @@ def build(cls: type[_T], data: Any, path: str) -> _T:
     """A ``cls`` dataclass from a mapping, every field checked against its type hint;
     errors name ``path`` (empty: the top level, called ``scenario``)."""
     where = path or "scenario"
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"build needs a dataclass, not {cls!r}")
     if not isinstance(data, dict):
         raise ScenarioError(f"{where}: expected a mapping, got {describe(data)}")
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
     inline = _inline_keys(cls)
     keys = sorted({*known, *inline} - set(getattr(cls, "INLINE", {})))
     aliases = getattr(cls, "ALIASES", {})
@@ -293,7 +295,10 @@ class Traffic:
             raise ValueError("give exactly one of flow, amplification_flood")
 
     def flows(self) -> list[TrafficFlow]:
-        return [self.flow] if self.flow else self.amplification_flood.flows()  # type: ignore[union-attr]
+        if self.flow is not None:
+            return [self.flow]
+        assert self.amplification_flood is not None  # __post_init__: exactly one is given
+        return self.amplification_flood.flows()
 
 
 @dataclass(frozen=True)

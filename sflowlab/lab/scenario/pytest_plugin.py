@@ -61,6 +61,7 @@ class ScenarioItem(pytest.Item):
             scenario = load_scenario(self.path)
         except ScenarioError as e:
             raise ScenarioFailed(str(e)) from None
+        # pytest keeps tmp_path_factory on the config and offers items no public accessor
         factory = self.config._tmp_path_factory  # type: ignore[attr-defined]
         result = run_scenario(scenario, factory.mktemp(scenario.name))
         if not result.passed:

@@ -184,7 +184,7 @@ class LabRun:
         capture = ErspanCapture(str(self.analyser_pcap))
         self._closers.append(capture.close)
         target = _RecordingTarget(FabricAclTarget(fabric, capture), self.recorder, self.clock)
-        self.acl_switches = switches_for(fabric, self.clock, target)  # type: ignore[arg-type]
+        self.acl_switches = switches_for(fabric, self.clock, target)
         self.switch_api = SwitchApi(self.acl_switches).start()
         self._closers.append(self.switch_api.stop)
         self.endpoints["switches"] = self.switch_api.acl_urls()
