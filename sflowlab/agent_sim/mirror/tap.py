@@ -65,6 +65,7 @@ class Tap:
         self.header_bytes = header_bytes
         self.drops = 0
         self.taken = 0
+        self.errors = 0
         self._buf = bytearray(header_bytes)
         # protocol 0 receives nothing until bound: the filter is in place before any frame
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -92,6 +93,9 @@ class Tap:
             try:
                 length, address = recv(buf, size, socket.MSG_TRUNC)
             except BlockingIOError:
+                break
+            except OSError:  # ENETDOWN, once, when the interface goes down; it resumes when up
+                self.errors += 1
                 break
             frames.append(Frame(bytes(buf[:min(length, size)]), length,
                                 address[2] == PACKET_OUTGOING))

@@ -118,3 +118,30 @@ def test_counters_equal_the_kernels_and_a_transfer_is_estimated_within_binomial_
     pools = [s.sample_pool for s in flows]
     assert pools == sorted(pools) and pools[-1] <= after[BRIDGE]["rx_packets"] + \
         after[BRIDGE]["tx_packets"]
+
+
+def test_links_that_come_and_go_are_polled_and_a_late_bridge_is_sampled(
+        lab: BridgeLab) -> None:
+    with running_agent(lab.host, "--interface", "br1", "--sampling", "4", "--polling", "1",
+                       "--docker-url", "none") as agent:
+        agent.until("the agent's first datagram", lambda r: r.items, 10.0)
+        lab.host.ip("link", "add", "br1", "type", "bridge")
+        lab.host.ip("link", "add", "pc", "type", "veth", "peer", "name", "pd")
+        lab.host.ip("link", "set", "pc", "master", "br1")
+        for name in ("pc", "pd", "br1"):
+            lab.host.ip("link", "set", name, "up")
+        pc, br1 = lab.index("pc"), lab.index("br1")
+
+        def promiscuous_br1(r: Received) -> bool:
+            return any(c.if_promiscuous_mode for c in if_counters(r, br1))
+
+        agent.until("samples of the new veth", lambda r: if_counters(r, pc), 3.0)
+        agent.until("br1 sampled (promiscuous)", promiscuous_br1, 3.0)
+        lab.host.ip("link", "del", "pc")
+        gone = len(agent.received.items)
+        agent.until("two polls of br1 after pc went",
+                    lambda r: len(if_counters(Received(r.items[gone:]), br1)) >= 2, 4.0)
+        assert not if_counters(Received(agent.received.items[gone + 1:]), pc)
+        status, out, err = agent.stop()
+    assert status == 0, err
+    assert "sampled br1: 1-in-4" in out
