@@ -27,8 +27,11 @@ dir = "/var/lib/sflowlab/pcap"
 max_bytes = 100000000
 max_files = 10
 
-[groups]
-internal = ["10.0.0.0/8"]
+[groups]                  # group sets: group:ipsource:site gives "private" or "external"
+internal = ["10.0.0.0/8"] # a plain list: one group named like the set
+[groups.site]
+private = ["10.0.0.0/8", "fc00::/7"]
+external = ["0.0.0.0/0", "::/0"]
 
 [flows.tcp]
 keys = "ipsource,ipdestination"

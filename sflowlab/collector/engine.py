@@ -25,7 +25,7 @@ from sflowlab.codec.fast import decode_for_collector
 from .agents import AgentStats, SequenceTracker, agents_json, fresh_flow_samples, to_ms
 from .events import Event, EventLog
 from .flows import FlowEngine, FlowSpec
-from .groups import GroupSet
+from .groups import Groups, GroupSet
 from .logs import RateLimitedLog
 from .metrics import MetricTable
 from .query import (
@@ -420,7 +420,8 @@ class Engine:
         with self.lock:
             return {n: s.to_json() for n, s in self.thresholds.specs().items()}
 
-    def group_specs(self) -> dict[str, list[str]]:
+    def group_specs(self) -> dict[str, Groups]:
+        """Every group set: ``{set: {group: [cidr, ...]}}``."""
         with self.lock:
             return self.groups.all()
 
@@ -448,14 +449,17 @@ class Engine:
         self._changed()
         return found
 
-    def set_group(self, name: str, cidrs: list[str]) -> None:
+    def set_group(self, name: str, groups: Groups | list[str]) -> None:
+        """Define group set ``name``: ``{group: [cidr, ...]}``, or a CIDR list (one group
+        named ``name``)."""
         with self.lock:
-            self.groups.set(name, cidrs)
+            self.groups.set(name, groups)
         self._changed()
 
-    def set_groups(self, groups: dict[str, list[str]]) -> None:
+    def set_groups(self, sets: Mapping[str, Groups | list[str]]) -> None:
+        """Replace every group set."""
         with self.lock:
-            self.groups.set_all(groups)
+            self.groups.set_all(sets)
         self._changed()
 
     def remove_group(self, name: str) -> bool:
@@ -495,10 +499,8 @@ class Engine:
             if state.get("topology"):
                 self.topology = Topology.from_json(state["topology"])
 
-    def _install_group(self, name: str, cidrs: Any) -> None:
-        if not isinstance(cidrs, list):
-            raise ValueError("a group is a list of CIDR strings")
-        self.groups.set(name, [str(c) for c in cidrs])
+    def _install_group(self, name: str, spec: Any) -> None:
+        self.groups.set(name, spec)
 
     def _install_flow(self, name: str, obj: Any) -> None:
         self.flows.define(name, FlowSpec.from_json(dict(obj)))

@@ -3,8 +3,9 @@
 Key expressions (flow ``keys`` and the left side of a filter comparison):
 
 - a flow key name: ``ipsource``, ``tcpdestinationport``, ``agent``...
-- ``group:<key>:<g1>:<g2>...``: the first listed group that contains the address; with no
-  group listed, the group holding the most specific prefix (``GroupSet.lookup``).
+- ``group:<key>:<set>``: the name of the group of group set ``<set>`` holding the address
+  (most specific prefix); with several sets listed, the first that holds it; with none, the
+  group holding the most specific prefix in any set (``GroupSet.lookup``).
 - ``mask:<key>:<bits>``: the address with all but the first ``bits`` bits cleared
   (``mask:ipsource:24`` of 10.1.2.3 is ``10.1.2.0``; IPv6 the same, bits capped at the width).
 - ``range:<key>:<min>:<max>``: ``"true"`` if the numeric value is within [min, max], else
@@ -154,8 +155,9 @@ def _group(inner: list[KeyFn], names: list[str], groups: GroupSet, whole: str) -
             return None
         address = str(address)
         for name in names:
-            if match(name, address) is not None:
-                return name
+            group = match(name, address)
+            if group is not None:
+                return group
         return None
     return first_group
 

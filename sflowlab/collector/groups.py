@@ -1,12 +1,20 @@
-"""Address groups: named CIDR lists (IPv4 and IPv6) with fast longest-prefix lookup.
+"""Address groups, two-level as in sFlow-RT: named group sets, each mapping group names to
+CIDR lists (IPv4 and IPv6), with fast longest-prefix lookup.
 
-Each group compiles into a ``_PrefixTable``: per address family, one dict per prefix length
-present, mapping the integer network address to a value. A lookup shifts the address once per
-length present, longest first, and probes a dict: a 300,000-prefix blocklist has at most 33
-lengths (129 for IPv6), so a lookup costs a few microseconds; recent answers are remembered,
-so a repeated address costs a dict probe. ``lookup`` searches one combined
-table of all groups (the most specific prefix wins; on an identical prefix, the group first in
-name order), built lazily after a change.
+``PUT /group/{set}/json {"external": ["0.0.0.0/0"], "private": ["10.0.0.0/8"]}`` defines the
+set; the key function ``group:ipsource:{set}`` gives the name of the group in that set holding
+the most specific prefix containing the address (``external`` or ``private``). A plain CIDR
+list for a set is shorthand for one group named like the set (``group:ipsource:blocklist``
+then gives ``blocklist`` for a listed address).
+
+Each set compiles into a ``_PrefixTable``: per address family, one dict per prefix length
+present, mapping the integer network address to a group name. A lookup shifts the address once
+per length present, longest first, and probes a dict: a 300,000-prefix blocklist has at most
+33 lengths (129 for IPv6), so a lookup costs a few microseconds; recent answers are
+remembered, so a repeated address costs a dict probe. On an identical prefix in two groups of
+a set, the group defined first wins. ``lookup`` searches one combined table of all sets (the
+most specific prefix wins; on an identical prefix, the set first in name order), built lazily
+after a change.
 
 Host bits in a CIDR are ignored (``10.1.2.3/24`` is ``10.1.2.0/24``); an address without a
 length is a host prefix (/32 or /128).
@@ -15,6 +23,8 @@ length is a host prefix (/32 or /128).
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
+from typing import Any
 
 _V4, _V6 = socket.AF_INET, socket.AF_INET6
 _WIDTH: dict[int, int] = {_V4: 32, _V6: 128}
@@ -54,6 +64,10 @@ def parse_cidr(cidr: str) -> tuple[int, int, int]:
     return family, length, value >> (width - length) << (width - length)
 
 
+Groups = dict[str, list[str]]
+"""One group set: group name -> CIDR list."""
+
+
 def _parse_group(name: str, cidrs: list[str]) -> list[tuple[int, int, int]]:
     if not isinstance(name, str) or not name:
         raise ValueError(f"bad group name {name!r}: expected a non-empty string")
@@ -63,6 +77,23 @@ def _parse_group(name: str, cidrs: list[str]) -> list[tuple[int, int, int]]:
         return [parse_cidr(cidr) for cidr in cidrs]
     except ValueError as exc:
         raise ValueError(f"group {name!r}: {exc}") from None
+
+
+def normalise_set(name: str, spec: Any) -> Groups:
+    """A group set as ``{group: [cidr, ...]}``: a plain list is one group named ``name``;
+    ``ValueError`` naming the first bad group or CIDR."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"bad group set name {name!r}: expected a non-empty string")
+    if isinstance(spec, list | tuple):
+        spec = {name: spec}
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"group set {name!r}: expected {{\"group\": [\"cidr\", ...]}} or a"
+                         " list of CIDR strings")
+    groups = {str(g): list(cidrs) if isinstance(cidrs, list | tuple) else cidrs
+              for g, cidrs in spec.items()}
+    for group, cidrs in groups.items():
+        _parse_group(group, cidrs)
+    return groups
 
 
 class _PrefixTable:
@@ -110,60 +141,59 @@ class _PrefixTable:
 
 
 class GroupSet:
-    """Named CIDR lists, as sFlow-RT's ``/groups/json``; not thread-safe (the engine locks)."""
+    """Named group sets, as sFlow-RT's ``/group/json``; not thread-safe (the engine locks)."""
 
     def __init__(self) -> None:
-        self._groups: dict[str, list[str]] = {}
-        self._prefixes: dict[str, list[tuple[int, int, int]]] = {}
+        self._sets: dict[str, Groups] = {}
         self._tables: dict[str, _PrefixTable] = {}
         self._combined: _PrefixTable | None = None
 
-    def set(self, name: str, cidrs: list[str]) -> None:
-        """Define or replace group ``name``; ``ValueError`` naming the first bad CIDR."""
-        prefixes = _parse_group(name, cidrs)
-        self._groups[name] = list(cidrs)
-        self._prefixes[name] = prefixes
-        self._tables[name] = _PrefixTable.build([(prefix, name) for prefix in prefixes])
+    @staticmethod
+    def _table(groups: Groups) -> _PrefixTable:
+        return _PrefixTable.build([(prefix, group) for group, cidrs in groups.items()
+                                   for prefix in _parse_group(group, cidrs)])
+
+    def set(self, name: str, spec: Groups | list[str]) -> None:
+        """Define or replace set ``name`` (``{group: cidrs}``, or a CIDR list: one group named
+        ``name``); ``ValueError`` naming the first bad group or CIDR."""
+        groups = normalise_set(name, spec)
+        self._tables[name] = self._table(groups)
+        self._sets[name] = groups
         self._combined = None
 
-    def set_all(self, groups: dict[str, list[str]]) -> None:
-        """Replace every group at once; nothing changes if any group is bad."""
-        if not isinstance(groups, dict):
-            raise ValueError("groups must be an object mapping group names to CIDR lists")
-        parsed = {name: _parse_group(name, cidrs) for name, cidrs in groups.items()}
-        self._groups, self._prefixes, self._tables = {}, {}, {}
-        for name, cidrs in groups.items():
-            self._groups[name] = list(cidrs)
-            self._prefixes[name] = parsed[name]
-            self._tables[name] = _PrefixTable.build([(prefix, name) for prefix in parsed[name]])
-        self._combined = None
+    def set_all(self, sets: Mapping[str, Any]) -> None:
+        """Replace every set at once; nothing changes if any is bad."""
+        if not isinstance(sets, Mapping):
+            raise ValueError("groups must be an object mapping set names to groups")
+        parsed = {name: normalise_set(name, spec) for name, spec in sets.items()}
+        tables = {name: self._table(groups) for name, groups in parsed.items()}
+        self._sets, self._tables, self._combined = parsed, tables, None
 
     def delete(self, name: str) -> None:
-        """Remove group ``name`` (no error if absent)."""
-        self._groups.pop(name, None)
-        self._prefixes.pop(name, None)
+        """Remove set ``name`` (no error if absent)."""
+        self._sets.pop(name, None)
         self._tables.pop(name, None)
         self._combined = None
 
-    def get(self, name: str) -> list[str] | None:
-        cidrs = self._groups.get(name)
-        return None if cidrs is None else list(cidrs)
+    def get(self, name: str) -> Groups | None:
+        groups = self._sets.get(name)
+        return None if groups is None else {g: list(c) for g, c in groups.items()}
 
-    def all(self) -> dict[str, list[str]]:
-        return {name: list(cidrs) for name, cidrs in self._groups.items()}
+    def all(self) -> dict[str, Groups]:
+        return {name: {g: list(c) for g, c in groups.items()}
+                for name, groups in self._sets.items()}
 
     def match(self, name: str, address: str) -> str | None:
-        """``name`` if ``address`` lies in group ``name``, else None (also for a bad address)."""
+        """The group of set ``name`` holding ``address`` (most specific prefix), else None
+        (also for a bad address)."""
         table = self._tables.get(name)
-        if table is None:
-            return None
-        return name if table.find(address) is not None else None
+        return None if table is None else table.find(address)
 
     def lookup(self, address: str) -> str | None:
-        """The group holding the most specific prefix containing ``address``, or None."""
+        """The group holding the most specific prefix containing ``address`` in any set."""
         if self._combined is None:
             self._combined = _PrefixTable.build([
-                (prefix, name) for name in sorted(self._prefixes)
-                for prefix in self._prefixes[name]
-            ])
+                (prefix, group) for name in sorted(self._sets)
+                for group, cidrs in self._sets[name].items()
+                for prefix in _parse_group(group, cidrs)])
         return self._combined.find(address)

@@ -79,9 +79,10 @@ class Api:
         r("/activeflows/{agents}/{name}/json", GET=self._active_flows)
         r("/flowvalue/{agent}/{name}/json", GET=self._flow_value)
         r("/flows/json", GET=self._logged_flows)
-        r("/groups/json", GET=lambda q: self.engine.group_specs(), PUT=self._put_groups)
-        self._resource("/group/{name}/json", "group", self.engine.group_specs,
-                       self.engine.remove_group, lambda n, obj: self.engine.set_group(n, _cidrs(obj)))
+        for every in ("/group/json", "/groups/json"):  # sFlow-RT's, and this API's older name
+            r(every, GET=lambda q: self.engine.group_specs(), PUT=self._put_groups)
+        self._resource("/group/{name}/json", "group set", self.engine.group_specs,
+                       self.engine.remove_group, self.engine.set_group)
         r("/threshold/json", GET=lambda q: self.engine.threshold_specs())
         self._resource("/threshold/{name}/json", "threshold", self.engine.threshold_specs,
                        self.engine.remove_threshold,
@@ -193,9 +194,9 @@ class Api:
 
     def _put_groups(self, q: Request) -> Any:
         obj = q.json()
-        if not isinstance(obj, dict) or not all(isinstance(v, list) for v in obj.values()):
-            raise HttpError(400, 'groups are {"name": ["cidr", ...], ...}')
-        self.engine.set_groups({str(k): [str(c) for c in v] for k, v in obj.items()})
+        if not isinstance(obj, dict):
+            raise HttpError(400, 'group sets are {"set": {"group": ["cidr", ...]}, ...}')
+        self.engine.set_groups(obj)
         return self.engine.group_specs()
 
     # ---------------------------------------------------------------- events
@@ -209,13 +210,8 @@ class Api:
         events = self.engine.query_events(threshold_id, q.arg_as("maxEvents", int, 100), after)
         return [e.to_json() for e in events]
 
+
 def _object(obj: Any) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise HttpError(400, "a definition is a JSON object")
-    return obj
-
-
-def _cidrs(obj: Any) -> list[str]:
-    if not isinstance(obj, list) or not all(isinstance(c, str) for c in obj):
-        raise HttpError(400, 'a group is a JSON list of CIDR strings: ["10.0.0.0/8", ...]')
     return obj

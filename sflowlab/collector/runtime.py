@@ -12,7 +12,8 @@ in tests.
 | ``setFlowHandler(f, names)``  | ``set_flow_handler(f, names)``, ``f(record: dict)`` |
 | ``setEventHandler(f, ids)``   | ``set_event_handler(f, ids)``, ``f(event: Event)``  |
 | ``setHttpHandler(f)``         | ``set_http_handler(f)``, ``f(HttpRequest) -> obj``  |
-| ``setFlow``/``clearFlow`` ... | ``set_flow``, ``clear_flow``, ``set_threshold``, ``clear_threshold``, ``set_group``, ``set_groups``, ``clear_group`` |
+| ``setFlow``/``clearFlow`` ... | ``set_flow``, ``clear_flow``, ``set_threshold``, ``clear_threshold`` |
+| ``setGroups(name, spec)``     | ``set_group(name, {group: cidrs})`` (a CIDR list: one group named ``name``), ``clear_group`` |
 | ``metric``, ``dump``, ``table``, ``activeFlows``, ``flowValue`` | same names, snake_case |
 | ``storeGet``/``storeSet``     | ``store_get``/``store_set`` (persistent JSON per controller) |
 | ``sharedGet``/``sharedSet``   | ``shared_get``/``shared_set`` (in memory, across controllers) |
@@ -51,6 +52,7 @@ from .config import ConfigError, StateStore
 from .engine import Agents, Engine, TickResult
 from .events import Event
 from .flows import FlowSpec
+from .groups import Groups
 from .query import Filter
 from .shards import ShardedEngine
 from .thresholds import ThresholdSpec
@@ -194,11 +196,11 @@ class ControllerApi:
     def clear_threshold(self, name: str) -> bool:
         return self._engine.remove_threshold(name)
 
-    def set_group(self, name: str, cidrs: list[str]) -> None:
-        self._engine.set_group(name, cidrs)
-
-    def set_groups(self, groups: dict[str, list[str]]) -> None:
-        self._engine.set_groups(groups)
+    def set_group(self, name: str, groups: Groups | list[str]) -> None:
+        """sFlow-RT's ``setGroups(name, spec)``: group set ``name``, ``{group: [cidr, ...]}``
+        (``group:ipsource:name`` then gives the group), or one CIDR list (one group named
+        ``name``)."""
+        self._engine.set_group(name, groups)
 
     def clear_group(self, name: str) -> bool:
         return self._engine.remove_group(name)

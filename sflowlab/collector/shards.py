@@ -53,6 +53,7 @@ from .agents import merge_agent_entry, to_ms
 from .engine import Agents, Engine, TickResult, collect_rarely
 from .events import Event, EventLog, LongPollLog
 from .flows import FlowSpec, of_flow
+from .groups import Groups
 from .logs import setup_logging
 from .query import Filter, metric_result, parse_table_columns, sort_table, split_list
 from .sockets import (
@@ -522,8 +523,8 @@ class ShardedEngine:
         result: dict[str, dict[str, Any]] = self.workers[0].call("threshold_specs")
         return result
 
-    def group_specs(self) -> dict[str, list[str]]:
-        result: dict[str, list[str]] = self.workers[0].call("group_specs")
+    def group_specs(self) -> dict[str, Groups]:
+        result: dict[str, Groups] = self.workers[0].call("group_specs")
         return result
 
     def set_flow(self, name: str, spec: FlowSpec) -> None:
@@ -538,11 +539,11 @@ class ShardedEngine:
     def remove_threshold(self, name: str) -> bool:
         return bool(self._broadcast("remove_threshold", name))
 
-    def set_group(self, name: str, cidrs: list[str]) -> None:
-        self._broadcast("set_group", name, cidrs)
+    def set_group(self, name: str, groups: Groups | list[str]) -> None:
+        self._broadcast("set_group", name, groups)
 
-    def set_groups(self, groups: dict[str, list[str]]) -> None:
-        self._broadcast("set_groups", groups)
+    def set_groups(self, sets: Mapping[str, Groups | list[str]]) -> None:
+        self._broadcast("set_groups", dict(sets))
 
     def remove_group(self, name: str) -> bool:
         return bool(self._broadcast("remove_group", name))

@@ -127,6 +127,32 @@ def test_flow_values_computes_several_values_per_key(api: Api, feed: Feeder) -> 
     assert get(api, "/flow/both/json")["values"] == ["frames", "count:tcpsourceport"]
 
 
+# ---------------------------------------------------------------- groups (item 2)
+
+def test_group_sets_are_two_level_and_the_key_function_names_the_group(
+        api: Api, feed: Feeder) -> None:
+    """ddos-protect's setGroups('ddos_protect', {external: [...], private: [...]}) and its
+    filter group:ipsource:ddos_protect=external."""
+    spec = {"external": ["0.0.0.0/0", "::/0"], "private": ["10.0.0.0/8", "192.168.0.0/16"]}
+    assert call(api, "PUT", "/group/ddos/json", spec) == (200, spec)
+    assert get(api, "/group/json") == {"ddos": spec}
+    assert get(api, "/group/ddos/json") == spec
+    status, body = call(api, "PUT", "/group/bad/json", {"private": ["10.0.0.0/99"]})
+    assert status == 400 and "group 'private'" in body["error"]
+    call(api, "PUT", "/flow/src/json", {
+        "keys": "ipsource,group:ipsource:ddos", "value": "frames",
+        "filter": "group:ipsource:ddos=external&group:ipdestination:ddos!=external"})
+    call(api, "PUT", "/flow/groups/json", {"keys": "group:ipsource:ddos,group:ipdestination:ddos",
+                                           "value": "frames"})
+    for s, src in enumerate(("203.0.113.9", "10.1.0.1", "192.168.1.1"), 1):
+        feed.at(1000 + s * 0.1, datagram(A, s, s * 100, [flow(s, 3, tcp(src, "10.2.0.1"))]))
+    assert [f["key"] for f in get(api, "/activeflows/ALL/src/json")] == ["203.0.113.9,external"]
+    assert sorted(f["key"] for f in get(api, "/activeflows/ALL/groups/json")) == [
+        "external,private", "private,private"]
+    assert call(api, "DELETE", "/group/ddos/json") == (200, {})
+    assert get(api, "/group/json") == {}
+
+
 # ---------------------------------------------------------------- metric queries (items 3, 4)
 
 def test_metric_name_keeps_the_aggregation_prefix_and_lists_split_on_semicolons(

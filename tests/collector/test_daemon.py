@@ -184,7 +184,7 @@ value = 100
     state = tmp_path / "state"
     c = start(tmp_path, "--config", str(cfg), "--state-dir", str(state))
     try:
-        assert c.get("/groups/json") == {"lan": ["10.0.0.0/8"]}
+        assert c.get("/groups/json") == {"lan": {"lan": ["10.0.0.0/8"]}}
         assert c.get("/flow/web/json")["keys"] == "ipsource"
         assert c.get("/threshold/webhigh/json")["value"] == 100
         assert c.get("/app/json")["elb"]["errors"] == {}
@@ -194,7 +194,8 @@ value = 100
         assert c.stop() == 0
     c = start(tmp_path, "--config", str(cfg), "--state-dir", str(state))
     try:
-        assert c.get("/groups/json") == {"lan": ["10.0.0.0/8"], "dmz": ["192.0.2.0/24"]}
+        assert c.get("/groups/json") == {"lan": {"lan": ["10.0.0.0/8"]},
+                                         "dmz": {"dmz": ["192.0.2.0/24"]}}
     finally:
         c.stop()
 

@@ -1,4 +1,4 @@
-"""Address groups: CIDR parsing, per-group match, longest-prefix lookup across groups."""
+"""Address groups: CIDR parsing, two-level group sets, per-set match, longest-prefix lookup."""
 
 from __future__ import annotations
 
@@ -30,6 +30,24 @@ def test_match_is_membership_of_one_group(groups: GroupSet) -> None:
     assert groups.match("lab", "2001:db8:1:ffff::1") == "lab"
     assert groups.match("lab", "2001:db8:2::1") is None
     assert groups.match("nosuchgroup", "10.1.2.3") is None
+
+
+def test_a_group_set_names_the_group_holding_the_address() -> None:
+    """sFlow-RT's setGroups('ddos', {external: [...], private: [...]}): group:ipsource:ddos
+    is the name of the group with the most specific prefix."""
+    g = GroupSet()
+    g.set("ddos", {"external": ["0.0.0.0/0", "::/0"], "private": ["10.0.0.0/8", "fc00::/7"],
+                   "multicast": ["224.0.0.0/4"]})
+    assert [g.match("ddos", a) for a in ("8.8.8.8", "10.1.2.3", "224.0.0.251", "fd00::1",
+                                          "2a00::1", "bad")] == [
+        "external", "private", "multicast", "private", "external", None]
+    assert g.get("ddos") == {"external": ["0.0.0.0/0", "::/0"],
+                             "private": ["10.0.0.0/8", "fc00::/7"], "multicast": ["224.0.0.0/4"]}
+    with pytest.raises(ValueError, match="group 'private'"):
+        g.set("ddos", {"private": ["10.0.0.0/88"]})
+    with pytest.raises(ValueError, match="group set 'x'"):
+        g.set("x", "10.0.0.0/8")  # type: ignore[arg-type]
+    assert g.match("ddos", "10.1.2.3") == "private"
 
 
 def test_lookup_returns_the_most_specific_group(groups: GroupSet) -> None:
@@ -103,14 +121,14 @@ def test_set_all_changes_nothing_when_one_group_is_bad(groups: GroupSet) -> None
 
 
 def test_crud_and_lookup_follow_changes(groups: GroupSet) -> None:
-    assert groups.get("lab") == ["10.1.0.0/16", "2001:db8:1::/48"]
+    assert groups.get("lab") == {"lab": ["10.1.0.0/16", "2001:db8:1::/48"]}
     groups.delete("server")
     groups.delete("server")  # absent: no error
     assert groups.lookup("10.1.2.3") == "lab"
     groups.set("lab", ["10.1.2.0/24"])
     assert groups.lookup("10.1.3.1") == "internal"
     groups.set_all({"only": ["10.0.0.0/8"]})
-    assert groups.all() == {"only": ["10.0.0.0/8"]}
+    assert groups.all() == {"only": {"only": ["10.0.0.0/8"]}}
     assert groups.lookup("8.8.8.8") is None
 
 

@@ -84,14 +84,15 @@ def test_definitions_round_trip_and_persist_hook(api: Api, engine: Engine) -> No
                                                  "value": "bytes", "t": 1})[0] == 200
     assert call(api, "PUT", "/threshold/big/json", {"metric": "pairs", "value": 10,
                                                     "byFlow": True})[0] == 200
-    assert call(api, "GET", "/group/lan/json") == (200, ["10.0.0.0/8"])
+    assert call(api, "GET", "/group/lan/json") == (200, {"lan": ["10.0.0.0/8"]})
     assert call(api, "GET", "/flow/json")[1]["pairs"]["keys"] == "ipsource,ipdestination"
     assert call(api, "GET", "/threshold/big/json")[1]["byFlow"] is True
     assert saved[-1]["thresholds"]["big"]["value"] == 10
     assert call(api, "DELETE", "/flow/pairs/json")[0] == 200
     assert call(api, "GET", "/flow/pairs/json")[0] == 404
     assert "pairs" not in saved[-1]["flows"]
-    assert call(api, "PUT", "/groups/json", {"a": ["192.0.2.0/24"]})[1] == {"a": ["192.0.2.0/24"]}
+    assert call(api, "PUT", "/groups/json", {"a": ["192.0.2.0/24"]})[1] == {
+        "a": {"a": ["192.0.2.0/24"]}}
 
 
 def test_token_guards_mutations_and_readonly(engine: Engine) -> None:

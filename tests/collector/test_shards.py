@@ -153,7 +153,7 @@ def test_events_and_logged_flows_renumbered_into_one_sequence(
 def test_definitions_broadcast_and_errors_raised(pair: tuple[Engine, ShardedEngine]) -> None:
     _, sharded = pair
     sharded.set_group("lan", ["10.0.0.0/8"])
-    assert sharded.group_specs() == {"lan": ["10.0.0.0/8"]}
+    assert sharded.group_specs() == {"lan": {"lan": ["10.0.0.0/8"]}}
     assert sharded.remove_group("lan") and not sharded.remove_group("lan")
     with pytest.raises(ValueError, match="unknown aggregation"):
         sharded.metric("ALL", "bad:load_one")

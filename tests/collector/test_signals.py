@@ -41,7 +41,7 @@ def test_sighup_reloads_definitions_from_the_config(tmp_path: Path) -> None:
         wait_for(lambda: "event=config_reloaded" in c.log(), 10, "the reload")
         assert c.proc.poll() is None
         assert set(c.get("/flow/json")) == {"dns", "mine"}
-        assert c.get("/groups/json") == {"lan": ["10.1.0.0/16"]}
+        assert c.get("/groups/json") == {"lan": {"lan": ["10.1.0.0/16"]}}
         assert c.get("/threshold/dnshigh/json")["value"] == 10
         state = (tmp_path / "state" / "state.json").read_text()
         assert '"dns"' in state and '"web"' not in state
@@ -49,7 +49,7 @@ def test_sighup_reloads_definitions_from_the_config(tmp_path: Path) -> None:
         cfg.write_text('[flows.other]\nkeys = "ipsource"\n[groups]\nlan = "10.0.0.0/8"\n')
         c.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "event=config_reload_failed" in c.log(), 10, "the refusal")
-        assert "a group is a list" in c.log()
+        assert 'or a list of CIDR strings' in c.log()
         assert set(c.get("/flow/json")) == {"dns", "mine"}
     finally:
         assert c.stop() == 0

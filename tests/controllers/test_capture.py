@@ -65,7 +65,7 @@ def test_a_host_talking_to_a_listed_address_is_captured_on_the_switch_that_saw_i
         lab: AclLab, blocklist: Path) -> None:
     leaf1 = lab.agent("leaf1")
     ctl = capture(lab, blocklist, switches=lab.urls("leaf1"))  # only leaf1 has an ACL API
-    assert lab.engine.group_specs()["blocklist"] == [BAD, BAD_NET, BAD6]
+    assert lab.engine.group_specs()["blocklist"] == {"blocklist": [BAD, BAD_NET, BAD6]}
     talk(lab, "host1", BAD)
     talk(lab, "host2", GOOD)  # unlisted: never captured
     talk(lab, "host3", "host5")  # internal: never captured
@@ -278,16 +278,16 @@ def test_blocklist_refresh_over_http_changes_the_group_and_failures_keep_it(
     server = TextServer(f"{BAD}\n")
     try:
         ctl = capture(lab, server.url, refresh_s=10.0, retry_s=3.0)
-        assert lab.engine.group_specs()["blocklist"] == [BAD]
+        assert lab.engine.group_specs()["blocklist"] == {"blocklist": [BAD]}
         talk(lab, "host1", "203.0.113.5")
         lab.step_to(START + 5)
         assert sessions(lab) == []  # not listed yet
         server.text = f"{BAD}\n203.0.113.0/24\n"
         lab.run_until(lambda: sessions(lab), within_s=15)
-        assert lab.engine.group_specs()["blocklist"] == [BAD, "203.0.113.0/24"]
+        assert lab.engine.group_specs()["blocklist"] == {"blocklist": [BAD, "203.0.113.0/24"]}
         server.status = 500
         lab.step_to(lab.clock.now() + 12)
-        assert lab.engine.group_specs()["blocklist"] == [BAD, "203.0.113.0/24"]
+        assert lab.engine.group_specs()["blocklist"] == {"blocklist": [BAD, "203.0.113.0/24"]}
         stats = ctl.stats_json()["blocklist"]
         assert stats["failures"] >= 1 and "HTTP Error 500" in stats["sources"][0]["lastError"]
         requests_before = server.requests
