@@ -99,6 +99,21 @@ fresh_flow_samples: Callable[[dict[tuple[str, int, int], Any], list[Any]], list[
     _py_fresh_flow_samples if _seq is None else _seq.fresh_flow_samples)
 
 
+@dataclass(frozen=True)
+class TableLimits:
+    """Bounds on the tables a flood of spoofed or broken sources could grow."""
+
+    agent_timeout_s: float = 300.0
+    """An agent silent this long is forgotten (its sequence state and counts; a later
+    datagram starts it afresh), as its data sources expire after ``metric_timeout_s``."""
+    max_agents: int = 10_000
+    """Agents (address, sub-agent) tracked at once: datagrams of further new agents are
+    counted (``sFlowDatagramsShed``) and not analysed, until silent agents expire."""
+    max_error_sources: int = 1_000
+    """Sources listed in ``parseErrorsBySource``; errors of further sources are counted in
+    the totals only (``sFlowParseErrorSourcesShed``)."""
+
+
 @dataclass(slots=True)
 class AgentStats:
     """Accounting for one (address, sub-agent): datagrams and per-sampler samples."""

@@ -19,6 +19,8 @@ idle_timeout_s = 30       # a keep-alive connection without a request is closed
 state_dir = "/var/lib/sflowlab"
 metric_timeout_s = 60     # a data source seen once expires after this silence
 expire_intervals = 3      # afterwards, after this many of its own polling intervals
+agent_timeout_s = 300     # an agent silent this long is forgotten
+max_agents = 10000        # agents tracked at once (per worker); new ones beyond are shed
 tick_s = 1.0
 workers = 0               # >0: analytics sharded by agent over this many processes
 
@@ -62,6 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .agents import TableLimits
+
 TOKEN_ENV = "SFLOWLAB_TOKEN"  # noqa: S105 - the name of the variable, not a secret
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -85,6 +89,8 @@ class Config:
     state_dir: Path | None = None
     metric_timeout_s: float = 60.0
     expire_intervals: float = 3.0
+    agent_timeout_s: float = 300.0
+    max_agents: int = 10_000
     tick_s: float = 1.0
     workers: int = 0
     record_dir: Path | None = None
@@ -94,6 +100,9 @@ class Config:
     controllers: list[Any] = field(default_factory=list)
     path: Path | None = None
     """The file this configuration was read from (SIGHUP reads it again)."""
+
+    def limits(self) -> TableLimits:
+        return TableLimits(agent_timeout_s=self.agent_timeout_s, max_agents=self.max_agents)
 
     def check(self) -> None:
         """Refuse a wide HTTP bind without a token for mutating calls."""
@@ -112,6 +121,8 @@ _SECTIONS = {
              "idle_timeout_s": ("http_idle_timeout_s", float)},
     "collector": {"state_dir": ("state_dir", Path), "metric_timeout_s": ("metric_timeout_s", float),
                   "expire_intervals": ("expire_intervals", float),
+                  "agent_timeout_s": ("agent_timeout_s", float),
+                  "max_agents": ("max_agents", int),
                   "tick_s": ("tick_s", float), "workers": ("workers", int)},
     "recording": {"dir": ("record_dir", Path), "max_bytes": ("record_max_bytes", int),
                   "max_files": ("record_max_files", int)},

@@ -80,10 +80,11 @@ class Daemon:
         if cfg.workers > 0 and not isinstance(self.clock, ReplayClock):
             self.engine = ShardedEngine(cfg.workers, self.clock,
                                         metric_timeout_s=cfg.metric_timeout_s,
-                                        expire_intervals=cfg.expire_intervals)
+                                        expire_intervals=cfg.expire_intervals,
+                                        limits=cfg.limits())
         else:
             self.engine = Engine(self.clock, metric_timeout_s=cfg.metric_timeout_s,
-                                 expire_intervals=cfg.expire_intervals)
+                                 expire_intervals=cfg.expire_intervals, limits=cfg.limits())
         self.engine.import_state(cfg.definitions)
         if cfg.state_dir is not None:
             store = StateStore(Path(cfg.state_dir) / "state.json")

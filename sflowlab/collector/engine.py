@@ -22,7 +22,14 @@ from sflowlab.clock import Clock, SystemClock
 from sflowlab.codec import DecodeError
 from sflowlab.codec.fast import decode_for_collector
 
-from .agents import AgentStats, SequenceTracker, agents_json, fresh_flow_samples, to_ms
+from .agents import (
+    AgentStats,
+    SequenceTracker,
+    TableLimits,
+    agents_json,
+    fresh_flow_samples,
+    to_ms,
+)
 from .events import Event, EventLog
 from .flows import FlowEngine, FlowSpec
 from .groups import Groups, GroupSet
@@ -77,6 +84,10 @@ class Totals:
     discarded: int = 0
     no_agent_address: int = 0
     """Datagrams of address type 0 (no agent address), their agent keyed by UDP source."""
+    shed: int = 0
+    """Datagrams of new agents refused while ``max_agents`` were tracked."""
+    error_sources_shed: int = 0
+    agents_expired: int = 0
     flows_generated: int = 0
     events_generated: int = 0
 
@@ -93,8 +104,9 @@ class Engine:
     """sFlow analytics fed datagram by datagram; see the module docstring."""
 
     def __init__(self, clock: Clock | None = None, *, metric_timeout_s: float = 60.0,
-                 expire_intervals: float = 3.0) -> None:
+                 expire_intervals: float = 3.0, limits: TableLimits | None = None) -> None:
         self.clock = clock or SystemClock()
+        self.limits = limits or TableLimits()
         self.lock = threading.RLock()
         self.started = self.clock.now()
         self.totals = Totals()
@@ -122,7 +134,13 @@ class Engine:
             except DecodeError as e:
                 totals.parse_errors += 1
                 src = source[0]
-                self.parse_errors_by_source[src] = self.parse_errors_by_source.get(src, 0) + 1
+                by_source = self.parse_errors_by_source
+                if src in by_source:
+                    by_source[src] += 1
+                elif len(by_source) < self.limits.max_error_sources:
+                    by_source[src] = 1
+                else:
+                    totals.error_sources_shed += 1
                 known = self.agents.get(_header_agent(data))
                 if known is not None:
                     known.parse_errors += 1
@@ -136,6 +154,11 @@ class Engine:
             akey = (addr, dg.sub_agent_id)
             agent = self.agents.get(akey)
             if agent is None:
+                if len(self.agents) >= self.limits.max_agents:
+                    totals.shed += 1
+                    self._bad_log.warn(received_at, "event=agent_shed agent=%s source=%s "
+                                       "max_agents=%d", addr, source[0], len(self.agents))
+                    return False
                 agent = self.agents[akey] = AgentStats(addr, dg.sub_agent_id, received_at,
                                                        received_at)
             verdict = agent.datagram(dg.sequence_number, dg.uptime_ms, len(data), source[0],
@@ -170,13 +193,14 @@ class Engine:
             return True
 
     def tick(self, now: float) -> TickResult:
-        """Advance flows and thresholds to ``now``; expire silent data sources."""
+        """Advance flows and thresholds to ``now``; expire silent data sources and agents."""
         with self.lock:
             flows = self.flows.tick(now, expire=False)
             events = self.thresholds.evaluate(now, self)
             if events:
                 self.events.append(events)
             self.metrics.expire(now)
+            self._expire_agents(now)
             self.totals.flows_generated += len(flows)
             self.totals.events_generated += len(events)
         more = True
@@ -186,6 +210,13 @@ class Engine:
             if more:
                 time.sleep(0)  # yield the GIL to a receiving thread waiting for the lock
         return TickResult(events, flows)
+
+    def _expire_agents(self, now: float) -> None:
+        oldest = now - self.limits.agent_timeout_s
+        silent = [k for k, a in self.agents.items() if a.last_seen < oldest]
+        for k in silent:
+            del self.agents[k]
+        self.totals.agents_expired += len(silent)
 
     def count_discarded(self, n: int = 1) -> None:
         """Datagrams the listener dropped before they reached the engine (queue full)."""
@@ -532,6 +563,9 @@ class Engine:
                 "sFlowDatagramsDiscarded": t.discarded,
                 "sFlowDatagramsDuplicates": t.duplicate_datagrams,
                 "sFlowDatagramsNoAgentAddress": t.no_agent_address,
+                "sFlowDatagramsShed": t.shed,
+                "sFlowAgentsExpired": t.agents_expired,
+                "sFlowParseErrorSourcesShed": t.error_sources_shed,
                 "sFlowBadSamples": t.bad_samples,
                 "sFlowFlowSamples": t.flow_samples,
                 "sFlowCounterSamples": t.counter_samples,
@@ -556,4 +590,4 @@ def _header_agent(data: bytes) -> tuple[str, int]:
     return "", -1
 
 
-__all__ = ["Engine", "QueryError", "TickResult", "Totals", "collect_rarely"]
+__all__ = ["Engine", "QueryError", "TableLimits", "TickResult", "Totals", "collect_rarely"]

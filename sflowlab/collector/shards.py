@@ -50,7 +50,7 @@ from sflowlab import accel
 from sflowlab.clock import Clock, SystemClock
 
 from .agents import merge_agent_entry, to_ms
-from .engine import Agents, Engine, TickResult, collect_rarely
+from .engine import Agents, Engine, TableLimits, TickResult, collect_rarely
 from .events import Event, EventLog, LongPollLog
 from .flows import FlowSpec, of_flow
 from .groups import Groups
@@ -195,13 +195,13 @@ class _Receiver:
 _RECEIVER_CALLS = {"listen", "set_copies", "stats", "unlisten"}
 
 
-def _serve(conn: Connection, copies: Connection, expiry: tuple[float, float],
+def _serve(conn: Connection, copies: Connection, engine_args: dict[str, Any],
            log_level: int) -> None:
     """A worker: an Engine fed batches or its own sockets, answering calls, until the pipe
     closes."""
     setup_logging(log_level)
     collect_rarely()
-    engine = Engine(SystemClock(), metric_timeout_s=expiry[0], expire_intervals=expiry[1])
+    engine = Engine(SystemClock(), **engine_args)
     receiver = _Receiver(engine, copies)
     ingest = engine.ingest
     while True:
@@ -237,13 +237,13 @@ def _widen(conn: Connection) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, expiry: tuple[float, float]) -> None:
+    def __init__(self, ctx: Any, engine_args: dict[str, Any]) -> None:
         self.conn, child = ctx.Pipe()
         self.copies, copies_child = ctx.Pipe()  # a socket pair: its buffer can be widened
         for end in (self.conn, child, self.copies, copies_child):
             _widen(end)
         level = logging.getLogger("sflowlab").getEffectiveLevel()
-        self.proc = ctx.Process(target=_serve, args=(child, copies_child, expiry, level),
+        self.proc = ctx.Process(target=_serve, args=(child, copies_child, engine_args, level),
                                 daemon=True, name="sflow-shard")
         self.proc.start()
         child.close()
@@ -283,14 +283,16 @@ class ShardedEngine:
     """The Engine facade over ``workers`` processes; see the module docstring."""
 
     def __init__(self, workers: int, clock: Clock | None = None, *,
-                 metric_timeout_s: float = 60.0, expire_intervals: float = 3.0) -> None:
+                 metric_timeout_s: float = 60.0, expire_intervals: float = 3.0,
+                 limits: TableLimits | None = None) -> None:
         if workers < 1:
             raise ValueError("a sharded engine needs at least one worker")
         self.clock = clock or SystemClock()
         self.started = self.clock.now()
         ctx = multiprocessing.get_context("spawn")
-        expiry = (metric_timeout_s, expire_intervals)
-        self.workers = [_Worker(ctx, expiry) for _ in range(workers)]
+        self._engine_args = {"metric_timeout_s": metric_timeout_s,
+                             "expire_intervals": expire_intervals, "limits": limits}
+        self.workers = [_Worker(ctx, self._engine_args) for _ in range(workers)]
         self.events = EventLog()
         self.logged: LongPollLog[dict[str, Any]] = LongPollLog(lambda f: int(f["flowID"]))
         self.on_change: Callable[[], None] | None = None
