@@ -196,6 +196,10 @@ class StateStore:
     def load(self) -> dict[str, Any]:
         for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             stale.unlink(missing_ok=True)
+        return self.read()
+
+    def read(self) -> dict[str, Any]:
+        """The file's object ({} when there is none); changes nothing."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:

@@ -1,7 +1,8 @@
 """The production collector: composition of engine, listener, REST server, state and taps.
 
 ``Daemon(config)`` loads the configuration's groups, flows and thresholds, then the state
-file (definitions made over REST, which therefore survive a restart; after any change it holds
+directory (definitions made over REST, which therefore survive a restart: a snapshot and a
+journal of changes, see :mod:`~sflowlab.collector.journal`; from the start the snapshot holds
 every definition, those from the configuration included). ``start_http()`` and
 ``start_listener()`` start the REST server and the UDP listener (analytics in-process, or
 sharded over ``workers`` processes); ``wait()`` returns on SIGTERM/SIGINT (after
@@ -25,9 +26,10 @@ from sflowlab.clock import Clock, SystemClock
 from sflowlab.codec.pcap import CapturedDatagram, PcapTruncatedError, read_sflow
 from sflowlab.http import HttpServer, Limits
 
-from .config import Config, ConfigError, StateStore, load_config
+from .config import Config, ConfigError, load_config
 from .engine import Engine, TickResult
 from .forwarding import Forwarder
+from .journal import DefinitionStore
 from .listener import Listener, ListenerConfig
 from .recording import Recorder
 from .rest import Api
@@ -87,9 +89,12 @@ class Daemon:
                                  expire_intervals=cfg.expire_intervals, limits=cfg.limits())
         self.engine.import_state(cfg.definitions)
         if cfg.state_dir is not None:
-            store = StateStore(Path(cfg.state_dir) / "state.json")
+            store = DefinitionStore(Path(cfg.state_dir))
             self.engine.import_state(store.load())
-            self.engine.on_change = lambda: store.save_snapshot(self.engine.export_state)
+            self.engine.take_changes()  # all stored by the compaction:
+            store.compact(self.engine.export_state)
+            self.engine.on_change = lambda: store.save_changes(self.engine.take_changes,
+                                                               self.engine.export_state)
         self.runtime = Runtime(self.engine, self.clock,
                                Path(cfg.state_dir) if cfg.state_dir is not None else None)
         self.runtime.load(cfg.controllers)

@@ -57,6 +57,9 @@ from .topology import Topology, TopologyView, require
 
 Agents = str | Collection[str] | None
 
+MAX_DEFINITIONS = 1000
+"""Flows, thresholds and groups, each: a new one beyond it is refused (ValueError: 400)."""
+
 GC_THRESHOLDS = (20_000, 20, 20)
 """Cyclic GC thresholds for a process that ingests (the defaults are 700, 10, 10)."""
 
@@ -119,6 +122,7 @@ class Engine:
         self.topology = Topology()
         self.events = EventLog()
         self.on_change: Callable[[], None] | None = None
+        self._dirty: set[tuple[str, str]] = set()  # definitions changed, for take_changes
         self._bad_log = RateLimitedLog()
 
     # ------------------------------------------------------------------ ingest and tick
@@ -457,26 +461,33 @@ class Engine:
             return self.groups.all()
 
     def set_flow(self, name: str, spec: FlowSpec) -> None:
+        flow = self.flows.compile(name, spec)  # outside the lock: ingest goes on meanwhile
         with self.lock:
-            self.flows.define(name, spec)
+            _room("flows", self.flows.names(), name)
+            self.flows.install(flow)
+            self._dirty.add(("flows", name))
         self._changed()
 
     def remove_flow(self, name: str) -> bool:
         with self.lock:
             found = self.flows.remove(name)
+            self._dirty.add(("flows", name))
         self._changed()
         return found
 
     def set_threshold(self, name: str, spec: ThresholdSpec) -> None:
         with self.lock:
+            _room("thresholds", self.thresholds.names(), name)
             self.thresholds.set(name, spec)
+            self._dirty.add(("thresholds", name))
         self._changed()
 
     def remove_threshold(self, name: str) -> bool:
         with self.lock:
-            found = name in self.thresholds.specs()
+            found = name in self.thresholds.names()
             if found:
                 self.thresholds.delete(name)
+            self._dirty.add(("thresholds", name))
         self._changed()
         return found
 
@@ -484,12 +495,17 @@ class Engine:
         """Define group set ``name``: ``{group: [cidr, ...]}``, or a CIDR list (one group
         named ``name``)."""
         with self.lock:
+            _room("groups", self.groups.names(), name)
             self.groups.set(name, groups)
+            self._dirty.add(("groups", name))
         self._changed()
 
     def set_groups(self, sets: Mapping[str, Groups | list[str]]) -> None:
         """Replace every group set."""
+        if len(sets) > MAX_DEFINITIONS:
+            raise ValueError(f"too many groups: {len(sets)}, at most {MAX_DEFINITIONS}")
         with self.lock:
+            self._dirty.update(("groups", n) for n in (*self.groups.names(), *sets))
             self.groups.set_all(sets)
         self._changed()
 
@@ -498,6 +514,7 @@ class Engine:
             found = self.groups.get(name) is not None
             if found:
                 self.groups.delete(name)
+            self._dirty.add(("groups", name))
         self._changed()
         return found
 
@@ -510,6 +527,7 @@ class Engine:
         topology = Topology.from_json(obj)
         with self.lock:
             self.topology = topology
+            self._dirty.add(("topology", ""))
         self._changed()
 
     def export_state(self) -> dict[str, Any]:
@@ -527,16 +545,38 @@ class Engine:
                         install(name, obj)
                     except (ValueError, TypeError, KeyError) as e:
                         raise ValueError(f"{kind[:-1]} {name!r}: {e}") from e
+                    self._dirty.add((kind, name))
             if state.get("topology"):
                 self.topology = Topology.from_json(state["topology"])
+                self._dirty.add(("topology", ""))
+
+    def take_changes(self) -> dict[tuple[str, str], Any]:
+        """The definitions changed since the last call: (kind, name) -> its JSON now, or
+        None once removed (the topology is ``("topology", "")``). Values are read when
+        taken, so the last taken value of a name is never older than its last change."""
+        with self.lock:
+            dirty, self._dirty = self._dirty, set()
+            out: dict[tuple[str, str], Any] = {}
+            for kind, name in dirty:
+                if kind == "groups":
+                    out[kind, name] = self.groups.get(name)
+                elif kind == "topology":
+                    out[kind, name] = self.topology.to_json()
+                else:
+                    spec = (self.flows if kind == "flows" else self.thresholds).get(name)
+                    out[kind, name] = None if spec is None else spec.to_json()
+            return out
 
     def _install_group(self, name: str, spec: Any) -> None:
+        _room("groups", self.groups.names(), name)
         self.groups.set(name, spec)
 
     def _install_flow(self, name: str, obj: Any) -> None:
+        _room("flows", self.flows.names(), name)
         self.flows.define(name, FlowSpec.from_json(dict(obj)))
 
     def _install_threshold(self, name: str, obj: Any) -> None:
+        _room("thresholds", self.thresholds.names(), name)
         self.thresholds.set(name, ThresholdSpec.from_json(dict(obj)))
 
     def _changed(self) -> None:
@@ -576,6 +616,13 @@ class Engine:
                 "eventsGenerated": t.events_generated,
                 "parseErrorsBySource": dict(self.parse_errors_by_source),
             }
+
+
+def _room(kind: str, names: Collection[str], name: str) -> None:
+    """Refuse a new definition beyond ``MAX_DEFINITIONS`` of its kind."""
+    if name not in names and len(names) >= MAX_DEFINITIONS:
+        raise ValueError(f"too many {kind}: {len(names)} defined, at most {MAX_DEFINITIONS}; "
+                         "remove one first")
 
 
 def _header_agent(data: bytes) -> tuple[str, int]:

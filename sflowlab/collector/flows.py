@@ -51,7 +51,14 @@ from .. import accel
 from ..codec import data_source
 from ..codec.fast import FlowSampleView
 from .events import DEFAULT_CAPACITY, LongPollLog
-from .filters import CompiledFilter, CompiledKey, FilterError, compile_filter, compile_keys
+from .filters import (
+    MAX_EXPRESSION_CHARS,
+    CompiledFilter,
+    CompiledKey,
+    FilterError,
+    compile_filter,
+    compile_keys,
+)
 from .groups import GroupSet
 from .query import EVERYWHERE, Scope
 
@@ -173,6 +180,10 @@ class FlowSpec:
         if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
             raise ValueError(f"flow values must be a list of values, not {values!r}")
         spec.values = [v.strip() for v in values]
+        size = sum(len(t) for t in (spec.keys, spec.filter, str(spec.value), *spec.values))
+        if size > MAX_EXPRESSION_CHARS:
+            raise ValueError(f"flow definition too large: {size} characters of keys, values "
+                             f"and filter, at most {MAX_EXPRESSION_CHARS}")
         for v in spec.values:
             parse_value(v)
         spec.aggMode = obj.get("aggMode", "max")
@@ -620,6 +631,10 @@ if _rates is not None:
     _rates.set_view(FlowSampleView)  # its samples' fields read by position in C
 
 
+CompiledFlow = _CompiledFlow
+"""A compiled flow definition (opaque outside this module)."""
+
+
 class FlowEngine:
     """All flow definitions and their state; not thread-safe (the collector engine locks)."""
 
@@ -642,12 +657,21 @@ class FlowEngine:
     def define(self, name: str, spec: FlowSpec) -> None:
         """Add or replace a flow; ``ValueError`` if the spec is bad. A changed definition
         restarts the flow's state, an identical one keeps it."""
+        self.install(self.compile(name, spec))
+
+    def compile(self, name: str, spec: FlowSpec) -> CompiledFlow:
+        """A flow ready to ``install``; touches no state, so the caller need not lock (the
+        compiled flow reads the groups when it runs, not now)."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"bad flow name {name!r}")
-        current = self._flows.get(name)
-        if current is not None and current.spec == spec:
+        return _CompiledFlow(name, spec, self.groups)
+
+    def install(self, flow: CompiledFlow) -> None:
+        """Add or replace a compiled flow (see ``define``)."""
+        current = self._flows.get(flow.name)
+        if current is not None and current.spec == flow.spec:
             return  # an identical re-definition keeps the flow's state
-        self._flows[name] = _CompiledFlow(name, spec, self.groups)
+        self._flows[flow.name] = flow
         self._changed()
 
     def remove(self, name: str) -> bool:
@@ -661,6 +685,13 @@ class FlowEngine:
 
     def specs(self) -> dict[str, FlowSpec]:
         return {name: replace(flow.spec) for name, flow in self._flows.items()}
+
+    def names(self) -> Collection[str]:
+        return self._flows.keys()
+
+    def get(self, name: str) -> FlowSpec | None:
+        flow = self._flows.get(name)
+        return None if flow is None else replace(flow.spec)
 
     def _flow(self, name: str) -> _CompiledFlow:
         flow = self._flows.get(name)

@@ -23,7 +23,7 @@ length is a host prefix (/32 or /128).
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 _V4, _V6 = socket.AF_INET, socket.AF_INET6
@@ -182,6 +182,9 @@ class GroupSet:
     def all(self) -> dict[str, Groups]:
         return {name: {g: list(c) for g, c in groups.items()}
                 for name, groups in self._sets.items()}
+
+    def names(self) -> Collection[str]:
+        return self._sets.keys()
 
     def match(self, name: str, address: str) -> str | None:
         """The group of set ``name`` holding ``address`` (most specific prefix), else None

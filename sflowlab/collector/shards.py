@@ -550,6 +550,12 @@ class ShardedEngine:
     def remove_group(self, name: str) -> bool:
         return bool(self._broadcast("remove_group", name))
 
+    def take_changes(self) -> dict[tuple[str, str], Any]:
+        """Definitions changed since the last call (``Engine.take_changes``), as worker 0,
+        which holds every definition, saw them; the others' lists are emptied too."""
+        changes: dict[tuple[str, str], Any] = self._all("take_changes")[0]
+        return changes
+
     def export_state(self) -> dict[str, Any]:
         result: dict[str, Any] = self.workers[0].call("export_state")
         return result

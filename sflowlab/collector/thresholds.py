@@ -16,11 +16,12 @@ What is compared:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from .events import Event
+from .filters import MAX_EXPRESSION_CHARS
 from .flows import finite_number
 
 
@@ -60,6 +61,10 @@ class ThresholdSpec:
                            for k, v in self.filter.items()}
             if not all(isinstance(v, str) for vs in self.filter.values() for v in vs):
                 raise ValueError("threshold filter values must be strings or lists of strings")
+            size = sum(len(k) + sum(map(len, vs)) for k, vs in self.filter.items())
+            if size > MAX_EXPRESSION_CHARS:
+                raise ValueError(f"threshold filter too large: {size} characters, at most "
+                                 f"{MAX_EXPRESSION_CHARS}")
             if self.byFlow:
                 raise ValueError("a threshold filter selects data sources by string metrics;"
                                  " it cannot apply to byFlow thresholds")
@@ -109,6 +114,13 @@ class ThresholdEngine:
 
     def specs(self) -> dict[str, ThresholdSpec]:
         return {name: replace(spec) for name, spec in self._specs.items()}
+
+    def names(self) -> Collection[str]:
+        return self._specs.keys()
+
+    def get(self, name: str) -> ThresholdSpec | None:
+        spec = self._specs.get(name)
+        return None if spec is None else replace(spec)
 
     def evaluate(self, now: float, metrics: MetricSource) -> list[Event]:
         """Compare every threshold with current values; the events that fired, in order."""

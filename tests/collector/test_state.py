@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from pathlib import Path
 
 from collector_helpers import start
+
+from sflowlab.collector.journal import read_definitions
 
 
 def test_acknowledged_definitions_survive_kill_9(tmp_path: Path) -> None:
@@ -34,7 +35,7 @@ def test_acknowledged_definitions_survive_kill_9(tmp_path: Path) -> None:
                 t.start()
             for t in threads:
                 t.join(timeout=30)
-            on_disk = set(json.loads((state / "state.json").read_text())["flows"])
+            on_disk = set(read_definitions(state)["flows"])
             assert acked <= on_disk, f"burst {burst}: lost {sorted(acked - on_disk)}"
         assert len(acked) == 12 * 8 * 6
     finally:
