@@ -3,7 +3,8 @@
 Usage: ``python bench/bench_decode.py [--datagrams 2000] [--seconds 2] [--cpu N] [--profile]
 [--tshark]``. The capture comes from ``capture.make_capture`` (deterministic). Pinned to one
 core, it prints for each path datagrams/s, samples/s and microseconds per sample (the best CPU
-time of repeated passes), then the collector path on flow and on counter datagrams alone.
+time of repeated passes), then the collector path on flow and on counter datagrams alone, with
+the C walk (``sflowlab.codec._walk``, when built) and in pure Python, and the ratio.
 ``--profile`` prints the top cProfile entries of the collector path; ``--tshark`` also times
 ``tshark -V`` (whole process, full dissection and printing) on the same capture, for scale.
 Target: the collector path at 300,000 samples/s or more (sflowtool's rate on this machine).
@@ -27,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from capture import make_capture
 
-from sflowlab.codec import decode_datagram
-from sflowlab.codec.fast import decode_for_collector
+from sflowlab.codec import decode_datagram, fast
+from sflowlab.codec.fast import decode_for_collector, decode_for_collector_py
 from sflowlab.codec.pcap import PcapWriter
 
 
@@ -40,6 +41,12 @@ def full_decode(capture: list[bytes]) -> None:
 def collector_path(capture: list[bytes]) -> None:
     for dg in capture:
         for sample in decode_for_collector(dg).flow_samples:
+            sample.keys()
+
+
+def collector_path_py(capture: list[bytes]) -> None:
+    for dg in capture:
+        for sample in decode_for_collector_py(dg).flow_samples:
             sample.keys()
 
 
@@ -103,14 +110,28 @@ def main() -> None:
           f"samples; pinned to cpu {sorted(os.sched_getaffinity(0))[0]}")
     report("full decode_datagram", best_rate(full_decode, capture, args.seconds),
            len(capture), samples)
-    report("collector path + keys()", best_rate(collector_path, capture, args.seconds),
-           len(capture), samples)
     flow_only = [dg for dg, d in zip(capture, decoded, strict=True) if d.flow_samples]
     counter_only = [dg for dg, d in zip(capture, decoded, strict=True) if d.counter_samples]
-    report("  of which flow datagrams", best_rate(collector_path, flow_only, args.seconds),
-           len(flow_only), flows)
-    report("  of which counter datagrams", best_rate(collector_path, counter_only, args.seconds),
-           len(counter_only), counters)
+    paths = [("pure Python", collector_path_py)]
+    if fast._walk is not None:
+        paths.insert(0, ("C walk", collector_path))
+    else:
+        print("collector path: the C walk is not built (or SFLOWLAB_PURE_PYTHON=1)")
+    timings: dict[str, list[float]] = {}
+    for label, path in paths:
+        print(f"collector path + keys(), {label}:")
+        timings[label] = []
+        for name, part, count in (("whole capture", capture, samples),
+                                  ("flow datagrams", flow_only, flows),
+                                  ("counter datagrams", counter_only, counters)):
+            elapsed = best_rate(path, part, args.seconds)
+            timings[label].append(elapsed / count)
+            report(f"  {name}", elapsed, len(part), count)
+    if len(timings) == 2:
+        ratios = ", ".join(f"{name} {py / c:.2f}x" for name, py, c in zip(
+            ("whole capture", "flow", "counter"), timings["pure Python"], timings["C walk"],
+            strict=True))
+        print(f"C walk speed-up over pure Python: {ratios}")
     if args.tshark:
         time_tshark(capture, samples)
     if args.profile:

@@ -11,7 +11,10 @@
  * Python, key order included; any other sample keeps no _keys and keys() parses its header
  * in Python on first use. tests/codec/test_walk.py compares both on every kind of input.
  *
- * configure(...) hands over the Python objects once (fast.py does it at import). Lengths
+ * configure(...) hands over the Python objects once (fast.py does it at import), and the
+ * layout: the offsets and tags of the datagram header, the three flow sample forms,
+ * sampled_header and extended_switch, computed from the codec's declarations by
+ * codec/layout.py (fast._C_LAYOUT), so no sFlow layout is restated here. Lengths
  * and counts read from the buffer are untrusted 32-bit values: every bound is checked as a
  * difference of offsets already inside the buffer (size_t), never as a sum that could wrap.
  */
@@ -37,6 +40,84 @@ static PyObject *internal_value;      /* samples.INTERNAL */
 #define ALL_ONES 0xFFFFFFFFu
 #define MAX_VLAN 4095u
 #define USUAL_HEADER 48 /* the bytes eth_ip4_keys reads */
+#define ELEMENT 8        /* a TLV element's data_format and length words (layout.ELEMENT) */
+
+/* ------------------------------------------------------------------ layouts */
+
+/* Byte offsets from the start of each structure, its size, and its tag: configure(layout=)
+ * fills them by name ("flow.sampling_rate") and checks that every field lies inside its
+ * structure, so each read below is bounded by the size check that precedes it. */
+static struct {
+    uint32_t dg_size, dg_sub_agent, dg_sequence, dg_uptime, dg_count;
+    uint32_t flow_tag, flow_size, flow_seq, flow_source_id, flow_rate, flow_pool, flow_drops,
+        flow_input, flow_output, flow_records;
+    uint32_t fx_tag, fx_size, fx_seq, fx_kind, fx_index, fx_rate, fx_pool, fx_drops, fx_input,
+        fx_out_format, fx_output, fx_records;
+    uint32_t dp_tag, dp_size, dp_seq, dp_kind, dp_index, dp_drops, dp_input, dp_output,
+        dp_reason, dp_records;
+    uint32_t counters_tag, counters_x_tag;
+    uint32_t hdr_tag, hdr_size, hdr_protocol, hdr_frame_length, hdr_stripped, hdr_length;
+    uint32_t sw_tag, sw_size, sw_src_vlan, sw_dst_vlan;
+} L;
+
+/* name in the layout dict, where it goes, and the size it must fit in (NULL: a tag) */
+static const struct {
+    const char *name;
+    uint32_t *value;
+    const uint32_t *within;
+} layout_names[] = {
+    {"datagram.size", &L.dg_size, &L.dg_size},
+    {"datagram.sub_agent_id", &L.dg_sub_agent, &L.dg_size},
+    {"datagram.sequence_number", &L.dg_sequence, &L.dg_size},
+    {"datagram.uptime_ms", &L.dg_uptime, &L.dg_size},
+    {"datagram.samples", &L.dg_count, &L.dg_size},
+    {"flow_sample.tag", &L.flow_tag, NULL},
+    {"flow_sample.size", &L.flow_size, &L.flow_size},
+    {"flow_sample.sequence_number", &L.flow_seq, &L.flow_size},
+    {"flow_sample.source_id", &L.flow_source_id, &L.flow_size},
+    {"flow_sample.sampling_rate", &L.flow_rate, &L.flow_size},
+    {"flow_sample.sample_pool", &L.flow_pool, &L.flow_size},
+    {"flow_sample.drops", &L.flow_drops, &L.flow_size},
+    {"flow_sample.input", &L.flow_input, &L.flow_size},
+    {"flow_sample.output", &L.flow_output, &L.flow_size},
+    {"flow_sample.records", &L.flow_records, &L.flow_size},
+    {"flow_sample_expanded.tag", &L.fx_tag, NULL},
+    {"flow_sample_expanded.size", &L.fx_size, &L.fx_size},
+    {"flow_sample_expanded.sequence_number", &L.fx_seq, &L.fx_size},
+    {"flow_sample_expanded.source_id_type", &L.fx_kind, &L.fx_size},
+    {"flow_sample_expanded.source_id_index", &L.fx_index, &L.fx_size},
+    {"flow_sample_expanded.sampling_rate", &L.fx_rate, &L.fx_size},
+    {"flow_sample_expanded.sample_pool", &L.fx_pool, &L.fx_size},
+    {"flow_sample_expanded.drops", &L.fx_drops, &L.fx_size},
+    {"flow_sample_expanded.input_value", &L.fx_input, &L.fx_size},
+    {"flow_sample_expanded.output_format", &L.fx_out_format, &L.fx_size},
+    {"flow_sample_expanded.output_value", &L.fx_output, &L.fx_size},
+    {"flow_sample_expanded.records", &L.fx_records, &L.fx_size},
+    {"discarded_packet.tag", &L.dp_tag, NULL},
+    {"discarded_packet.size", &L.dp_size, &L.dp_size},
+    {"discarded_packet.sequence_number", &L.dp_seq, &L.dp_size},
+    {"discarded_packet.source_id_type", &L.dp_kind, &L.dp_size},
+    {"discarded_packet.source_id_index", &L.dp_index, &L.dp_size},
+    {"discarded_packet.drops", &L.dp_drops, &L.dp_size},
+    {"discarded_packet.input", &L.dp_input, &L.dp_size},
+    {"discarded_packet.output", &L.dp_output, &L.dp_size},
+    {"discarded_packet.reason", &L.dp_reason, &L.dp_size},
+    {"discarded_packet.records", &L.dp_records, &L.dp_size},
+    {"counters_sample.tag", &L.counters_tag, NULL},
+    {"counters_sample_expanded.tag", &L.counters_x_tag, NULL},
+    {"sampled_header.tag", &L.hdr_tag, NULL},
+    {"sampled_header.size", &L.hdr_size, &L.hdr_size},
+    {"sampled_header.header_protocol", &L.hdr_protocol, &L.hdr_size},
+    {"sampled_header.frame_length", &L.hdr_frame_length, &L.hdr_size},
+    {"sampled_header.stripped", &L.hdr_stripped, &L.hdr_size},
+    {"sampled_header.header", &L.hdr_length, &L.hdr_size},
+    {"extended_switch.tag", &L.sw_tag, NULL},
+    {"extended_switch.size", &L.sw_size, &L.sw_size},
+    {"extended_switch.src_vlan", &L.sw_src_vlan, &L.sw_size},
+    {"extended_switch.dst_vlan", &L.sw_dst_vlan, &L.sw_size},
+};
+#define LAYOUT_NAMES (sizeof layout_names / sizeof layout_names[0])
+#define MAX_LAYOUT 256 /* no head is this long: a bound for the sizes handed over */
 
 /* ------------------------------------------------------------------ key names, templates */
 
@@ -355,59 +436,59 @@ static int
 flow_sample(const unsigned char *b, size_t off, size_t stop, uint32_t tag, PyObject **view)
 {
     uint32_t seq, kind, index, rate, pool, drops, inp, out, out_format, nrec, reason = 0;
-    if (tag == 1) {
-        if (stop - off < 32)
+    if (tag == L.flow_tag) {
+        if (stop - off < L.flow_size)
             return 0;
         const unsigned char *p = b + off;
-        uint32_t source_id = rd32(p + 4);
-        seq = rd32(p);
+        uint32_t source_id = rd32(p + L.flow_source_id);
+        seq = rd32(p + L.flow_seq);
         kind = source_id >> 24;
         index = source_id & 0xFFFFFF;
-        rate = rd32(p + 8);
-        pool = rd32(p + 12);
-        drops = rd32(p + 16);
-        inp = rd32(p + 20) & 0x3FFFFFFF;
-        out = rd32(p + 24);
+        rate = rd32(p + L.flow_rate);
+        pool = rd32(p + L.flow_pool);
+        drops = rd32(p + L.flow_drops);
+        inp = rd32(p + L.flow_input) & 0x3FFFFFFF;
+        out = rd32(p + L.flow_output);
         out_format = out >> 30;
         out &= 0x3FFFFFFF;
-        nrec = rd32(p + 28);
-        off += 32;
-    } else if (tag == 3) {
-        if (stop - off < 44)
+        nrec = rd32(p + L.flow_records);
+        off += L.flow_size;
+    } else if (tag == L.fx_tag) {
+        if (stop - off < L.fx_size)
             return 0;
         const unsigned char *p = b + off;
-        seq = rd32(p);
-        kind = rd32(p + 4);
-        index = rd32(p + 8);
-        rate = rd32(p + 12);
-        pool = rd32(p + 16);
-        drops = rd32(p + 20);
-        inp = rd32(p + 28); /* p + 24: the input format, not reported */
-        out_format = rd32(p + 32);
-        out = rd32(p + 36);
-        nrec = rd32(p + 40);
-        off += 44;
+        seq = rd32(p + L.fx_seq);
+        kind = rd32(p + L.fx_kind);
+        index = rd32(p + L.fx_index);
+        rate = rd32(p + L.fx_rate);
+        pool = rd32(p + L.fx_pool);
+        drops = rd32(p + L.fx_drops);
+        inp = rd32(p + L.fx_input); /* the input format is not reported */
+        out_format = rd32(p + L.fx_out_format);
+        out = rd32(p + L.fx_output);
+        nrec = rd32(p + L.fx_records);
+        off += L.fx_size;
     } else {
-        if (stop - off < 32)
+        if (stop - off < L.dp_size)
             return 0;
         const unsigned char *p = b + off;
-        seq = rd32(p);
-        kind = rd32(p + 4);
-        index = rd32(p + 8);
-        drops = rd32(p + 12);
-        inp = rd32(p + 16);
-        out = rd32(p + 20);
-        reason = rd32(p + 24);
-        nrec = rd32(p + 28);
-        off += 32;
+        seq = rd32(p + L.dp_seq);
+        kind = rd32(p + L.dp_kind);
+        index = rd32(p + L.dp_index);
+        drops = rd32(p + L.dp_drops);
+        inp = rd32(p + L.dp_input);
+        out = rd32(p + L.dp_output);
+        reason = rd32(p + L.dp_reason);
+        nrec = rd32(p + L.dp_records);
+        off += L.dp_size;
         rate = 1;
         pool = 0;
         out_format = 0;
     }
     /* expanded ifIndex fields: all ones also means the device itself */
-    int inp_internal = tag != 1 && inp == ALL_ONES;
-    int out_internal = tag != 1 && out == ALL_ONES;
-    if (nrec > (stop - off) / 8)
+    int inp_internal = tag != L.flow_tag && inp == ALL_ONES;
+    int out_internal = tag != L.flow_tag && out == ALL_ONES;
+    if (nrec > (stop - off) / ELEMENT)
         return 0;
 
     uint32_t header_protocol = 0, frame_length = 0, stripped = 0, hlen = 0;
@@ -415,25 +496,25 @@ flow_sample(const unsigned char *b, size_t off, size_t stop, uint32_t tag, PyObj
     size_t hoff = 0;
     int seen_header = 0, seen_switch = 0;
     for (uint32_t r = 0; r < nrec; r++) {
-        if (stop - off < 8)
+        if (stop - off < ELEMENT)
             return 0;
         uint32_t rtag = rd32(b + off), rlen = rd32(b + off + 4);
-        off += 8;
+        off += ELEMENT;
         if (rlen > stop - off)
             return 0;
-        if (rtag == 1 && !seen_header && rlen >= 16) {
-            uint32_t n = rd32(b + off + 12);
-            if (16 + (((uint64_t)n + 3) & ~(uint64_t)3) <= rlen) {
-                header_protocol = rd32(b + off);
-                frame_length = rd32(b + off + 4);
-                stripped = rd32(b + off + 8);
+        if (rtag == L.hdr_tag && !seen_header && rlen >= L.hdr_size) {
+            uint32_t n = rd32(b + off + L.hdr_length);
+            if (L.hdr_size + (((uint64_t)n + 3) & ~(uint64_t)3) <= rlen) {
+                header_protocol = rd32(b + off + L.hdr_protocol);
+                frame_length = rd32(b + off + L.hdr_frame_length);
+                stripped = rd32(b + off + L.hdr_stripped);
                 hlen = n;
-                hoff = off + 16;
+                hoff = off + L.hdr_size; /* the bytes follow their length word */
                 seen_header = 1;
             }
-        } else if (rtag == 1001 && !seen_switch && rlen >= 16) {
-            src_vlan = rd32(b + off);
-            dst_vlan = rd32(b + off + 8);
+        } else if (rtag == L.sw_tag && !seen_switch && rlen >= L.sw_size) {
+            src_vlan = rd32(b + off + L.sw_src_vlan);
+            dst_vlan = rd32(b + off + L.sw_dst_vlan);
             seen_switch = 1;
         }
         off += rlen;
@@ -456,8 +537,8 @@ flow_sample(const unsigned char *b, size_t off, size_t stop, uint32_t tag, PyObj
                                                 (Py_ssize_t)hlen);
     items[F_SRC_VLAN] = seen_switch ? u32(src_vlan) : Py_NewRef(Py_None);
     items[F_DST_VLAN] = seen_switch ? u32(dst_vlan) : Py_NewRef(Py_None);
-    items[F_DISCARDED] = PyBool_FromLong(tag == 5);
-    items[F_REASON] = tag == 5 ? u32(reason) : Py_NewRef(Py_None);
+    items[F_DISCARDED] = PyBool_FromLong(tag == L.dp_tag);
+    items[F_REASON] = tag == L.dp_tag ? u32(reason) : Py_NewRef(Py_None);
     for (int i = 0; i < FLOW_VIEW_FIELDS; i++) {
         if (items[i] == NULL) {
             for (int j = 0; j < FLOW_VIEW_FIELDS; j++)
@@ -539,7 +620,7 @@ walk(PyObject *buf, size_t off, size_t end, unsigned long long count, PyObject *
     const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(buf);
     PyObject *flows = NULL, *counters = NULL;
     Py_ssize_t bad = 0;
-    if (count > (end - off) / 8) {
+    if (count > (end - off) / ELEMENT) {
         raise_truncated(
             PyUnicode_FromFormat("list of %llu elements runs past the end of its element",
                                  count),
@@ -551,14 +632,14 @@ walk(PyObject *buf, size_t off, size_t end, unsigned long long count, PyObject *
     if (flows == NULL || counters == NULL)
         goto error;
     for (unsigned long long i = 0; i < count; i++) {
-        if (end - off < 8) {
+        if (end - off < ELEMENT) {
             raise_truncated(
                 PyUnicode_FromString("element header runs past the end of its element"),
                 (Py_ssize_t)off, PyUnicode_FromFormat("datagram/samples[%llu]", i));
             goto error;
         }
         uint32_t tag = rd32(b + off), length = rd32(b + off + 4);
-        off += 8;
+        off += ELEMENT;
         if (length > end - off) {
             raise_truncated(
                 PyUnicode_FromFormat("element length %lu runs past the end of its container",
@@ -567,7 +648,7 @@ walk(PyObject *buf, size_t off, size_t end, unsigned long long count, PyObject *
             goto error;
         }
         size_t stop = off + length;
-        if (tag == 1 || tag == 3 || tag == 5) {
+        if (tag == L.flow_tag || tag == L.fx_tag || tag == L.dp_tag) {
             PyObject *view = NULL;
             int rc = flow_sample(b, off, stop, tag, &view);
             if (rc < 0)
@@ -580,7 +661,7 @@ walk(PyObject *buf, size_t off, size_t end, unsigned long long count, PyObject *
                 if (rc < 0)
                     goto error;
             }
-        } else if (tag == 2 || tag == 4) {
+        } else if (tag == L.counters_tag || tag == L.counters_x_tag) {
             if (counter(buf, off, stop, tag, counters, &bad) < 0)
                 goto error;
         } else {
@@ -666,10 +747,11 @@ walk_usual_datagram(PyObject *module, PyObject *buf)
     }
     const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(buf);
     Py_ssize_t size = PyBytes_GET_SIZE(buf);
-    if (size < 28 || rd32(b) != 5 || rd32(b + 4) != 1)
+    /* version 5, address type 1 (IPv4), the address at 8, then the layout's fields */
+    if ((size_t)size < L.dg_size || rd32(b) != 5 || rd32(b + 4) != 1)
         Py_RETURN_NONE;
-    PyObject *head[4] = {ip4_text(b + 8), u32(rd32(b + 12)), u32(rd32(b + 16)),
-                         u32(rd32(b + 20))};
+    PyObject *head[4] = {ip4_text(b + 8), u32(rd32(b + L.dg_sub_agent)),
+                         u32(rd32(b + L.dg_sequence)), u32(rd32(b + L.dg_uptime))};
     for (int i = 0; i < 4; i++) {
         if (head[i] == NULL) {
             for (int j = 0; j < 4; j++)
@@ -677,7 +759,7 @@ walk_usual_datagram(PyObject *module, PyObject *buf)
             return NULL;
         }
     }
-    return walk(buf, 28, (size_t)size, rd32(b + 24), head);
+    return walk(buf, L.dg_size, (size_t)size, rd32(b + L.dg_count), head);
 }
 
 /* ------------------------------------------------------------------ configure */
@@ -720,6 +802,56 @@ check_texts(PyObject *texts, Py_ssize_t n, const char *what)
     return 0;
 }
 
+/* L from the layout dict: every name present, an int, offsets inside their structure; on
+ * an error L is left as it was. */
+static int
+set_layout(PyObject *layout)
+{
+    uint32_t values[LAYOUT_NAMES];
+    for (size_t i = 0; i < LAYOUT_NAMES; i++) {
+        PyObject *v = PyDict_GetItemString(layout, layout_names[i].name); /* borrowed */
+        if (v == NULL || !PyLong_Check(v)) {
+            PyErr_Format(PyExc_TypeError, "configure(): layout[%s] must be an int",
+                         layout_names[i].name);
+            return -1;
+        }
+        unsigned long n = PyLong_AsUnsignedLong(v);
+        if (n == (unsigned long)-1 && PyErr_Occurred())
+            return -1;
+        if (n > (layout_names[i].within == NULL ? ALL_ONES : MAX_LAYOUT)) {
+            PyErr_Format(PyExc_ValueError, "configure(): layout[%s] = %lu is out of range",
+                         layout_names[i].name, n);
+            return -1;
+        }
+        values[i] = (uint32_t)n;
+    }
+    uint32_t saved[LAYOUT_NAMES];
+    for (size_t i = 0; i < LAYOUT_NAMES; i++) {
+        saved[i] = *layout_names[i].value;
+        *layout_names[i].value = values[i];
+    }
+    for (size_t i = 0; i < LAYOUT_NAMES; i++) {
+        const uint32_t *within = layout_names[i].within;
+        if (within != NULL && within != layout_names[i].value
+            && (uint64_t)*layout_names[i].value + 4 > *within) {
+            PyErr_Format(PyExc_ValueError, "configure(): layout[%s] lies outside its structure",
+                         layout_names[i].name);
+            goto invalid;
+        }
+    }
+    if (L.dg_sub_agent < 12 || L.dg_sequence < 12 || L.dg_uptime < 12 || L.dg_count < 12
+        || L.hdr_length + 4 != L.hdr_size) {
+        PyErr_SetString(PyExc_ValueError, "configure(): the datagram fields must follow the "
+                        "IPv4 address (12 bytes) and sampled_header's bytes its length word");
+        goto invalid;
+    }
+    return 0;
+invalid:
+    for (size_t i = 0; i < LAYOUT_NAMES; i++)
+        *layout_names[i].value = saved[i];
+    return -1;
+}
+
 static void
 clear_configuration(void)
 {
@@ -736,10 +868,11 @@ clear_configuration(void)
 
 PyDoc_STRVAR(configure_doc,
 "configure(*, flow_view, datagram, truncated_error, counter_sample, tcp_flags, ip_tos,\n"
-"          drop_reasons, output_keys, internal) -> None\n\n"
+"          drop_reasons, output_keys, internal, layout) -> None\n\n"
 "The Python objects samples() builds and calls: FlowSampleView, CollectorDatagram,\n"
 "TruncatedError, _counter_sample, headers.TCP_FLAGS and IP_TOS, samples.DROP_REASONS,\n"
-"fast._OUTPUT_KEYS and samples.INTERNAL.");
+"fast._OUTPUT_KEYS and samples.INTERNAL; layout: fast._C_LAYOUT, the offsets and tags\n"
+"read, by name (\"flow_sample.sampling_rate\"), from the codec's declarations.");
 
 static PyObject *
 walk_configure(PyObject *module, PyObject *args, PyObject *kwargs)
@@ -747,16 +880,16 @@ walk_configure(PyObject *module, PyObject *args, PyObject *kwargs)
     (void)module;
     static char *kwlist[] = {"flow_view", "datagram", "truncated_error", "counter_sample",
                              "tcp_flags", "ip_tos", "drop_reasons", "output_keys", "internal",
-                             NULL};
+                             "layout", NULL};
     PyObject *fv = NULL, *dg = NULL, *te = NULL, *cs = NULL, *tf = NULL, *it = NULL;
-    PyObject *dr = NULL, *ok = NULL, *in = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOOOO!O!O!:configure", kwlist, &fv, &dg,
-                                     &te, &cs, &tf, &it, &PyDict_Type, &dr, &PyDict_Type, &ok,
-                                     &PyLong_Type, &in))
+    PyObject *dr = NULL, *ok = NULL, *in = NULL, *lo = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOOOO!O!O!O!:configure", kwlist, &fv,
+                                     &dg, &te, &cs, &tf, &it, &PyDict_Type, &dr, &PyDict_Type,
+                                     &ok, &PyLong_Type, &in, &PyDict_Type, &lo))
         return NULL;
     if (in == NULL || fv == NULL || dg == NULL || te == NULL || cs == NULL || tf == NULL
-        || it == NULL || dr == NULL || ok == NULL) {
-        PyErr_SetString(PyExc_TypeError, "configure() takes exactly its 9 keyword arguments");
+        || it == NULL || dr == NULL || ok == NULL || lo == NULL) {
+        PyErr_SetString(PyExc_TypeError, "configure() takes exactly its 10 keyword arguments");
         return NULL;
     }
     if (check_fields(fv, FLOW_VIEW_FIELDS, "flow_view") < 0
@@ -776,6 +909,8 @@ walk_configure(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "configure(): internal must fit 32 bits");
         return NULL;
     }
+    if (set_layout(lo) < 0)
+        return NULL;
     clear_configuration();
     flow_view_type = (PyTypeObject *)Py_NewRef(fv);
     datagram_type = (PyTypeObject *)Py_NewRef(dg);

@@ -13,16 +13,15 @@ the keys of every flow sample whose header has the usual Ethernet/IPv4/TCP-or-UD
 (``headers.eth_ip4_keys``), in any sample layout, as ``keys()`` would give them (key order
 included); any other header's keys are parsed on the first ``keys()`` call. Without it
 ``decode_for_collector`` is ``decode_for_collector_py``, whose walk is ``_samples_py``: a
-switch's usual 216-byte samples (a 128-byte sampled_header then extended_switch) are read a
-run at a time by one precompiled struct that also unpacks the header's usual part, so their
+switch's usual samples (a ``USUAL_HEADER_BYTES`` sampled_header then extended_switch) are read
+a run at a time by one precompiled struct that also unpacks the header's usual part, so their
 keys are built right there; other flow layouts go the general way (``_flow_sample``), which
-gives the same result. ``tests/codec/test_walk.py`` compares the two on every kind of input.
+gives the same result. ``tests/codec/test_walk.py`` compares the two on every kind of input;
+``docs/accelerators.md`` lists every such pair.
 
-Speed, one core, ``bench/bench_decode.py`` with ``keys()``: flow datagrams (6 switch samples
-each) 2.8 µs/sample in pure Python, 0.85 with the accelerator (0.7 of it in C, mostly building
-the objects: the keys dict, the view tuple, ints, the header bytes); counter datagrams 4.3 ->
-3.8; the whole capture 3.3 -> 1.5. ``bench/bench_collector.py`` in-process ingest (CPU time,
-the collector's other accelerators on): 8.0 -> 5.0 µs/sample. Counter record lists go through
+Layouts: every struct and offset here, and those the C walk reads (``_C_LAYOUT``, handed to
+``configure``), come from the sample and record declarations through ``layout.py``. Speed:
+``bench/bench_decode.py`` prints both walks' figures. Counter record lists go through
 ``_shapes.ShapeCache``: one struct per layout an agent repeats, descriptive records decoded
 once per distinct bytes.
 
@@ -43,27 +42,62 @@ from .. import accel
 from ._compile import data_format
 from ._errors import DecodeError, TruncatedError
 from ._shapes import ShapeCache
+from .flow_records import ExtendedSwitch, SampledHeader
 from .headers import ETH_IP4_L4, IP_TOS, TCP_FLAGS, decode_header, eth_ip4_keys
-from .samples import DROP_REASONS, INTERNAL
+from .layout import ELEMENT, data_format_of, fixed, head, offsets
+from .samples import (
+    DROP_REASONS,
+    INTERNAL,
+    CountersSample,
+    CountersSampleExpanded,
+    Datagram,
+    DiscardedPacket,
+    FlowSample,
+    FlowSampleExpanded,
+)
 
 OUTPUT_IFINDEX, OUTPUT_DISCARDED, OUTPUT_MULTIPLE = 0, 1, 2
 
+# every layout below comes from the declarations (layout.head / layout.fixed)
 _U32 = struct.Struct(">I")
-_U32x2 = struct.Struct(">II")
-_U32x4 = struct.Struct(">4I")
-_V5_IPV4 = struct.pack(">II", 5, 1)
-_HEAD_V4 = struct.Struct(">4s4I")  # address, sub_agent_id, sequence, uptime, num_samples
-_HEAD_V6 = struct.Struct(">16s4I")
-_HEAD_NONE = struct.Struct(">0s4I")  # address type 0: no address
-_FLOW = struct.Struct(">8I")  # compact flow sample: 7 fields + num_records
-_FLOW_X = struct.Struct(">11I")  # expanded flow sample: 10 fields + num_records
-_DISCARD = struct.Struct(">8I")  # discarded_packet: 7 fields + num_records
-_COUNTERS = struct.Struct(">2I")  # compact counters sample before its record list
-_COUNTERS_X = struct.Struct(">3I")
-_FLOW_HEADER = struct.Struct(">8I2I4I")  # compact flow sample + sampled_header's fixed part
-_SWITCH = struct.Struct(">2I4I")  # extended_switch with its tag and length
-# the whole sample when the header has 128 bytes, the header's usual first 48 bytes unpacked
-_SWITCH_SAMPLE = struct.Struct(">2I8I2I4I" + ETH_IP4_L4 + "80x2I4I")
+_U32x2 = struct.Struct(">" + ELEMENT)
+_U32x4 = struct.Struct(">" + head(SampledHeader))
+_EXTENDED_SWITCH = struct.Struct(">" + fixed(ExtendedSwitch))
+_V5_IPV4 = struct.pack(">II", 5, 1)  # version 5, address type 1 (IPv4)
+_AFTER_ADDRESS = head(Datagram, after="agent_address")  # sub_agent_id ... num_samples
+_HEAD_V4 = struct.Struct(">4s" + _AFTER_ADDRESS)
+_HEAD_V6 = struct.Struct(">16s" + _AFTER_ADDRESS)
+_HEAD_NONE = struct.Struct(">0s" + _AFTER_ADDRESS)  # address type 0: no address
+_USUAL_HEAD = 8 + _HEAD_V4.size  # version, address type, then _HEAD_V4
+_FLOW = struct.Struct(">" + head(FlowSample))  # compact flow sample: 7 fields + num_records
+_FLOW_X = struct.Struct(">" + head(FlowSampleExpanded))  # 10 fields + num_records
+_DISCARD = struct.Struct(">" + head(DiscardedPacket))  # 7 fields + num_records
+_COUNTERS = struct.Struct(">" + fixed(CountersSample))  # before its record list
+_COUNTERS_X = struct.Struct(">" + fixed(CountersSampleExpanded))
+_ELEMENT_SIZE = _U32x2.size
+_HEADER_HEAD = _U32x4.size  # sampled_header before its bytes
+_FIRST_RECORD = _FLOW.size + _ELEMENT_SIZE  # a compact flow sample's first record body
+# compact flow sample + sampled_header's fixed part
+_FLOW_HEADER = struct.Struct(">" + head(FlowSample) + ELEMENT + head(SampledHeader))
+_SWITCH = struct.Struct(">" + ELEMENT + fixed(ExtendedSwitch))  # with its tag and length
+USUAL_HEADER_BYTES = 128
+"""The sampled header size of a switch's usual samples (hsflowd's and most switches' default)."""
+_USUAL_PART = struct.calcsize(">" + ETH_IP4_L4)
+# a whole usual switch sample (tag and length words included): the header's usual part unpacked
+_SWITCH_SAMPLE = struct.Struct(
+    ">" + ELEMENT + _FLOW_HEADER.format[1:] + ETH_IP4_L4
+    + f"{USUAL_HEADER_BYTES - _USUAL_PART}x" + _SWITCH.format[1:])
+_SWITCH_BODY = _SWITCH_SAMPLE.size - _ELEMENT_SIZE  # its length word
+_HEADER_RECORD = _HEADER_HEAD + USUAL_HEADER_BYTES  # its sampled_header's length word
+_SWITCH_HEADER_AT = _ELEMENT_SIZE + _FLOW_HEADER.size  # its header bytes
+_MIN_SWITCH_LAYOUT = _FLOW_HEADER.size + _SWITCH.size  # the smallest body of that layout
+_FLOW_TAG, _COUNTERS_TAG = data_format_of(FlowSample), data_format_of(CountersSample)
+_FLOW_X_TAG = data_format_of(FlowSampleExpanded)
+_COUNTERS_X_TAG = data_format_of(CountersSampleExpanded)
+_DISCARD_TAG = data_format_of(DiscardedPacket)
+_HEADER_TAG, _SWITCH_TAG = data_format_of(SampledHeader), data_format_of(ExtendedSwitch)
+_FLOW_TAGS = frozenset((_FLOW_TAG, _FLOW_X_TAG, _DISCARD_TAG))
+_COUNTER_TAGS = frozenset((_COUNTERS_TAG, _COUNTERS_X_TAG))
 _ALL_ONES = 0xFFFFFFFF
 _MAX_VLAN = 4095
 _new = tuple.__new__
@@ -171,9 +205,9 @@ def decode_for_collector_py(data: bytes | bytearray | memoryview) -> CollectorDa
     """
     buf = data if type(data) is bytes else bytes(data)
     try:
-        if buf.startswith(_V5_IPV4) and len(buf) >= 28:  # the usual: version 5, IPv4 agent
+        if buf.startswith(_V5_IPV4) and len(buf) >= _USUAL_HEAD:  # version 5, IPv4 agent
             address, sub_agent_id, sequence, uptime, count = _HEAD_V4.unpack_from(buf, 8)
-            return _samples_py(buf, 28, len(buf), count,
+            return _samples_py(buf, _USUAL_HEAD, len(buf), count,
                                _agent_texts.get(address) or _agent_text(address), sub_agent_id,
                                sequence, uptime)
         return _decode(buf, _samples_py)
@@ -196,16 +230,17 @@ def _decode(buf: bytes, walk: _Walk) -> CollectorDatagram:
     (kind,) = _U32.unpack_from(buf, 4)
     to_text: Callable[[bytes], str]
     if kind == 1:
-        head, size, to_text = _HEAD_V4, 28, socket.inet_ntoa
+        layout, to_text = _HEAD_V4, socket.inet_ntoa
     elif kind == 2:
-        head, size, to_text = _HEAD_V6, 40, _ipv6_text
+        layout, to_text = _HEAD_V6, _ipv6_text
     elif kind == 0:
-        head, size, to_text = _HEAD_NONE, 24, _no_address
+        layout, to_text = _HEAD_NONE, _no_address
     else:
         raise DecodeError(f"unknown address type {kind}", 4, "datagram/agent_address")
+    size = 8 + layout.size
     if end < size:
         raise TruncatedError("field runs past the end of its element", 8, "datagram")
-    address, sub_agent_id, sequence, uptime, count = head.unpack_from(buf, 8)
+    address, sub_agent_id, sequence, uptime, count = layout.unpack_from(buf, 8)
     return walk(buf, size, end, count, to_text(address), sub_agent_id, sequence, uptime)
 
 
@@ -226,11 +261,12 @@ def _samples_py(buf: bytes, off: int, end: int, count: int, agent: str, sub_agen
             raise TruncatedError("element header runs past the end of its element", off,
                                  f"datagram/samples[{i}]")
         tag, length = _U32x2.unpack_from(buf, off)
-        if tag == 1 and length == 208:  # maybe a run of switch samples of the usual layout
-            taken = _switch_samples(buf, off, min(count - i, (end - off) // 216), flows_append)
+        if tag == _FLOW_TAG and length == _SWITCH_BODY:  # maybe a run of usual switch samples
+            taken = _switch_samples(buf, off, min(count - i, (end - off) // _SWITCH_SAMPLE.size),
+                                    flows_append)
             if taken:
                 i += taken
-                off += 216 * taken
+                off += _SWITCH_SAMPLE.size * taken
                 continue
         off += 8
         stop = off + length
@@ -240,28 +276,30 @@ def _samples_py(buf: bytes, off: int, end: int, count: int, agent: str, sub_agen
                 f"datagram/samples[{i}]",
             )
         i += 1
-        if tag == 1 and length >= 80:
+        if tag == _FLOW_TAG and length >= _MIN_SWITCH_LAYOUT:
             # the switch layout: compact sample, sampled_header, then extended_switch
             (seq, source_id, rate, pool, drops, inp, out, nrec, rtag, rlen, hp, fl, st,
              hlen) = _FLOW_HEADER.unpack_from(buf, off)
-            at = off + 40 + rlen  # the second record
-            if (nrec == 2 and rtag == 1 and 16 + ((hlen + 3) & ~3) <= rlen
-                    and at + 24 <= stop):
+            at = off + _FIRST_RECORD + rlen  # the second record
+            if (nrec == 2 and rtag == _HEADER_TAG and _HEADER_HEAD + ((hlen + 3) & ~3) <= rlen
+                    and at + _SWITCH.size <= stop):
                 stag, slen, src_vlan, _, dst_vlan, _ = _SWITCH.unpack_from(buf, at)
-                if stag == 1001 and 16 <= slen <= stop - at - 8:
+                if (stag == _SWITCH_TAG
+                        and _EXTENDED_SWITCH.size <= slen <= stop - at - _ELEMENT_SIZE):
+                    header_at = off + _FLOW_HEADER.size
                     flows_append(_new(FlowSampleView, (
                         source_id >> 24, source_id & 0xFFFFFF, seq, rate, pool, drops,
                         inp & 0x3FFFFFFF, out & 0x3FFFFFFF, out >> 30, hp, fl, st,
-                        buf[off + 56 : off + 56 + hlen], src_vlan, dst_vlan, False, None)))
+                        buf[header_at : header_at + hlen], src_vlan, dst_vlan, False, None)))
                     off = stop
                     continue
-        if tag == 1 or tag == 3 or tag == 5:
+        if tag in _FLOW_TAGS:
             view = _flow_sample(buf, off, stop, tag)
             if view is None:
                 bad += 1
             else:
                 flows_append(view)
-        elif tag == 2 or tag == 4:
+        elif tag in _COUNTER_TAGS:
             counter_view = _counter_sample(buf, off, stop, tag)
             if counter_view is None:
                 bad += 1
@@ -276,22 +314,26 @@ def _samples_py(buf: bytes, off: int, end: int, count: int, agent: str, sub_agen
 
 def _switch_samples(buf: bytes, off: int, run: int,
                     flows_append: Callable[[FlowSampleView], None]) -> int:
-    """Up to ``run`` consecutive switch samples of the usual 216 bytes (tag and length words
-    included: a 128-byte sampled_header, then extended_switch) at ``off``, unpacked in one pass;
-    returns how many there were (the first sample of another layout ends the run)."""
+    """Up to ``run`` consecutive usual switch samples (``_SWITCH_SAMPLE``: a compact flow
+    sample with a ``USUAL_HEADER_BYTES`` sampled_header, then extended_switch) at ``off``,
+    unpacked in one pass; returns how many there were (another layout ends the run)."""
+    size = _SWITCH_SAMPLE.size
     taken = 0
     for (tag, length, seq, source_id, rate, pool, drops, inp, out, nrec, rtag, rlen, hp, fl,
          st, hlen, mac_dst, mac_src, etype, vihl, tos, total, frag, ttl, proto, sip, dip, sport,
          dport, off_ns, flags, stag, slen, src_vlan, _, dst_vlan, _
-         ) in _SWITCH_SAMPLE.iter_unpack(memoryview(buf)[off : off + 216 * run]):
-        if not (tag == 1 and length == 208 and nrec == 2 and rtag == 1 and rlen == 144
-                and hlen == 128 and stag == 1001 and slen == 16):
+         ) in _SWITCH_SAMPLE.iter_unpack(memoryview(buf)[off : off + size * run]):
+        if not (tag == _FLOW_TAG and length == _SWITCH_BODY and nrec == 2
+                and rtag == _HEADER_TAG and rlen == _HEADER_RECORD
+                and hlen == USUAL_HEADER_BYTES and stag == _SWITCH_TAG
+                and slen == _EXTENDED_SWITCH.size):
             break
         inp &= 0x3FFFFFFF
         out_format, out = out >> 30, out & 0x3FFFFFFF
         view = _new(FlowSampleView, (
             source_id >> 24, source_id & 0xFFFFFF, seq, rate, pool, drops, inp, out, out_format,
-            hp, fl, st, buf[off + 64 : off + 192], src_vlan, dst_vlan, False, None))
+            hp, fl, st, buf[off + _SWITCH_HEADER_AT : off + _SWITCH_HEADER_AT + USUAL_HEADER_BYTES],
+            src_vlan, dst_vlan, False, None))
         if hp == 1:  # keys now: the header's usual part is unpacked already
             keys = eth_ip4_keys(mac_dst, mac_src, etype, vihl, tos, total, frag, ttl, proto,
                                 sip, dip, sport, dport, off_ns, flags)
@@ -303,7 +345,7 @@ def _switch_samples(buf: bytes, off: int, run: int,
                     keys["vlan"] = src_vlan
                 view._keys = keys
         flows_append(view)
-        off += 216
+        off += size
         taken += 1
     return taken
 
@@ -328,27 +370,27 @@ def _flow_sample(buf: bytes, off: int, stop: int, tag: int) -> FlowSampleView | 
     """A flow sample body in ``buf[off:stop]``; None when malformed."""
     discarded = False
     reason = None
-    if tag == 1:
-        if off + 32 > stop:
+    if tag == _FLOW_TAG:
+        if off + _FLOW.size > stop:
             return None
         seq, source_id, rate, pool, drops, inp, out, nrec = _FLOW.unpack_from(buf, off)
-        off += 32
+        off += _FLOW.size
         kind, index = source_id >> 24, source_id & 0xFFFFFF
         inp &= 0x3FFFFFFF
         out_format, out = out >> 30, out & 0x3FFFFFFF
-    elif tag == 3:
-        if off + 44 > stop:
+    elif tag == _FLOW_X_TAG:
+        if off + _FLOW_X.size > stop:
             return None
         (seq, kind, index, rate, pool, drops, _in_format, inp, out_format, out,
          nrec) = _FLOW_X.unpack_from(buf, off)
-        off += 44
+        off += _FLOW_X.size
     else:
-        if off + 32 > stop:
+        if off + _DISCARD.size > stop:
             return None
         seq, kind, index, drops, inp, out, reason, nrec = _DISCARD.unpack_from(buf, off)
-        off += 32
+        off += _DISCARD.size
         rate, pool, out_format, discarded = 1, 0, OUTPUT_IFINDEX, True
-    if tag != 1:  # expanded ifIndex fields: all ones also means the device itself
+    if tag != _FLOW_TAG:  # expanded ifIndex fields: all ones also means the device itself
         if inp == _ALL_ONES:
             inp = INTERNAL
         if out == _ALL_ONES:
@@ -367,14 +409,15 @@ def _flow_sample(buf: bytes, off: int, stop: int, tag: int) -> FlowSampleView | 
         rend = off + rlen
         if rend > stop:
             return None
-        if rtag == 1 and not seen_header and rlen >= 16:
+        if rtag == _HEADER_TAG and not seen_header and rlen >= _HEADER_HEAD:
             hp, fl, st, hlen = _U32x4.unpack_from(buf, off)
-            if 16 + ((hlen + 3) & ~3) <= rlen:
+            if _HEADER_HEAD + ((hlen + 3) & ~3) <= rlen:
                 header_protocol, frame_length, stripped = hp, fl, st
-                header = buf[off + 16 : off + 16 + hlen]
+                header = buf[off + _HEADER_HEAD : off + _HEADER_HEAD + hlen]
                 seen_header = True
-        elif rtag == 1001 and not seen_switch and rlen >= 16:
-            src_vlan, _src_priority, dst_vlan, _dst_priority = _U32x4.unpack_from(buf, off)
+        elif rtag == _SWITCH_TAG and not seen_switch and rlen >= _EXTENDED_SWITCH.size:
+            src_vlan, _src_priority, dst_vlan, _dst_priority = _EXTENDED_SWITCH.unpack_from(
+                buf, off)
             seen_switch = True
         off = rend
     return _new(FlowSampleView, (kind, index, seq, rate, pool, drops, inp, out, out_format,
@@ -384,17 +427,17 @@ def _flow_sample(buf: bytes, off: int, stop: int, tag: int) -> FlowSampleView | 
 
 def _counter_sample(buf: bytes, off: int, stop: int, tag: int) -> CounterSampleView | None:
     """A counters sample body in ``buf[off:stop]``; None when malformed."""
-    if tag == 2:
-        if off + 8 > stop:
+    if tag == _COUNTERS_TAG:
+        if off + _COUNTERS.size > stop:
             return None
         seq, source_id = _COUNTERS.unpack_from(buf, off)
         kind, index = source_id >> 24, source_id & 0xFFFFFF
-        off += 8
+        off += _COUNTERS.size
     else:
-        if off + 12 > stop:
+        if off + _COUNTERS_X.size > stop:
             return None
         seq, kind, index = _COUNTERS_X.unpack_from(buf, off)
-        off += 12
+        off += _COUNTERS_X.size
     try:
         records = _shapes.decode(buf, off, stop)
     except DecodeError:
@@ -404,14 +447,38 @@ def _counter_sample(buf: bytes, off: int, stop: int, tag: int) -> CounterSampleV
 
 # ---------------------------------------------------------------- the C accelerator
 
+
+def _c_layout() -> dict[str, int]:
+    """What the C walk reads, by ``"<declaration>.<field>"``: each field's byte offset from
+    the structure's start (a variable-size field: its length word), ``.size`` (the head's
+    size) and ``.tag``; the datagram's fields from its start with an IPv4 agent address."""
+    out: dict[str, int] = {}
+    declared: tuple[Any, ...] = (FlowSample, FlowSampleExpanded, DiscardedPacket,
+                                 CountersSample, CountersSampleExpanded, SampledHeader,
+                                 ExtendedSwitch)
+    for cls in declared:
+        name = str(cls.sflow_name)
+        out.update({f"{name}.{field}": at for field, at in offsets(cls).items()})
+        out[f"{name}.tag"] = data_format_of(cls)
+    address_end = 12  # version, address type, the IPv4 address
+    out.update({f"datagram.{field}": address_end + at
+                for field, at in offsets(Datagram, after="agent_address").items()})
+    return out
+
+
+_C_LAYOUT = _c_layout()
+
 _walk: Any = accel.load("sflowlab.codec._walk")
 """``sflowlab.codec._walk`` or None: ``samples`` is ``_samples_py`` in C and ``usual_datagram``
 the usual header (version 5, IPv4 agent) and its samples; ``configure`` hands it the objects."""
+_WALK_CONFIGURATION: dict[str, Any] = {
+    "flow_view": FlowSampleView, "datagram": CollectorDatagram,
+    "truncated_error": TruncatedError, "counter_sample": _counter_sample,
+    "tcp_flags": TCP_FLAGS, "ip_tos": IP_TOS, "drop_reasons": DROP_REASONS,
+    "output_keys": _OUTPUT_KEYS, "internal": INTERNAL, "layout": _C_LAYOUT}
+"""What ``_walk.configure`` is given."""
 if _walk is not None:
-    _walk.configure(
-        flow_view=FlowSampleView, datagram=CollectorDatagram, truncated_error=TruncatedError,
-        counter_sample=_counter_sample, tcp_flags=TCP_FLAGS, ip_tos=IP_TOS,
-        drop_reasons=DROP_REASONS, output_keys=_OUTPUT_KEYS, internal=INTERNAL)
+    _walk.configure(**_WALK_CONFIGURATION)
     _usual_datagram_c: Callable[[bytes], CollectorDatagram | None] = _walk.usual_datagram
     _samples_c: _Walk = _walk.samples
 

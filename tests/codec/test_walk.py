@@ -528,6 +528,30 @@ def test_arguments_are_checked() -> None:
         _walk.configure(flow_view=FlowSampleView)
 
 
+def test_the_c_walk_reads_the_layout_it_is_given() -> None:
+    """Offsets come from configure(layout=), not from the C source: swapped offsets swap the
+    values read; a layout naming a field outside its structure, or missing one, is refused
+    and leaves the walk as it was."""
+    data = matrix()["tcp"]
+    usual = _walk.usual_datagram(data).flow_samples[0]
+    config, layout = fast._WALK_CONFIGURATION, fast._C_LAYOUT
+    swapped = {**layout, "flow_sample.sampling_rate": layout["flow_sample.sample_pool"],
+               "flow_sample.sample_pool": layout["flow_sample.sampling_rate"]}
+    try:
+        _walk.configure(**{**config, "layout": swapped})
+        view = _walk.usual_datagram(data).flow_samples[0]
+        assert (view.sampling_rate, view.sample_pool) == (usual.sample_pool, usual.sampling_rate)
+    finally:
+        _walk.configure(**config)
+    outside = {**layout, "flow_sample.records": layout["flow_sample.size"]}
+    with pytest.raises(ValueError, match=r"layout\[flow_sample.records\] lies outside"):
+        _walk.configure(**{**config, "layout": outside})
+    missing = {k: v for k, v in layout.items() if k != "extended_switch.tag"}
+    with pytest.raises(TypeError, match=r"layout\[extended_switch.tag\] must be an int"):
+        _walk.configure(**{**config, "layout": missing})
+    check(data)
+
+
 def test_no_references_leak() -> None:
     """Objects the walk shares (types, texts, int and str values) keep their reference counts,
     and repeated decoding allocates nothing that survives (the caches are warm)."""
