@@ -30,7 +30,7 @@ from .agents import (
     fresh_flow_samples,
     to_ms,
 )
-from .events import Event, EventLog
+from .events import Event, EventLog, FlowRecord
 from .flows import FlowEngine, FlowSpec
 from .groups import Groups, GroupSet
 from .logs import RateLimitedLog
@@ -100,7 +100,7 @@ class TickResult:
     """What one ``tick`` produced, for dispatch to controllers."""
 
     events: list[Event] = field(default_factory=list)
-    flows: list[dict[str, Any]] = field(default_factory=list)
+    flows: list[FlowRecord] = field(default_factory=list)
 
 
 class Engine:
@@ -425,7 +425,7 @@ class Engine:
             return self.flows.flow_keys(now)
 
     def logged_flows(self, name: str | None = None, max_flows: int = 100,
-                     after_id: int = -1) -> list[dict[str, Any]]:
+                     after_id: int = -1) -> list[FlowRecord]:
         """Completed flows of ``log: true`` definitions, newest first (``/flows/json``)."""
         with self.lock:
             return self.flows.logged(name, max_flows, after_id)

@@ -1,4 +1,5 @@
-"""Threshold events and the bounded, long-pollable logs behind ``/events/json`` and ``/flows/json``.
+"""Threshold events, logged flow records and the bounded, long-pollable logs behind
+``/events/json`` and ``/flows/json``.
 
 ``LongPollLog`` keeps the newest ``capacity`` items with increasing integer ids; ``query``
 returns the newest first, ``wait`` blocks (on a ``threading.Condition``) until an item newer
@@ -38,6 +39,24 @@ class Event:
         if self.flowKey is None:
             del out["flowKey"]
         return out
+
+
+@dataclass(frozen=True)
+class FlowRecord:
+    """A logged flow ended (or started, with ``flowStart``): sFlow-RT's flow record JSON,
+    field for field (``/flows/json``, flow handlers)."""
+
+    flowID: int
+    name: str
+    flowKeys: str
+    value: float
+    start: int  # ms since the epoch (of the engine's clock)
+    end: int  # ms since the epoch
+    agent: str
+    dataSource: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class LongPollLog(Generic[T]):

@@ -33,7 +33,7 @@ Memory: an entry silent for ``EXPIRE_T`` x t (rate decayed by e**-10) is dropped
 
 Logged flows (``log: true``): a flow starts with its first sample and ends when silent for
 ``LOG_IDLE_T`` x t; at the end (or every ``activeTimeout`` seconds while active) a record is
-logged: flowID, name, flowKeys, value, start, end (ms), agent, dataSource. Its value is the
+logged (a ``FlowRecord``): flowID, name, flowKeys, value, start, end (ms), agent, dataSource. Its value is the
 flow's total quantity for ``rate:`` (e.g. bytes), the current value for other prefixes. With
 ``flowStart: true`` the record is logged at the first sample instead (value: that sample's
 quantity), once per flow.
@@ -50,7 +50,7 @@ from typing import Any
 from .. import accel
 from ..codec import data_source
 from ..codec.fast import FlowSampleView
-from .events import DEFAULT_CAPACITY, LongPollLog
+from .events import DEFAULT_CAPACITY, FlowRecord, LongPollLog
 from .filters import (
     MAX_EXPRESSION_CHARS,
     CompiledFilter,
@@ -387,7 +387,7 @@ class _CompiledFlow:
             self._rates = _rate_ingester(self) if _rates is None else _c_rate_ingester(self, _rates)
 
     def ingest_rows(self, rows: list[Row], now: float, max_keys: int,
-                    logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
+                    logged: list[FlowRecord], next_id: Callable[[], int]) -> None:
         """Account rows (all received at ``now``) of samples of this flow's kind (packet or
         discarded, ``FlowEngine.ingest_all`` splits them)."""
         if self._rates is not None:
@@ -398,7 +398,7 @@ class _CompiledFlow:
             ingest(src, keys, sample, now, max_keys, logged, next_id)
 
     def ingest(self, src: tuple[str, str], keys: Mapping[str, Any], sample: Any, now: float,
-               max_keys: int, logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
+               max_keys: int, logged: list[FlowRecord], next_id: Callable[[], int]) -> None:
         if sample.discarded != self.dropped:
             return
         test = self.test
@@ -473,7 +473,7 @@ class _CompiledFlow:
             entry.last = now
 
     def _prune(self, src: tuple[str, str], table: dict[str, _Entry], now: float, max_keys: int,
-               logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
+               logged: list[FlowRecord], next_id: Callable[[], int]) -> None:
         ranked = sorted(table.items(), key=lambda kv: self.value(kv[1], now), reverse=True)
         for flow_key, entry in ranked[max_keys:]:
             self._end(src, flow_key, entry, logged, next_id)
@@ -503,13 +503,12 @@ class _CompiledFlow:
     # ---------------------------------------------------------------- logging and expiry
 
     def _record(self, flow_id: int, src: tuple[str, str], flow_key: str, value: float,
-                start: float, end: float) -> dict[str, Any]:
-        return {"flowID": flow_id, "name": self.name, "flowKeys": flow_key,
-                "value": float(value), "start": int(start * 1000), "end": int(end * 1000),
-                "agent": src[0], "dataSource": src[1]}
+                start: float, end: float) -> FlowRecord:
+        return FlowRecord(flow_id, self.name, flow_key, float(value), int(start * 1000),
+                          int(end * 1000), src[0], src[1])
 
     def _end(self, src: tuple[str, str], flow_key: str, entry: _Entry,
-             logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
+             logged: list[FlowRecord], next_id: Callable[[], int]) -> None:
         """Close the logged flow in progress (a record unless logged at its start)."""
         if entry.log_start is None:
             return
@@ -520,7 +519,7 @@ class _CompiledFlow:
                                        entry.last))
         entry.log_start = None
 
-    def sweep(self, now: float, logged: list[dict[str, Any]], next_id: Callable[[], int]) -> None:
+    def sweep(self, now: float, logged: list[FlowRecord], next_id: Callable[[], int]) -> None:
         """Logged flows: end idle or long-active flows, drop expired entries and empty tables.
         Others: start a pass of expiry every EXPIRE_T x t / 4 seconds (``expire_some``)."""
         expire, idle = EXPIRE_T * self.t, LOG_IDLE_T * self.t
@@ -645,9 +644,9 @@ class FlowEngine:
         self._flows: dict[str, _CompiledFlow] = {}
         self._flow_list: tuple[_CompiledFlow, ...] = ()
         self._needs_agent = False
-        self._logged: LongPollLog[dict[str, Any]] = LongPollLog(lambda r: r["flowID"],
+        self._logged: LongPollLog[FlowRecord] = LongPollLog(lambda r: r.flowID,
                                                                 log_capacity)
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[FlowRecord] = []
         self._last_flow_id = 0
         self._key_sets: dict[tuple[Any, int], float] = {}
         self._key_names: dict[tuple[Any, int], tuple[str, ...]] = {}
@@ -725,7 +724,7 @@ class FlowEngine:
         if len(pending) > before:
             self._logged.append(pending[before:])
 
-    def tick(self, now: float, *, expire: bool = True) -> list[dict[str, Any]]:
+    def tick(self, now: float, *, expire: bool = True) -> list[FlowRecord]:
         """End and expire flows; the logged-flow records produced since the last tick. With
         ``expire=False`` the passes of expiry due are only started: the caller runs them
         slice by slice (``expire_some``)."""
@@ -833,7 +832,7 @@ class FlowEngine:
     # ---------------------------------------------------------------- logged flows
 
     def logged(self, name: str | None = None, max_flows: int = 100, after_id: int = -1
-               ) -> list[dict[str, Any]]:
+               ) -> list[FlowRecord]:
         """Logged flow records newer than ``after_id``, newest first."""
         return self._logged.query(max_flows, after_id, of_flow(name))
 
@@ -847,6 +846,6 @@ class FlowEngine:
         return self._logged.wait(after_id, timeout_s, of_flow(name))
 
 
-def of_flow(name: str | None) -> Callable[[dict[str, Any]], bool] | None:
+def of_flow(name: str | None) -> Callable[[FlowRecord], bool] | None:
     """A logged-record predicate selecting flow ``name`` (None: every record)."""
-    return None if name is None else (lambda r: r["name"] == name)
+    return None if name is None else (lambda r: r.name == name)

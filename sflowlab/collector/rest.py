@@ -188,7 +188,7 @@ class Api:
         timeout = min(q.arg_as("timeout", float, 0.0), MAX_POLL_S)
         if "flowID" in q.query and timeout > 0:
             self.engine.wait_logged(after, timeout, name)
-        return self.engine.logged_flows(name, max_flows, after)
+        return [r.to_json() for r in self.engine.logged_flows(name, max_flows, after)]
 
     # ---------------------------------------------------------------- groups
 

@@ -9,16 +9,25 @@ in tests.
 | sFlow-RT JavaScript           | ControllerApi                                       |
 |-------------------------------|-----------------------------------------------------|
 | ``setIntervalHandler(f, s)``  | ``set_interval_handler(f, interval_s)``, ``f(now)`` |
-| ``setFlowHandler(f, names)``  | ``set_flow_handler(f, names)``, ``f(record: dict)`` |
+| ``setFlowHandler(f, names)``  | ``set_flow_handler(f, names)``, ``f(FlowRecord)``   |
 | ``setEventHandler(f, ids)``   | ``set_event_handler(f, ids)``, ``f(event: Event)``  |
 | ``setHttpHandler(f)``         | ``set_http_handler(f)``, ``f(HttpRequest) -> obj``  |
 | ``setFlow``/``clearFlow`` ... | ``set_flow``, ``clear_flow``, ``set_threshold``, ``clear_threshold`` |
 | ``setGroups(name, spec)``     | ``set_group(name, {group: cidrs})`` (a CIDR list: one group named ``name``), ``clear_group`` |
 | ``metric``, ``dump``, ``table``, ``activeFlows``, ``flowValue`` | same names, snake_case |
+| ``flowKeys()``, ``metrics(<agent>)``, ``agents(<list>)`` | ``flow_keys()``, ``metrics(agent=None)``, ``agents(agents=None)`` |
+| ``setTopology``/``getTopology`` | ``set_topology(spec)``/``topology()``             |
 | ``storeGet``/``storeSet``     | ``store_get``/``store_set`` (persistent JSON per controller) |
 | ``sharedGet``/``sharedSet``   | ``shared_get``/``shared_set`` (in memory, across controllers) |
 | ``logInfo``/``logWarning``    | ``api.log`` (a ``logging.Logger``)                  |
 | (none)                        | ``publish(event)``: a typed decision to the runtime's subscribers |
+
+Time units, as in sFlow-RT: ``now()``, the interval handlers' ``now`` and ``interval_s`` are
+seconds (float, the engine clock's epoch); what the REST API shows keeps sFlow-RT's
+milliseconds: ``Event.timestamp``, ``FlowRecord.start``/``end`` (ms since the epoch),
+``lastUpdate`` and the ages of ``flow_keys()``/``metrics()`` (ms ago). Flow ``t`` and
+``activeTimeout``, threshold ``timeout`` are seconds. Events (``Event``) and logged flows
+(``FlowRecord``) are frozen dataclasses named and shaped like sFlow-RT's JSON (``to_json()``).
 
 Isolation: every call into a controller (``start`` and each handler) is wrapped; an exception
 is logged with its traceback, counted per controller and handler kind, and never reaches the
@@ -50,7 +59,7 @@ from sflowlab.http import HttpError, first_arg
 
 from .config import ConfigError, StateStore
 from .engine import Agents, Engine, TickResult
-from .events import Event
+from .events import Event, FlowRecord
 from .flows import FlowSpec
 from .groups import Groups
 from .query import Filter
@@ -154,7 +163,7 @@ class ControllerApi:
         self.name = name
         self.log = logging.getLogger(f"sflowlab.controller.{name}")
         self._intervals: list[_Interval] = []
-        self._flow_handlers: list[tuple[Callable[[dict[str, Any]], None], frozenset[str] | None]] = []
+        self._flow_handlers: list[tuple[Callable[[FlowRecord], None], frozenset[str] | None]] = []
         self._event_handlers: list[tuple[Callable[[Event], None], frozenset[str] | None]] = []
         self._http: Callable[[HttpRequest], Any] | None = None
         self.stats = HandlerStats()
@@ -169,7 +178,7 @@ class ControllerApi:
             raise ValueError("interval_s must be positive")
         self._intervals.append(_Interval(fn, interval_s, self.now() + interval_s))
 
-    def set_flow_handler(self, fn: Callable[[dict[str, Any]], None],
+    def set_flow_handler(self, fn: Callable[[FlowRecord], None],
                          names: Collection[str] | None = None) -> None:
         self._flow_handlers.append((fn, frozenset(names) if names is not None else None))
 
@@ -225,6 +234,30 @@ class ControllerApi:
 
     def flow_value(self, agent: str, name: str, key: str) -> float:
         return self._engine.flow_value(agent, name, key)
+
+    def flow_keys(self) -> dict[str, int]:
+        """``flowKeys()``: the flow keys seen in samples -> ms since last seen."""
+        return self._engine.flow_keys()
+
+    def metrics(self, agent: str | None = None) -> dict[str, Any]:
+        """``metrics()``: metric name -> ms since last seen; ``metrics(agent)``: the agent's
+        (address or host name) ``"<ds>.<metric>"`` -> latest value, {} if unknown."""
+        if agent is None:
+            return self._engine.metric_names()
+        return self._engine.agent_metrics(agent) or {}
+
+    def agents(self, agents: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+        """``agents([addr, ...])``: per-agent statistics as ``/agents/json`` (all by default)."""
+        found = self._engine.agents_json()
+        return found if agents is None else {a: v for a, v in found.items() if a in agents}
+
+    def topology(self) -> dict[str, Any]:
+        """``getTopology()``."""
+        return self._engine.topology_json()
+
+    def set_topology(self, spec: Mapping[str, Any]) -> None:
+        """``setTopology(spec)``: ``{"nodes": ..., "links": ...}`` (see ``topology.py``)."""
+        self._engine.set_topology(spec)
 
     # ---------------------------------------------------------------- state
 
@@ -364,7 +397,7 @@ class Runtime:
                         self._call(api, "event", on_event, event)
             for record in result.flows:
                 for on_flow, names in api._flow_handlers:
-                    if names is None or record.get("name") in names:
+                    if names is None or record.name in names:
                         self._call(api, "flow", on_flow, record)
             for iv in api._intervals:
                 if now >= iv.next_due:
@@ -485,5 +518,5 @@ def resolve(use: str) -> Callable[..., Controller]:
     raise ControllerError(f"no controller entry point named {use!r} (group {ENTRY_POINT_GROUP})")
 
 
-__all__ = ["Controller", "ControllerApi", "ControllerError", "Event", "HttpError", "HttpRequest",
-           "Runtime", "resolve"]
+__all__ = ["Controller", "ControllerApi", "ControllerError", "Event", "FlowRecord", "HttpError",
+           "HttpRequest", "Runtime", "resolve"]

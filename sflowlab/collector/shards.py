@@ -51,7 +51,7 @@ from sflowlab.clock import Clock, SystemClock
 
 from .agents import merge_agent_entry, to_ms
 from .engine import Agents, Engine, TableLimits, TickResult, collect_rarely
-from .events import Event, EventLog, LongPollLog
+from .events import Event, EventLog, FlowRecord, LongPollLog
 from .flows import FlowSpec, of_flow
 from .groups import Groups
 from .logs import setup_logging
@@ -294,7 +294,7 @@ class ShardedEngine:
                              "expire_intervals": expire_intervals, "limits": limits}
         self.workers = [_Worker(ctx, self._engine_args) for _ in range(workers)]
         self.events = EventLog()
-        self.logged: LongPollLog[dict[str, Any]] = LongPollLog(lambda f: int(f["flowID"]))
+        self.logged: LongPollLog[FlowRecord] = LongPollLog(lambda f: f.flowID)
         self.on_change: Callable[[], None] | None = None
         self._event_ids = itertools.count(1)
         self._flow_ids = itertools.count(1)
@@ -316,12 +316,12 @@ class ShardedEngine:
         """Tick every worker; renumber their events and logged flows into one sequence."""
         with self._tick_lock:
             events: list[Event] = []
-            flows: list[dict[str, Any]] = []
+            flows: list[FlowRecord] = []
             for w in self.workers:
                 r: TickResult = w.call("tick", now)
                 events.extend(dataclasses.replace(e, eventID=next(self._event_ids))
                               for e in r.events)
-                flows.extend({**f, "flowID": next(self._flow_ids)} for f in r.flows)
+                flows.extend(dataclasses.replace(f, flowID=next(self._flow_ids)) for f in r.flows)
             if events:
                 self.events.append(events)
             if flows:
@@ -495,7 +495,7 @@ class ShardedEngine:
         self._broadcast("set_topology", obj)
 
     def logged_flows(self, name: str | None = None, max_flows: int = 100,
-                     after_id: int = -1) -> list[dict[str, Any]]:
+                     after_id: int = -1) -> list[FlowRecord]:
         return self.logged.query(max_flows, after_id, of_flow(name))
 
     def wait_logged(self, after_id: int, timeout_s: float, name: str | None = None) -> bool:

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sflowlab.collector.runtime import ControllerApi, HttpError, HttpRequest
+from sflowlab.collector.runtime import ControllerApi, FlowRecord, HttpError, HttpRequest
 
 from .acl_client import AclBook, AclClient, SwitchDirectory, require_positive, saved_items
 from .blocklist import Blocklists
@@ -178,12 +178,12 @@ class TriggeredCapture:
 
     # ------------------------------------------------------------------ handlers
 
-    def on_flow(self, record: dict[str, Any]) -> None:
+    def on_flow(self, record: FlowRecord) -> None:
         """A logged record of either flow: the pair is active (seen until ``end``)."""
         self.stats.records += 1
-        local, _, remote = str(record["flowKeys"]).partition(",")
+        local, _, remote = record.flowKeys.partition(",")
         pair = (local, remote)
-        seen = float(record["end"]) / 1000.0
+        seen = record.end / 1000.0
         session = self.sessions.get(pair)
         if session is not None:
             session.last_seen = max(session.last_seen, seen)
@@ -195,7 +195,7 @@ class TriggeredCapture:
         if waiting is not None:
             waiting.last_seen = max(waiting.last_seen, seen)
             return
-        agent = str(record["agent"])
+        agent = record.agent
         url = self.directory.url_for(agent)
         if url is None:
             self.stats.unknown_switch += 1

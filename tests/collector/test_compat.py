@@ -13,7 +13,9 @@ from collector_helpers import Feeder, counters, datagram, flow, tcp
 
 from sflowlab.codec import HostCpu, HostDescr, IfCounters, PortName
 from sflowlab.collector.engine import Engine
+from sflowlab.collector.events import Event, FlowRecord
 from sflowlab.collector.rest import Api
+from sflowlab.collector.runtime import ControllerApi, Runtime
 
 A, B = "10.0.0.1", "10.0.0.2"
 
@@ -272,3 +274,42 @@ def test_aggmode_edge_and_core_count_a_flow_once(api: Api, feed: Feeder) -> None
     assert values["sum"]["value"] == pytest.approx(3 * values["edge"]["value"])
     assert values["max"]["value"] == pytest.approx(values["core"]["value"])
     assert get(api, "/activeflows/ALL/pairs/json")[0] == values["edge"]
+
+
+# ---------------------------------------------------------------- controller API (item 7)
+
+def test_controller_api_mirrors_sflow_rt_queries_and_hands_typed_records(
+        engine: Engine, feed: Feeder) -> None:
+    """flowKeys(), metrics(), metrics(agent), agents([...]), get/setTopology; flow handlers
+    get FlowRecords and event handlers Events, both shaped as sFlow-RT's JSON (times in ms)."""
+    records: list[FlowRecord] = []
+    events: list[Event] = []
+
+    class Probe:
+        def start(self, api: ControllerApi) -> None:
+            self.api = api
+            api.set_flow("pairs", {"keys": "ipsource,ipdestination", "value": "frames",
+                                   "log": True, "flowStart": True})
+            api.set_flow("all", {"value": "frames"})
+            api.set_threshold("any", {"metric": "all", "value": 1})
+            api.set_flow_handler(records.append, ["pairs"])
+            api.set_event_handler(events.append)
+
+    probe = Probe()
+    runtime = Runtime(engine, engine.clock)
+    runtime.add("probe", probe)
+    hosts(feed)
+    feed.at(1000.5, datagram(A, 2, 500, [flow(1, 3, tcp("10.1.0.1", "10.2.0.1"))]))
+    runtime.tick(1001.0, engine.tick(1001.0))
+    api = probe.api
+    assert {"ipsource", "tcpdestinationport", "agent"} <= set(api.flow_keys())
+    assert api.metrics()["load_one"] == 500 and api.metrics()["all"] == 0  # ms ago
+    assert api.metrics("web1")["2.1.load_one"] == 0.5 and api.metrics("10.9.9.9") == {}
+    assert set(api.agents()) == {A, B} and set(api.agents([B])) == {B}
+    api.set_topology({"nodes": {"leaf1": {"agent": A}}})
+    assert api.topology() == {"nodes": {"leaf1": {"agent": A}}}
+    (record,) = records
+    assert isinstance(record, FlowRecord) and (record.flowKeys, record.start) == (
+        "10.1.0.1,10.2.0.1", 1_000_500)
+    (event,) = events
+    assert isinstance(event, Event) and (event.thresholdID, event.timestamp) == ("any", 1_001_000)

@@ -12,6 +12,7 @@ import pytest
 from collector_helpers import flow_view
 
 from sflowlab.agent_sim.packets import UDP
+from sflowlab.collector.events import FlowRecord
 from sflowlab.collector.flows import EXPIRE_T, LOG_IDLE_T, FlowEngine, FlowSpec
 from sflowlab.collector.groups import GroupSet
 from sflowlab.collector.query import Scope
@@ -70,7 +71,7 @@ def test_a_datagrams_samples_count_as_if_ingested_one_by_one() -> None:
         assert expected and all(
             got[:3] == want[:3] and got[3] == pytest.approx(want[3], rel=1e-12)
             for got, want in zip(sorted(many.flow_values(name, 3.0)), expected, strict=True))
-    assert [r["flowKeys"] for r in one.tick(60.0)] == [r["flowKeys"] for r in many.tick(60.0)]
+    assert [r.flowKeys for r in one.tick(60.0)] == [r.flowKeys for r in many.tick(60.0)]
 
 
 def test_steady_stream_averages_to_its_true_rate() -> None:
@@ -294,12 +295,14 @@ def test_logged_flow_ends_after_idle_timeout() -> None:
     idle = LOG_IDLE_T * 2
     assert fe.tick(4 + idle) == []
     records = fe.tick(4 + idle + 0.5)
-    assert records == [{"flowID": 1, "name": "pair", "flowKeys": "10.0.0.1,10.0.0.2",
-                        "value": 500_000.0, "start": 0, "end": 4000, "agent": A1,
-                        "dataSource": "5"}]
+    assert records == [FlowRecord(flowID=1, name="pair", flowKeys="10.0.0.1,10.0.0.2",
+                                  value=500_000.0, start=0, end=4000, agent=A1, dataSource="5")]
+    assert records[0].to_json() == {"flowID": 1, "name": "pair", "flowKeys": "10.0.0.1,10.0.0.2",
+                                    "value": 500_000.0, "start": 0, "end": 4000, "agent": A1,
+                                    "dataSource": "5"}
     assert fe.logged() == records
     fe.ingest(A1, view(), 30.0)  # the same key again: a new flow
-    assert [r["start"] for r in fe.tick(60.0)] == [30_000]
+    assert [r.start for r in fe.tick(60.0)] == [30_000]
 
 
 def test_active_timeout_flushes_long_flows() -> None:
@@ -308,14 +311,14 @@ def test_active_timeout_flushes_long_flows() -> None:
     for s in range(4):
         fe.ingest(A1, view(), float(s))
     first = fe.tick(3.0)
-    assert [(r["start"], r["end"], r["value"]) for r in first] == [(0, 3000, 400.0)]
+    assert [(r.start, r.end, r.value) for r in first] == [(0, 3000, 400.0)]
     fe.ingest(A1, view(), 4.0)
     fe.ingest(A1, view(), 5.0)
     second = fe.tick(60.0)
-    assert [(r["flowID"], r["start"], r["end"], r["value"]) for r in second] == [
+    assert [(r.flowID, r.start, r.end, r.value) for r in second] == [
         (2, 4000, 5000, 200.0)]
-    assert [r["flowID"] for r in fe.logged()] == [2, 1]
-    assert [r["flowID"] for r in fe.logged(after_id=1)] == [2]
+    assert [r.flowID for r in fe.logged()] == [2, 1]
+    assert [r.flowID for r in fe.logged(after_id=1)] == [2]
     assert fe.logged(name="other") == []
     assert fe.logged(max_flows=1) == second
 
@@ -328,7 +331,7 @@ def test_flow_start_logs_once_at_the_first_sample() -> None:
     fe.ingest(A1, view(), 1.0)
     assert fe.logged() != []  # in the store at once, for long polls
     records = fe.tick(1.0)
-    assert [(r["name"], r["start"], r["end"], r["value"]) for r in records] == [
+    assert [(r.name, r.start, r.end, r.value) for r in records] == [
         ("start", 0, 0, 100_000.0)]
     assert fe.tick(100.0) == []  # no record at the end
 

@@ -147,7 +147,7 @@ def test_events_and_logged_flows_renumbered_into_one_sequence(
     assert sharded.wait_events(len(mine) - 1, 0.01)
     flows = sharded.logged_flows("pairs", 1000)
     assert len(flows) == len(single.logged_flows("pairs", 1000)) > 0
-    assert [f["flowID"] for f in flows] == list(range(len(flows), 0, -1))
+    assert [f.flowID for f in flows] == list(range(len(flows), 0, -1))
 
 
 def test_definitions_broadcast_and_errors_raised(pair: tuple[Engine, ShardedEngine]) -> None:
