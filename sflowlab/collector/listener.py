@@ -106,6 +106,8 @@ class Listener:
             self.update_copies()
             for conn in self.engine.copy_connections():
                 self._spawn(self._tap_copies, conn, name="sflow-taps")
+            self.engine.on_restart = lambda conn: self._spawn(self._tap_copies, conn,
+                                                              name="sflow-taps")
             self._spawn(self._tick_only, self.engine, name="sflow-tick")
             return
         collect_rarely()  # this process analyses (sharded: the workers do, and say so)

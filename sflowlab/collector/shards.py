@@ -5,10 +5,14 @@
 ``Engine``; every datagram of one agent goes to the worker ``shard_of`` its agent address, so
 sequence accounting and rates stay exact. Two ways in:
 
-- ``listen`` (the daemon's way): each worker binds the UDP port itself with SO_REUSEPORT and
-  the kernel steers each datagram to its agent's worker, which receives and analyses it: no
-  dispatcher, every core busy with analytics. The parent ticks the workers and serves queries;
-  while the listener has active taps, workers send it copies of what they received;
+- ``listen`` (the daemon's way): the parent binds one socket per worker on the UDP port with
+  SO_REUSEPORT, the kernel steering each datagram to its agent's socket, and hands each worker
+  its socket (a file descriptor over the worker's pipe): the worker receives and analyses its
+  agents' datagrams, no dispatcher, every core busy with analytics. The parent keeps the
+  sockets open, so a worker that dies leaves its socket in place (its datagrams wait in the
+  socket's buffer, the group's steering unchanged) for the worker that replaces it. The parent
+  ticks the workers and serves queries; while the listener has active taps, workers send it
+  copies of what they received;
 - ``ingest``: the parent dispatches datagrams in batches over a pipe (no sockets).
 
 Queries fan out and merge:
@@ -27,7 +31,10 @@ Datagrams pending in a batch are flushed before any query and on every ``tick``,
 sees every datagram ingested before it. The in-process ``Engine`` stays the interface for
 scenario runs; this class is the daemon's ``--workers N`` option. Workers are started with
 ``spawn``: a script that builds a ``ShardedEngine`` needs the ``if __name__ == "__main__"``
-guard. A worker that dies makes every call raise ``RuntimeError`` naming it.
+guard. A worker that dies makes calls to it raise ``RuntimeError`` naming it until the next
+``tick`` replaces it: a new worker with the same definitions, socket and copies setting,
+its agents' state rebuilt from the datagrams that follow (logged, counted in
+``/analyzer/json`` as ``workerRestarts``).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import recvfds, sendfds
 from typing import Any
 
 from sflowlab import accel
@@ -90,36 +98,16 @@ class _Receiver:
         self.kernel_dropped = 0
         self._copy_lock = threading.Lock()
 
-    def listen(self, hosts: list[str], port: int, rcvbuf: int, shards: int
-               ) -> tuple[list[tuple[str, int]], int]:
-        """Bind ``hosts`` on ``port`` (shared); the bound (host, port)s and the buffer granted."""
-        bound: list[tuple[str, int]] = []
-        granted = 0
-        for host in hosts:
-            try:
-                sock = open_udp(host, port, rcvbuf, shared=True)
-            except OSError as e:
-                if ":" in host and len(hosts) > 1:
-                    log.warning("event=ipv6_unavailable host=%s error=%r", host, str(e))
-                    continue
-                raise
-            if shards > 1:
-                try:
-                    steer_by_agent(sock, shards)
-                except OSError as e:
-                    log.warning("event=steering_unavailable error=%r (datagrams spread by"
-                                " source address and port instead)", str(e))
-            granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-            self.sockets.append(sock)
-            bound.append(sock.getsockname()[:2])
-        first = len(self.received)
-        self.received.extend(0 for _ in self.sockets[first:])
+    def adopt(self, fds: list[int]) -> None:
+        """Receive on these sockets (bound by the parent), one reader thread each."""
+        first = len(self.sockets)
+        self.sockets.extend(socket.socket(fileno=fd) for fd in fds)
+        self.received.extend(0 for _ in fds)
         for i in range(first, len(self.sockets)):
             reader = threading.Thread(target=self._run, args=(self.sockets[i], i),
                                       name="sflow-receive", daemon=True)
             reader.start()
             self.readers.append(reader)
-        return bound, granted
 
     def set_copies(self, on: bool) -> None:
         self.copying = on
@@ -192,7 +180,7 @@ class _Receiver:
         return []
 
 
-_RECEIVER_CALLS = {"listen", "set_copies", "stats", "unlisten"}
+_RECEIVER_CALLS = {"set_copies", "stats", "unlisten"}
 
 
 def _serve(conn: Connection, copies: Connection, engine_args: dict[str, Any],
@@ -212,6 +200,11 @@ def _serve(conn: Connection, copies: Connection, engine_args: dict[str, Any],
         if op == "ingest":
             for data, source, received_at in payload:
                 ingest(data, source, received_at)
+            continue
+        if op == "sockets":  # their descriptors follow on the pipe
+            with socket.socket(fileno=os.dup(conn.fileno())) as unix:
+                receiver.adopt(recvfds(unix, payload))
+            conn.send(("ok", None))
             continue
         method, args, kwargs = payload
         target = receiver if method in _RECEIVER_CALLS else engine
@@ -270,13 +263,28 @@ class _Worker:
         with self.lock:
             self.flush_locked()
             self._send(("call", (method, args, kwargs)))
-            try:
-                status, result = self.conn.recv()
-            except (EOFError, OSError) as e:
-                raise self._gone() from e
+            return self._answer()
+
+    def hand_over(self, socks: list[socket.socket]) -> None:
+        """Give the worker these sockets to receive on (their descriptors over the pipe)."""
+        with self.lock:
+            self._send(("sockets", len(socks)))
+            with socket.socket(fileno=os.dup(self.conn.fileno())) as unix:
+                sendfds(unix, [s.fileno() for s in socks])
+            self._answer()
+
+    def _answer(self) -> Any:
+        try:
+            status, result = self.conn.recv()
+        except (EOFError, OSError) as e:
+            raise self._gone() from e
         if status == "err":
             raise result
         return result
+
+    def close(self) -> None:
+        self.conn.close()
+        self.copies.close()
 
 
 class ShardedEngine:
@@ -289,10 +297,16 @@ class ShardedEngine:
             raise ValueError("a sharded engine needs at least one worker")
         self.clock = clock or SystemClock()
         self.started = self.clock.now()
-        ctx = multiprocessing.get_context("spawn")
+        self._ctx = multiprocessing.get_context("spawn")
         self._engine_args = {"metric_timeout_s": metric_timeout_s,
                              "expire_intervals": expire_intervals, "limits": limits}
-        self.workers = [_Worker(ctx, self._engine_args) for _ in range(workers)]
+        self.workers = [_Worker(self._ctx, self._engine_args) for _ in range(workers)]
+        self.restarts = 0
+        self.on_restart: Callable[[Connection], None] | None = None
+        """Called with a replacement worker's copy connection (the listener reads it)."""
+        self._sockets: list[list[socket.socket]] = [[] for _ in range(workers)]
+        self._copying = False
+        self._definitions: dict[str, Any] = {}  # the last known, for a lone worker's successor
         self.events = EventLog()
         self.logged: LongPollLog[FlowRecord] = LongPollLog(lambda f: f.flowID)
         self.on_change: Callable[[], None] | None = None
@@ -313,8 +327,10 @@ class ShardedEngine:
         return True
 
     def tick(self, now: float) -> TickResult:
-        """Tick every worker; renumber their events and logged flows into one sequence."""
+        """Replace dead workers, tick every worker; renumber their events and logged flows
+        into one sequence."""
         with self._tick_lock:
+            self._replace_dead()
             events: list[Event] = []
             flows: list[FlowRecord] = []
             for w in self.workers:
@@ -331,15 +347,36 @@ class ShardedEngine:
     def count_discarded(self, n: int = 1) -> None:
         self._discarded += n
 
+    def _replace_dead(self) -> None:
+        for i, old in enumerate(self.workers):
+            if old.proc.is_alive():
+                continue
+            old.proc.join(timeout=0)
+            alive = next((w for w in self.workers if w.proc.is_alive()), None)
+            state = self._definitions if alive is None else alive.call("export_state")
+            new = _Worker(self._ctx, self._engine_args)
+            new.call("import_state", state)
+            if self._copying:
+                new.call("set_copies", True)
+            if self._sockets[i]:
+                new.hand_over(self._sockets[i])
+            self.workers[i] = new
+            old.close()
+            self.restarts += 1
+            log.error("event=worker_restarted index=%d pid=%s exit_code=%s new_pid=%s",
+                      i, old.proc.pid, old.proc.exitcode, new.proc.pid)
+            if self.on_restart is not None:
+                self.on_restart(new.copies)
+
     # ------------------------------------------------------------------ workers' own sockets
 
     def listen(self, hosts: Collection[str], port: int, rcvbuf: int
                ) -> tuple[list[tuple[str, int]], int]:
-        """Every worker binds ``hosts`` on ``port`` with SO_REUSEPORT, the kernel steering each
-        agent's datagrams to one worker (``sockets.steer_by_agent``), and analyses what it
-        receives: no dispatcher. Workers bind in order (socket i of a group is worker i); a
-        port 0 becomes the one the first worker got. Returns the bound (host, port)s and the
-        receive buffer granted."""
+        """Bind ``hosts`` on ``port`` with SO_REUSEPORT, one socket per worker and host (in
+        worker order: socket i of a group is worker i's, the kernel steering each agent's
+        datagrams to one of them, ``sockets.steer_by_agent``), and hand each worker its
+        sockets; a port 0 becomes the one the first socket got. Returns the bound (host,
+        port)s and the receive buffer granted."""
         n = len(self.workers)
         for host in hosts if port else ():  # a port in use stays an error, as without workers
             try:
@@ -347,10 +384,30 @@ class ShardedEngine:
             except OSError as e:
                 if e.errno == errno.EADDRINUSE:
                     raise
-        bound, granted = self.workers[0].call("listen", list(hosts), port, rcvbuf, n)
-        for w in self.workers[1:]:
-            for host, p in bound:
-                w.call("listen", [host], p, rcvbuf, n)
+        bound: list[tuple[str, int]] = []
+        granted = 0
+        for host in hosts:
+            try:
+                first = open_udp(host, port, rcvbuf, shared=True)
+            except OSError as e:
+                if ":" in host and len(hosts) > 1:
+                    log.warning("event=ipv6_unavailable host=%s error=%r", host, str(e))
+                    continue
+                raise
+            group = [first, *(open_udp(host, first.getsockname()[1], rcvbuf, shared=True)
+                              for _ in range(n - 1))]
+            if n > 1:
+                try:
+                    steer_by_agent(first, n)
+                except OSError as e:
+                    log.warning("event=steering_unavailable error=%r (datagrams spread by"
+                                " source address and port instead)", str(e))
+            granted = first.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            bound.append(first.getsockname()[:2])
+            for i, sock in enumerate(group):
+                self._sockets[i].append(sock)
+        for w, socks in zip(self.workers, self._sockets, strict=True):
+            w.hand_over(socks)
         return bound, granted
 
     def copy_connections(self) -> list[Connection]:
@@ -359,6 +416,7 @@ class ShardedEngine:
         return [w.copies for w in self.workers]
 
     def set_copies(self, on: bool) -> None:
+        self._copying = on
         self._all("set_copies", on)
 
     def socket_stats(self) -> tuple[int, int]:
@@ -368,12 +426,17 @@ class ShardedEngine:
         return sum(r for r, _ in stats), sum(d for _, d in stats)
 
     def unlisten(self) -> None:
-        self._all("unlisten")
+        try:
+            self._all("unlisten")
+        finally:
+            for socks in self._sockets:
+                for sock in socks:
+                    sock.close()
+                socks.clear()
 
     def close(self) -> None:
         for w in self.workers:
-            w.conn.close()
-            w.copies.close()
+            w.close()
         for w in self.workers:
             w.proc.join(timeout=5)
             if w.proc.is_alive():
@@ -448,6 +511,7 @@ class ShardedEngine:
                 out[key] = sum(int(p[key]) for p in parts)
         out["sFlowDatagramsDiscarded"] = int(out["sFlowDatagramsDiscarded"]) + self._discarded  # type: ignore[call-overload]
         out["workers"] = len(self.workers)
+        out["workerRestarts"] = self.restarts
         return out
 
     # ------------------------------------------------------------------ flows
@@ -513,6 +577,7 @@ class ShardedEngine:
 
     def _broadcast(self, method: str, *args: Any) -> Any:
         results = self._all(method, *args)
+        self._definitions = self.workers[0].call("export_state")
         if self.on_change is not None:
             self.on_change()
         return results[0]
@@ -562,6 +627,7 @@ class ShardedEngine:
 
     def import_state(self, state: Mapping[str, Any]) -> None:
         self._all("import_state", dict(state))
+        self._definitions = self.workers[0].call("export_state")
 
 
 def _merge_min(parts: list[dict[str, int]]) -> dict[str, int]:

@@ -32,6 +32,7 @@ from sflowlab.codec import (
     encode_datagram,
 )
 from sflowlab.codec.fast import FlowSampleView, decode_for_collector
+from sflowlab.codec.pcap import PcapTruncatedError, read_sflow
 from sflowlab.collector.engine import Engine
 
 SOURCE = ("192.0.2.1", 50000)
@@ -91,6 +92,15 @@ class Feeder:
 
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def recorded(rec: Path) -> list[bytes]:
+    """The datagrams in a ``--record-dir`` recording; [] while a record is being written."""
+    try:
+        return [d.payload for f in sorted(rec.glob("sflow-*.pcap"))
+                for d in read_sflow(f, port=None)]
+    except PcapTruncatedError:
+        return []
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

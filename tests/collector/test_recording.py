@@ -7,19 +7,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from collector_helpers import counters, datagram, start, wait_for
+from collector_helpers import counters, datagram, recorded, start, wait_for
 
 from sflowlab.codec import IfCounters
-from sflowlab.codec.pcap import PcapTruncatedError, PcapWriter, read_sflow
-
-
-def recorded(rec: Path) -> list[bytes]:
-    """The datagrams in the recording; [] while a record is being written."""
-    try:
-        return [d.payload for f in sorted(rec.glob("sflow-*.pcap"))
-                for d in read_sflow(f, port=None)]
-    except PcapTruncatedError:
-        return []
+from sflowlab.codec.pcap import PcapWriter
 
 
 @pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "2-workers"])
