@@ -8,7 +8,12 @@ shared: the test takes ``engine_lock`` and removes the containers it labelled.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import math
 import os
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,18 +27,22 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "live"))
 
 import docker
 from live_helpers import BUSYBOX, DOCKER_URL, IMAGE, build_context, engine_lock, is_static_elf
-from mirror_helpers import Received, running_agent
+from mirror_helpers import Received, running_agent, wait_until
 
+from sflowlab.agent_sim.dsindex import FIRST_INDEX, container_uuid, hash_uuid, uuid_text
 from sflowlab.clock import SimClock
 from sflowlab.codec import (
     COUNTER_SAMPLES,
     FLOW_SAMPLES,
     ExtendedEntities,
     HostDescr,
+    SampledHeader,
     VirtCpu,
     VirtMemory,
 )
+from sflowlab.codec.headers import decode_header
 from sflowlab.collector.engine import Engine
+from sflowlab.lab.interop.netns import Namespace
 
 pytestmark = [pytest.mark.root, pytest.mark.docker, pytest.mark.slow]
 
@@ -73,6 +82,14 @@ def container_samples(received: Received, name: str) -> list[tuple[float, Any]]:
             and any(isinstance(r, HostDescr) and r.hostname == name for r in s.records)]
 
 
+def started_at(container: Any) -> float:
+    """The engine's ``State.StartedAt`` (RFC 3339, nanoseconds) as epoch seconds."""
+    stamp = container.attrs["State"]["StartedAt"]
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    parsed = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC)
+    return parsed.timestamp() + float(f"0.{fraction or 0}")
+
+
 def record(sample: Any, kind: type) -> Any:
     return next(r for r in sample.records if isinstance(r, kind))
 
@@ -83,10 +100,14 @@ def test_containers_are_mirrored_like_hsflowd(engine: docker.DockerClient) -> No
                        "--docker-url", DOCKER_URL) as agent:
         agent.until("the agent's first datagram", lambda r: r.items, 10.0)
         web = engine.containers.run(IMAGE, name=web_name, detach=True, labels=LABELS)
-        started = time.monotonic()
-        (first_at, first), *_ = agent.until(f"{web_name}'s first sample",
-                                            lambda r: container_samples(r, web_name), 8.0)
-        assert first_at - started <= 4.0
+        (_, first), *_ = agent.until(f"{web_name}'s first sample",
+                                     lambda r: container_samples(r, web_name), 8.0)
+        appeared = time.time()
+        web.reload()
+        assert appeared - started_at(web) <= 4.0  # hsflowd: the tick 3 s into its second
+        # hsflowd's data-source index and UUID (no other container holds the preferred index)
+        assert first.source_id_index == FIRST_INDEX + hash_uuid(container_uuid(web.id)) % 50000
+        assert record(first, HostDescr).uuid == uuid_text(container_uuid(web.id))
         assert record(first, VirtCpu).state == 1
 
         # 20 MB in its /dev/shm (charged to its memory) and about 1 s of CPU, then idle
@@ -166,3 +187,73 @@ def test_containers_are_mirrored_like_hsflowd(engine: docker.DockerClient) -> No
                for data in agent.received.raw[running:])
     names = {str(e["metricValue"]) for e in collector.dump("ALL", "vir_host_name")}
     assert client_name in names and web_name not in names
+
+
+@contextlib.contextmanager
+def container_netns(container: Any) -> Iterator[Namespace]:
+    """The container's network namespace under a name (``ip netns attach``), so sockets can be
+    opened in it from this process; the name is removed on exit (the namespace stays)."""
+    container.reload()
+    name = f"agent-{os.getpid()}-{container.name}"
+    subprocess.run(["ip", "netns", "attach", name, str(container.attrs["State"]["Pid"])],
+                   check=True)
+    try:
+        yield Namespace(name)
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def veth_rx_packets(container: Any) -> int:
+    """The container's host-side veth's received frames (what the bridge got from it)."""
+    _, iflink = container.exec_run(["/bin/busybox", "cat", "/sys/class/net/eth0/iflink"])
+    name = socket.if_indextoname(int(iflink))
+    return int(Path(f"/sys/class/net/{name}/statistics/rx_packets").read_text())
+
+
+RATE, PAYLOAD, TRANSFER, PORT = 64, 1400, 20_000_000, 5004
+
+
+def test_a_transfer_between_two_containers_on_docker0_is_estimated_within_binomial_bounds(
+        engine: docker.DockerClient) -> None:
+    """20 MB of UDP from one container to another, sent from sockets in their namespaces
+    (busybox has no UDP client), sampled on docker0 at 1-in-64 among whatever else it carries."""
+    src = engine.containers.run(IMAGE, name=f"agent-{os.getpid()}-src", detach=True,
+                                labels=LABELS)
+    dst = engine.containers.run(IMAGE, name=f"agent-{os.getpid()}-dst", detach=True,
+                                labels=LABELS)
+    dst.reload()
+    dst_ip = dst.attrs["NetworkSettings"]["IPAddress"]
+    src.reload()
+    src_ip = src.attrs["NetworkSettings"]["IPAddress"]
+    count = math.ceil(TRANSFER / PAYLOAD)
+    with container_netns(src) as src_ns, container_netns(dst) as dst_ns, \
+            dst_ns.socket() as sink, src_ns.socket() as sender, \
+            running_agent(None, "--sampling", str(RATE), "--polling", "5", "--interface",
+                          "docker0", "--docker-url", DOCKER_URL) as agent:
+        sink.bind((dst_ip, PORT))
+        sender.sendto(b"hello", (dst_ip, PORT))  # address resolution before the count
+        agent.until("the agent's first datagram", lambda r: r.items, 10.0)
+        before = veth_rx_packets(src)
+        payload = bytes(PAYLOAD)
+        for _ in range(count):
+            sender.sendto(payload, (dst_ip, PORT))
+        wait_until("the stream to reach docker0",
+                   lambda: veth_rx_packets(src) - before >= count, 10.0)
+        entered = veth_rx_packets(src) - before
+        status, _, err = agent.stop()
+    assert status == 0, err
+    assert count <= entered <= count + 3  # nothing lost before the bridge (ARP aside)
+    frame = 14 + 20 + 8 + PAYLOAD + 4  # with the FCS, as frame_length counts it
+    ours = []
+    for _, s in agent.received.samples(FLOW_SAMPLES):
+        header = record(s, SampledHeader)
+        keys = decode_header(1, header.header)
+        if (keys.get("ipsource"), keys.get("ipdestination"), keys.get("udpdestinationport"),
+                header.frame_length) == (src_ip, dst_ip, PORT, frame):
+            ours.append(s)
+            assert s.sampling_rate == RATE and s.drops == 0
+    estimate = sum(s.sampling_rate * record(s, SampledHeader).frame_length for s in ours)
+    truth = count * frame
+    sigma = math.sqrt(count * (1 / RATE) * (1 - 1 / RATE))  # of the number of samples
+    assert abs(len(ours) - count / RATE) <= 4 * sigma, (len(ours), count / RATE)
+    assert abs(estimate - truth) <= 4 * sigma * RATE * frame, (estimate, truth)
