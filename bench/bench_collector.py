@@ -1,7 +1,7 @@
 """Collector throughput: in-process ingest, then loopback UDP at rising rates until loss.
 
 1. In-process (one core): ``Engine.ingest`` over an in-order capture with analytics on (host
-   and container counter metrics, three flow definitions), as samples/s and µs/sample; then
+   and container counter metrics, the flow definitions), as samples/s and µs/sample; then
    the same through ``ShardedEngine`` (worker processes, no sockets).
 2. Loopback: the collector runs as a subprocess (``sflowlab collector``), once in-process
    (pinned to one CPU, the sender to the other) and once with ``--workers 2`` (two worker
@@ -19,6 +19,16 @@
    A rate is held when loss stays under 0.1 % and the backlog (queue and socket buffer)
    drains within 20 % of the step after the sender stops (a queue can hide a short overload).
    It stops at the first rate not held and prints the highest rate held.
+3. sflowtool, side by side (when ``sflowtool`` is on the PATH or ``$SFLOWTOOL`` names it; there
+   is no Debian package: build it from the sflow/sflowtool sources): the same steps against
+   ``sflowtool -p PORT`` (its text output to /dev/null, pinned to CPU 1 as the in-process
+   collector is). sflowtool keeps no counts, so its loss is what the kernel dropped for its
+   socket (the ``drops`` column of /proc/net/udp) and its backlog the socket's receive queue.
+   Last, one line per receiver: the highest rate held, in datagrams/s and samples/s.
+
+Analytics: ``--flows N`` flow definitions (default 2: ``pairs``, ipsource,ipdestination bytes,
+and ``ports``, tcpdestinationport frames; 3 adds the keyless ``total``), as the in-process
+figure and the collector subprocess use.
 
 The first line names the C accelerators in use; ``SFLOWLAB_PURE_PYTHON=1`` measures the
 pure-Python code (the collector subprocess inherits it).
@@ -33,6 +43,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import socket
 import struct
 import subprocess
@@ -97,10 +108,10 @@ def count_samples(capture: list[bytes]) -> list[int]:
     return counts
 
 
-def in_process(capture: list[bytes], samples: int) -> None:
+def in_process(capture: list[bytes], samples: int, flows: dict[str, Any]) -> None:
     collect_rarely()  # as the collector's analytics process does
     engine = Engine(SimClock())
-    for name, spec in FLOWS.items():
+    for name, spec in flows.items():
         engine.set_flow(name, FlowSpec.from_json(spec))
     start = time.perf_counter()
     for i, d in enumerate(capture):
@@ -112,11 +123,11 @@ def in_process(capture: list[bytes], samples: int) -> None:
           f"({len(engine.metrics.sources)} data sources)")
 
 
-def sharded(capture: list[bytes], samples: int, workers: int) -> None:
+def sharded(capture: list[bytes], samples: int, workers: int, flows: dict[str, Any]) -> None:
     """The same ingest through ShardedEngine: dispatch here, analytics in worker processes."""
     engine = ShardedEngine(workers, SimClock())
     try:
-        for name, spec in FLOWS.items():
+        for name, spec in flows.items():
             engine.set_flow(name, FlowSpec.from_json(spec))
         start = time.perf_counter()
         for i, d in enumerate(capture):
@@ -218,21 +229,28 @@ def worker_pids(pid: int) -> list[int]:
     return [int(p) for p in children.read_text().split()] if children.exists() else []
 
 
-def run_step(step: int, rate: float, replay: Replay, counts: list[int], seconds: float,
-             sflow: int, http: int, pids: list[int]) -> tuple[float, float, dict[str, Any]]:
-    """Send at ``rate`` samples/s; returns (achieved rate, loss, details)."""
+@dataclass
+class Sent:
+    datagrams: int
+    samples: int
+    seconds: float
+    sender_cpu_s: float
+
+
+def send_paced(step: int, rate: float, replay: Replay, counts: list[int], seconds: float,
+               port: int) -> Sent:
+    """Send at ``rate`` samples/s for ``seconds`` to 127.0.0.1:``port``, agents 10.<step>.x.y,
+    one source socket per agent, as real agents send."""
     per_dg = sum(counts) / len(counts)
     n = int(rate * seconds / per_dg)
     data = replay.datagrams(step, n)
     interval = per_dg / rate
-    before = get(http, "/analyzer/json")
-    kernel0, cpu0 = rcvbuf_errors(), [cpu_seconds(p) for p in pids]
-    socks: dict[bytes, socket.socket] = {}  # one source socket per agent, as real agents send
-    for d in data[:n]:
+    socks: dict[bytes, socket.socket] = {}
+    for d in data:
         if d[8:12] not in socks:
             socks[d[8:12]] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sends = [socks[d[8:12]].sendto for d in data[:n]]
-    target = ("127.0.0.1", sflow)
+    sends = [socks[d[8:12]].sendto for d in data]
+    target = ("127.0.0.1", port)
     start, sender_cpu = time.perf_counter(), time.process_time()
     next_at = start
     for i in range(n):
@@ -246,6 +264,17 @@ def run_step(step: int, rate: float, replay: Replay, counts: list[int], seconds:
     sender_cpu = time.process_time() - sender_cpu
     for sock in socks.values():
         sock.close()
+    samples = sum(counts[i % len(counts)] for i in range(n))
+    return Sent(n, samples, sent_s, sender_cpu)
+
+
+def run_step(step: int, rate: float, replay: Replay, counts: list[int], seconds: float,
+             sflow: int, http: int, pids: list[int]) -> tuple[float, float, dict[str, Any]]:
+    """Send at ``rate`` samples/s to the collector; returns (achieved rate, loss, details)."""
+    before = get(http, "/analyzer/json")
+    kernel0, cpu0 = rcvbuf_errors(), [cpu_seconds(p) for p in pids]
+    sent = send_paced(step, rate, replay, counts, seconds, sflow)
+    start = time.perf_counter() - sent.seconds
     prefix = f"10.{step}."
     last, changed = -1, time.perf_counter()
     while time.perf_counter() - changed < 1.0:  # wait for the queue to drain
@@ -254,21 +283,85 @@ def run_step(step: int, rate: float, replay: Replay, counts: list[int], seconds:
             last, changed = got, time.perf_counter()
         time.sleep(0.05)
     after = get(http, "/analyzer/json")
-    samples = sum(counts[i % len(counts)] for i in range(n))
     details = {
-        "datagrams": n, "received": last, "lag_s": max(0.0, changed - start - sent_s),
+        "datagrams": sent.datagrams, "received": last,
+        "datagrams_per_s": sent.datagrams / sent.seconds,
+        "lag_s": max(0.0, changed - start - sent.seconds),
         "discarded": after["sFlowDatagramsDiscarded"] - before["sFlowDatagramsDiscarded"],
         "kernel_drops": rcvbuf_errors() - kernel0,
     }
     cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
-    details["cpu_us_per_sample"] = sum(cpu) / max(1, samples) * 1e6
+    details["cpu_us_per_sample"] = sum(cpu) / max(1, sent.samples) * 1e6
     details["cpu_s"] = " + ".join(f"{c:.2f}" for c in cpu if c >= 0.01)
-    details["sender_us_per_datagram"] = sender_cpu / max(1, n) * 1e6
-    return samples / sent_s, 1 - last / n, details
+    details["sender_us_per_datagram"] = sent.sender_cpu_s / max(1, sent.datagrams) * 1e6
+    return sent.samples / sent.seconds, 1 - last / sent.datagrams, details
+
+
+def udp_socket_row(port: int) -> list[str] | None:
+    """The /proc/net/udp row of the IPv4 socket bound to ``port``: sl, local, remote, st,
+    tx:rx queue, ..., inode, ref, pointer, drops."""
+    for row in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = row.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port:
+            return fields
+    return None
+
+
+def sflowtool_loopback(binary: str, replay: Replay, counts: list[int], rates: list[float],
+                       seconds: float) -> tuple[float, float] | None:
+    """The loopback steps against sflowtool; (datagrams/s, samples/s) of the highest rate held."""
+    print(f"loopback UDP, sflowtool {binary} (text output to /dev/null; pinned to CPU 1, "
+          "sender on CPU 0)")
+    port = free_port(socket.SOCK_DGRAM)
+    proc = subprocess.Popen([binary, "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    best: tuple[float, float] | None = None
+    try:
+        pin(proc.pid)
+        deadline = time.time() + 10
+        while udp_socket_row(port) is None:
+            if time.time() > deadline or proc.poll() is not None:
+                print("  sflowtool did not bind its port: skipped")
+                return None
+            time.sleep(0.05)
+        for step, rate in enumerate(rates, start=101):
+            drops0, cpu0 = int(udp_socket_row(port)[-1]), cpu_seconds(proc.pid)  # type: ignore[index]
+            sent = send_paced(step, rate, replay, counts, seconds, port)
+            end = time.perf_counter()
+            while int(udp_socket_row(port)[4].split(":")[1], 16):  # type: ignore[index]
+                time.sleep(0.01)  # the receive queue drains
+            lag = time.perf_counter() - end
+            drops = int(udp_socket_row(port)[-1]) - drops0  # type: ignore[index]
+            loss = drops / sent.datagrams
+            cpu = cpu_seconds(proc.pid) - cpu0
+            achieved = sent.samples / sent.seconds
+            print(f"target {rate:>9,.0f} samples/s: sent {achieved:>9,.0f}/s "
+                  f"({sent.datagrams / sent.seconds:,.0f} datagrams/s), loss {loss * 100:6.3f} % "
+                  f"({drops} of {sent.datagrams} datagrams dropped at its socket), backlog "
+                  f"drained {lag:.2f} s after the sender stopped, sflowtool CPU "
+                  f"{cpu / max(1, sent.samples) * 1e6:.1f} µs/sample")
+            if loss >= LOSS_LIMIT or lag > LAG_LIMIT * seconds:
+                break
+            best = (sent.datagrams / sent.seconds, achieved)
+        print("highest rate held with < {:.1%} loss: {}".format(
+            LOSS_LIMIT, "none" if best is None else f"{best[1]:,.0f} samples/s"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return best
+
+
+def pin(pid: int) -> None:
+    """The receiver on CPU 1, this process (the sender) on CPU 0."""
+    if (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(pid, {1})
+        os.sched_setaffinity(0, {0})
 
 
 def loopback(replay: Replay, counts: list[int], rates: list[float], seconds: float,
-             workers: int) -> None:
+             workers: int, flows: dict[str, Any]) -> tuple[float, float] | None:
+    """The loopback steps against the collector; (datagrams/s, samples/s) of the highest rate
+    held."""
     print(f"loopback UDP, collector with --workers {workers}"
           + (" (pinned to CPU 1, sender on CPU 0)" if workers == 0 else
              " (unpinned: workers and sender share the CPUs)"))
@@ -277,15 +370,14 @@ def loopback(replay: Replay, counts: list[int], rates: list[float], seconds: flo
         cfg = Path(tmp) / "bench.toml"
         cfg.write_text("".join(
             f"[flows.{n}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in s.items())
-            for n, s in FLOWS.items()))
+            for n, s in flows.items()))
         proc = subprocess.Popen(
             [sys.executable, "-m", "sflowlab.cli", "collector", "--config", str(cfg),
              "--sflow-port", str(sflow), "--http-port", str(http), "--sflow-host", "127.0.0.1",
              "--workers", str(workers), "--log-level", "WARNING"], cwd=ROOT)
         try:
-            if workers == 0 and (os.cpu_count() or 1) >= 2:
-                os.sched_setaffinity(proc.pid, {1})
-                os.sched_setaffinity(0, {0})
+            if workers == 0:
+                pin(proc.pid)
             elif (os.cpu_count() or 1) >= 2:
                 os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
             deadline = time.time() + 15
@@ -297,14 +389,14 @@ def loopback(replay: Replay, counts: list[int], rates: list[float], seconds: flo
                     if time.time() > deadline:
                         raise
                     time.sleep(0.05)
-            best = 0.0
+            best: tuple[float, float] | None = None
             pids = [proc.pid, *worker_pids(proc.pid)]
             for step, rate in enumerate(rates, start=1):
                 achieved, loss, d = run_step(step, rate, replay, counts, seconds, sflow, http,
                                              pids)
                 kept_up = d["lag_s"] <= LAG_LIMIT * seconds
-                print(f"target {rate:>9,.0f} samples/s: sent {achieved:>9,.0f}/s, "
-                      f"loss {loss * 100:6.3f} % ({d['received']}/{d['datagrams']} datagrams; "
+                print(f"target {rate:>9,.0f} samples/s: sent {achieved:>9,.0f}/s "
+                      f"({d['datagrams_per_s']:,.0f} datagrams/s), loss {loss * 100:6.3f} % ({d['received']}/{d['datagrams']} datagrams; "
                       f"discarded {d['discarded']}, kernel drops {d['kernel_drops']}), "
                       f"backlog drained {d['lag_s']:.2f} s after the sender stopped, "
                       f"collector CPU {d['cpu_us_per_sample']:.1f} µs/sample "
@@ -312,11 +404,13 @@ def loopback(replay: Replay, counts: list[int], rates: list[float], seconds: flo
                       f"{d['sender_us_per_datagram']:.1f} µs/datagram")
                 if loss >= LOSS_LIMIT or not kept_up:
                     break
-                best = achieved
-            print(f"highest rate held with < {LOSS_LIMIT:.1%} loss: {best:,.0f} samples/s")
+                best = (d["datagrams_per_s"], achieved)
+            print("highest rate held with < {:.1%} loss: {}".format(
+                LOSS_LIMIT, "none" if best is None else f"{best[1]:,.0f} samples/s"))
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+    return best
 
 
 def main() -> None:
@@ -330,26 +424,47 @@ def main() -> None:
                         help="the rates to step through (samples/s; default 10,000 to 300,000)")
     parser.add_argument("--churn", action="store_true",
                         help="fresh agents every pass over the capture (see Replay)")
+    parser.add_argument("--flows", type=int, choices=range(len(FLOWS) + 1), default=2,
+                        help=f"flow definitions (default 2, at most {len(FLOWS)})")
     args = parser.parse_args()
+    flows = dict(list(FLOWS.items())[:args.flows])
     n = 4_000 if args.quick else args.datagrams
     t0 = time.perf_counter()
     capture = make_stream(n)
     counts = count_samples(capture)
     samples = sum(counts)
-    print(f"C accelerators: {', '.join(accel.active()) or 'none (pure Python)'}")
+    load = os.getloadavg()
+    print(f"C accelerators: {', '.join(accel.active()) or 'none (pure Python)'}; machine load "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     print(f"capture: {len(capture)} datagrams, {samples} samples "
-          f"({samples / len(capture):.1f}/datagram), built in {time.perf_counter() - t0:.1f} s")
-    in_process(capture, samples)
+          f"({samples / len(capture):.2f}/datagram), built in {time.perf_counter() - t0:.1f} s; "
+          f"flow definitions: {', '.join(flows) or 'none'}")
+    in_process(capture, samples, flows)
     for workers in (w for w in args.workers if w > 0):
-        sharded(capture, samples, workers)
+        sharded(capture, samples, workers, flows)
     rates = args.rates or ([10_000, 20_000, 40_000] if args.quick else [
         10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 125_000, 150_000, 175_000, 200_000,
         225_000, 250_000, 300_000])
     replay = Replay(capture, churn=args.churn)
     print("agents: " + ("fresh every pass over the capture" if args.churn else
                         "the capture's, stable, sequence numbers continuing pass after pass"))
+    held: dict[str, tuple[float, float] | None] = {}
     for workers in args.workers:
-        loopback(replay, counts, [float(r) for r in rates], args.seconds, workers)
+        held[f"sflowlab --workers {workers}"] = loopback(
+            replay, counts, [float(r) for r in rates], args.seconds, workers, flows)
+    sflowtool = os.environ.get("SFLOWTOOL") or shutil.which("sflowtool")
+    if sflowtool:
+        held["sflowtool"] = sflowtool_loopback(sflowtool, replay, counts,
+                                               [float(r) for r in rates], args.seconds)
+    else:
+        print("sflowtool: not found (no Debian package; build it from the sflow/sflowtool "
+              "sources and put it on the PATH or set SFLOWTOOL): comparison skipped")
+    load = os.getloadavg()
+    print(f"side by side, highest rate held lossless over loopback UDP (machine load now "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}):")
+    for name, best in held.items():
+        print(f"  {name:<22} " + ("none" if best is None else
+                                  f"{best[0]:>8,.0f} datagrams/s {best[1]:>9,.0f} samples/s"))
 
 
 if __name__ == "__main__":
