@@ -343,12 +343,16 @@ def sflowtool_loopback(binary: str, replay: Replay, counts: list[int], rates: li
             if loss >= LOSS_LIMIT or lag > LAG_LIMIT * seconds:
                 break
             best = (sent.datagrams / sent.seconds, achieved)
-        print("highest rate held with < {:.1%} loss: {}".format(
-            LOSS_LIMIT, "none" if best is None else f"{best[1]:,.0f} samples/s"))
+        print_held(best)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
     return best
+
+
+def print_held(best: tuple[float, float] | None) -> None:
+    print("highest rate held with < {:.1%} loss: {}".format(
+        LOSS_LIMIT, "none" if best is None else f"{best[1]:,.0f} samples/s"))
 
 
 def pin(pid: int) -> None:
@@ -405,8 +409,7 @@ def loopback(replay: Replay, counts: list[int], rates: list[float], seconds: flo
                 if loss >= LOSS_LIMIT or not kept_up:
                     break
                 best = (d["datagrams_per_s"], achieved)
-            print("highest rate held with < {:.1%} loss: {}".format(
-                LOSS_LIMIT, "none" if best is None else f"{best[1]:,.0f} samples/s"))
+            print_held(best)
         finally:
             proc.terminate()
             proc.wait(timeout=10)
