@@ -4,7 +4,8 @@ Usage: ``python bench/bench_decode.py [--datagrams 2000] [--seconds 2] [--cpu N]
 [--tshark]``. The capture comes from ``capture.make_capture`` (deterministic). Pinned to one
 core, it prints for each path datagrams/s, samples/s and microseconds per sample (the best CPU
 time of repeated passes), then the collector path on flow and on counter datagrams alone, with
-the C walk (``sflowlab.codec._walk``, when built) and in pure Python, and the ratio.
+the C walk (``sflowlab.codec._walk``, when built) and in pure Python, and the ratio; last, a
+host_descr UUID as text through ``uuid.UUID`` and as the codec builds it.
 ``--profile`` prints the top cProfile entries of the collector path; ``--tshark`` also times
 ``tshark -V`` (whole process, full dissection and printing) on the same capture, for scale.
 Target: the collector path at 300,000 samples/s or more (sflowtool's rate on this machine).
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from capture import make_capture
 
 from sflowlab.codec import decode_datagram, fast
+from sflowlab.codec._fields import uuid_to_str
 from sflowlab.codec.fast import decode_for_collector, decode_for_collector_py
 from sflowlab.codec.pcap import PcapWriter
 
@@ -64,6 +67,24 @@ def best_rate(run: Callable[[list[bytes]], None], capture: list[bytes], seconds:
         best = min(best, elapsed)
         if time.perf_counter() >= deadline:
             return best
+
+
+def uuid_text(seconds: float) -> None:
+    """Microseconds per UUID as text: through ``uuid.UUID`` and the codec's ``uuid_to_str``."""
+    raw = bytes(range(16))
+
+    def per_call(fn: Callable[[bytes], str]) -> float:
+        calls, start = 0, time.thread_time()
+        while time.thread_time() - start < seconds:
+            for _ in range(10_000):
+                fn(raw)
+            calls += 10_000
+        return (time.thread_time() - start) / calls * 1e6
+
+    stdlib = per_call(lambda b: str(uuid.UUID(bytes=b)))
+    codec = per_call(uuid_to_str)
+    print(f"uuid text: uuid.UUID {stdlib:.3f} us, the codec's {codec:.3f} us "
+          f"({stdlib / codec:.1f}x)")
 
 
 def report(name: str, elapsed: float, datagrams: int, samples: int) -> None:
@@ -132,6 +153,7 @@ def main() -> None:
             ("whole capture", "flow", "counter"), timings["pure Python"], timings["C walk"],
             strict=True))
         print(f"C walk speed-up over pure Python: {ratios}")
+    uuid_text(min(args.seconds, 1.0))
     if args.tshark:
         time_tshark(capture, samples)
     if args.profile:

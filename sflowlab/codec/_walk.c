@@ -407,7 +407,7 @@ error:
 
 /* view._keys = keys. Up to 3.12 a tuple subclass keeps its instance dict at tp_dictoffset:
  * a new view has none yet, so the dict {"_keys": keys} is put there directly, as the
- * generic setattr would (5 % of the walk's time saved); otherwise the generic way. */
+ * generic setattr would, but cheaper; otherwise the generic way. */
 static int
 set_keys(PyObject *view, PyObject *keys)
 {

@@ -2,7 +2,7 @@
  *
  * The same classification of 32-bit wrapping sequence numbers (see agents.py, which documents
  * the rules); the 256-number window of numbers seen is four 64-bit words here and a Python int
- * there. tests/collector/test_seq.py drives both with the same streams and compares every
+ * there. tests/collector/test_agents.py drives both with the same streams and compares every
  * field after every number.
  */
 #define PY_SSIZE_T_CLEAN

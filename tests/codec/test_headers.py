@@ -339,3 +339,28 @@ def test_corrupted_real_headers_never_raise(sample: tuple[int, bytes], at: int, 
     corrupted = bytearray(data)
     corrupted[at % len(data)] = value
     assert set(decode_header(protocol, bytes(corrupted))) <= VOCABULARY
+
+
+@settings(max_examples=200, deadline=None)
+@given(protocol=st.sampled_from([TCP, UDP]), ports=st.tuples(st.integers(0, 65535),
+                                                              st.integers(0, 65535)),
+       flags=st.integers(0, 0x1FF), tos=st.integers(0, 255), ttl=st.integers(0, 255),
+       length=st.integers(60, 1514), cut=st.integers(48, 128))
+def test_the_usual_header_fast_path_equals_the_general_parse(
+        protocol: int, ports: tuple[int, int], flags: int, tos: int, ttl: int, length: int,
+        cut: int) -> None:
+    """eth_ip4_keys (the usual Ethernet/IPv4/TCP-or-UDP layout, read by one struct) gives
+    the keys and values the general Ethernet parse gives for the same bytes (in its own
+    order, which the C walk reproduces: test_walk.py)."""
+    packet = Packet(MAC_A, MAC_B, "10.0.0.1", "192.168.7.9", protocol=protocol,
+                    src_port=ports[0], dst_port=ports[1], tcp_flags=flags & 0xFF, tos=tos,
+                    ttl=ttl, length=length)
+    data = bytearray(packet.header(128)[:cut])
+    if protocol == TCP:
+        data[46] |= flags >> 8  # NS, the low bit of the TCP data offset byte
+    data = bytes(data)
+    usual = headers.eth_ip4_keys(*struct.unpack_from(">" + headers.ETH_IP4_L4, data))
+    general: dict[str, int | str] = {}
+    headers._ethernet(data, general)
+    assert usual is not None
+    assert usual == general
