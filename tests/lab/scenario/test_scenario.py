@@ -14,7 +14,7 @@ import yaml
 from sflowlab.lab.scenario.loader import json_schema, load_scenario, scenario_from_dict
 from sflowlab.lab.scenario.model import LoadPhase, Ramp, ScenarioError, Step, build
 
-SCENARIOS = Path(__file__).parents[2] / "scenarios"
+SCENARIOS = Path(__file__).parents[3] / "scenarios"
 
 
 def minimal(**extra: Any) -> dict[str, Any]:

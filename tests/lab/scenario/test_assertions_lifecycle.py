@@ -14,7 +14,7 @@ from sflowlab.lab.scenario.loader import load_scenario, scenario_from_dict
 from sflowlab.lab.scenario.outputs import Lifecycle, Recording
 from sflowlab.lab.scenario.runner import LabRun, run_scenario
 
-CHURN = Path(__file__).parents[2] / "scenarios" / "container_churn.yaml"
+CHURN = Path(__file__).parents[3] / "scenarios" / "container_churn.yaml"
 
 
 @pytest.fixture(scope="module")

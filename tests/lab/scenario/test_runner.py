@@ -82,7 +82,7 @@ def test_same_timeline_across_processes_and_hash_seeds(tmp_path: Path) -> None:
     script = ("import sys; from pathlib import Path; from sflowlab.lab.scenario.runner import "
               "run_scenario; from sflowlab.lab.scenario.loader import load_scenario; "
               "run_scenario(load_scenario(sys.argv[1]), Path(sys.argv[2]), chart=False)")
-    flagship = Path(__file__).parents[2] / "scenarios" / "apache_load_ramp.yaml"
+    flagship = Path(__file__).parents[3] / "scenarios" / "apache_load_ramp.yaml"
     for seed in ("1", "2"):
         subprocess.run([sys.executable, "-c", script, str(flagship), str(tmp_path / seed)],
                        check=True, timeout=120, env={"PYTHONHASHSEED": seed, "PATH": ""})
