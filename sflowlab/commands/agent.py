@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                         "'none': no containers)")
     p.add_argument("--agent-ip", metavar="ADDRESS",
                    help="agent address in the datagrams (default: the source address towards "
-                        "the first collector)")
+                        "the first collector, the default route's when that is loopback)")
     p.add_argument("--header-bytes", type=int, metavar="N", help="sampled header size (128)")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.set_defaults(func=run, parser=p)
@@ -57,7 +57,7 @@ def _pick(default: T, *values: T | None) -> T:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    from sflowlab.agent_sim.mirror.agent import MirrorSettings, run_agent, source_address
+    from sflowlab.agent_sim.mirror.agent import MirrorSettings, agent_address, run_agent
     from sflowlab.agent_sim.mirror.config import FileConfig, load_config
 
     out, err = out or sys.stdout, err or sys.stderr
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             header_bytes=_pick(128, args.header_bytes, file.header_bytes),
         )
         first = collectors[0] if collectors else ("127.0.0.1", 6343)
-        address = args.agent_ip or file.agent_ip or source_address(first)
+        address = args.agent_ip or file.agent_ip or agent_address(first)
         sinks: list[Sink] = []
         if collectors:
             sinks.append(UdpSink(collectors))

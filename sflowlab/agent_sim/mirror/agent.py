@@ -26,6 +26,7 @@ drawn from 1..interval, then every interval).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import os
 import random
@@ -78,8 +79,6 @@ class MirrorSettings:
     docker_url: str | None = DEFAULT_DOCKER_URL
     """None: no container mirroring."""
     header_bytes: int = 128
-    agent_ip: str | None = None
-    """None: the source address towards the first collector."""
     max_datagram: int = 1400
 
     def __post_init__(self) -> None:
@@ -95,6 +94,16 @@ def source_address(collector: tuple[str, int]) -> str:
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         s.connect(collector)
         return str(s.getsockname()[0])
+
+
+def agent_address(collector: tuple[str, int]) -> str:
+    """The agent address hsflowd would pick: the source towards the collector, or, when that is
+    loopback (a collector on this host), the default route's source; loopback without one."""
+    address = source_address(collector)
+    if ipaddress.ip_address(address).is_loopback:
+        with contextlib.suppress(OSError):  # no default route: loopback it is
+            return source_address(("2001:db8::1", 9) if ":" in address else ("192.0.2.1", 9))
+    return address
 
 
 @dataclass
@@ -197,6 +206,8 @@ class MirrorAgent:
     def _open_bridge(self, link: Link) -> None:
         try:
             tap = Tap(link.name, self.settings.sampling, self.settings.header_bytes)
+        except PermissionError:
+            raise
         except OSError:  # the device went, or is not up yet: the next link event retries
             self._count_error("tap")
             return
@@ -294,8 +305,9 @@ class MirrorAgent:
         c = self.containers.pop(container_id, None)
         if c is None:
             return
-        for seq in c.pending:  # samples whose stats are still on the way go out as they are
-            self._emit_container(c, seq, STATES["running"], now)
+        if c.stats is not None:  # samples whose stats are still on the way go out as they are
+            for seq in c.pending:
+                self._emit_container(c, seq, STATES["running"], now)
         seq = c.poller.next_sequence(now, reschedule=False)
         self._emit_container(c, seq, STATES["exited"], now)
         self.indexes.release(c.ds_index)
@@ -325,10 +337,12 @@ class MirrorAgent:
             if c.fetching is not None and c.fetching.done():
                 stats = c.fetching.result()
                 c.fetching = None
-                if stats is not None:
-                    c.stats = stats
-                for seq in c.pending:
-                    self._emit_container(c, seq, STATES["running"], now)
+                c.stats = stats or c.stats
+                if c.stats is None:  # never read: no made-up counters (a sequence gap says so)
+                    self._count_error("container_stats")
+                else:
+                    for seq in c.pending:
+                        self._emit_container(c, seq, STATES["running"], now)
                 c.pending.clear()
         self.agent.flush(now)  # container samples go out as their stats come, not a tick later
 
@@ -425,7 +439,12 @@ def run_agent(settings: MirrorSettings, sink: Sink, clock: Clock, stop: threadin
     """Build the agent, run it until ``stop`` (or ``duration_s``), close it; returns it."""
     docker = DockerSource(settings.docker_url) if settings.docker_url else None
     start = clock.now()
-    agent = MirrorAgent(settings, sink, start, address, docker=docker)
+    try:
+        agent = MirrorAgent(settings, sink, start, address, docker=docker)
+    except BaseException:
+        if docker is not None:
+            docker.close()
+        raise
     try:
         agent.run(clock.now, stop, None if duration_s is None else start + duration_s, wake_fd)
     finally:

@@ -6,7 +6,7 @@ pcap { dev = docker0 } docker { } }`` reads here as::
     sampling = 400          # 1-in-N on the sampled interfaces (0: no packet sampling)
     polling = 20            # counter polling interval in whole seconds (0: none)
     headerBytes = 128
-    agentIP = "10.0.0.5"    # default: the source address towards the first collector
+    agentIP = "10.0.0.5"    # default: hsflowd-like, a non-loopback address of this host
     [[collector]]
     ip = "10.0.0.1"
     udpport = 6343

@@ -138,7 +138,11 @@ class DockerSource:
         import docker  # the host extra; only this class needs it
 
         self._errors = (docker.errors.DockerException, OSError, ValueError)
-        self.api = docker.APIClient(base_url=self.url, version="auto", timeout=self.timeout_s)
+        try:
+            self.api = docker.APIClient(base_url=self.url, version="auto",
+                                        timeout=self.timeout_s)
+        except self._errors as e:
+            raise ConnectionError(f"no Docker engine at {self.url}: {e}") from e
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._stream: Any = None
@@ -147,7 +151,11 @@ class DockerSource:
 
     def running(self) -> list[ContainerInfo]:
         """The running containers, inspected (those gone meanwhile left out)."""
-        found = (self.inspect(c["Id"]) for c in self.api.containers())
+        try:
+            listed = self.api.containers()
+        except self._errors as e:
+            raise ConnectionError(f"listing the containers at {self.url}: {e}") from e
+        found = (self.inspect(c["Id"]) for c in listed)
         return [info for info in found if info is not None]
 
     def inspect(self, container_id: str) -> ContainerInfo | None:

@@ -68,7 +68,10 @@ class Tap:
         self.errors = 0
         self._buf = bytearray(header_bytes)
         # protocol 0 receives nothing until bound: the filter is in place before any frame
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        try:
+            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except PermissionError as e:
+            raise PermissionError(e.errno, f"sampling {interface} needs root (CAP_NET_RAW)") from e
         try:
             if sampling_rate > 1:
                 attach_filter(self._sock, random_filter(sampling_rate))

@@ -47,6 +47,17 @@ class BridgeLab:
 
         return self.host.call(read)
 
+    def promiscuity(self, name: str) -> int:
+        """IFLA_PROMISCUITY of one of the host namespace's links."""
+        from pyroute2 import IPRoute
+
+        def read() -> int:
+            with IPRoute() as ipr:
+                (msg,) = ipr.get_links(ifname=name)
+                return int(msg.get("IFLA_PROMISCUITY"))
+
+        return self.host.call(read)
+
     def index(self, name: str) -> int:
         return self.host.call(lambda: socket.if_nametoindex(name))
 

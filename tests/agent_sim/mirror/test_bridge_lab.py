@@ -13,7 +13,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mirror_helpers import A_IP, B_IP, BRIDGE, BridgeLab, Received, bridge_lab, running_agent
+from mirror_helpers import (
+    A_IP,
+    B_IP,
+    BRIDGE,
+    BridgeLab,
+    Received,
+    bridge_lab,
+    running_agent,
+    wait_until,
+)
 
 from sflowlab.codec import (
     COUNTER_SAMPLES,
@@ -75,6 +84,7 @@ def test_counters_equal_the_kernels_and_a_transfer_is_estimated_within_binomial_
         status, out, err = agent.stop()
     assert status == 0, err
     assert f"sampled {BRIDGE}: 1-in-{RATE}" in out
+    assert lab.promiscuity(BRIDGE) == 0  # the tap's membership ended with the agent
 
     # counters: each sample is the kernel's at some moment; after the transfer, exactly its end
     for name, index in (("pa", pa), ("pb", pb), (BRIDGE, br)):
@@ -121,9 +131,10 @@ def test_counters_equal_the_kernels_and_a_transfer_is_estimated_within_binomial_
 
 
 def test_links_that_come_and_go_are_polled_and_a_late_bridge_is_sampled(
-        lab: BridgeLab) -> None:
-    with running_agent(lab.host, "--interface", "br1", "--sampling", "4", "--polling", "1",
-                       "--docker-url", "none") as agent:
+        lab: BridgeLab, tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text('sampling = 4\npolling = 1\ndocker = false\n[[pcap]]\ndev = "br1"\n')
+    with running_agent(lab.host, "--config", str(config)) as agent:
         agent.until("the agent's first datagram", lambda r: r.items, 10.0)
         lab.host.ip("link", "add", "br1", "type", "bridge")
         lab.host.ip("link", "add", "pc", "type", "veth", "peer", "name", "pd")
@@ -145,3 +156,25 @@ def test_links_that_come_and_go_are_polled_and_a_late_bridge_is_sampled(
         status, out, err = agent.stop()
     assert status == 0, err
     assert "sampled br1: 1-in-4" in out
+
+
+def test_at_rate_1_every_frame_is_sampled(lab: BridgeLab) -> None:
+    """No filter at 1-in-1 (``rand % 1`` is never 1): each frame of the stream is a sample."""
+    br = lab.index(BRIDGE)
+    with lab.b.socket() as sink, running_agent(lab.host, "--interface", BRIDGE, "--sampling",
+                                                "1", "--polling", "1",
+                                                "--docker-url", "none") as agent:
+        sink.bind((B_IP, PORT))
+        agent.until("the agent's first datagram", lambda r: r.items, 10.0)
+        before = lab.link_stats(BRIDGE)["rx_packets"]
+        lab.udp(lab.a, B_IP, PORT, 300, 100)
+        wait_until("the stream to cross the bridge",
+                   lambda: lab.link_stats(BRIDGE)["rx_packets"] - before >= 300, 10.0)
+        status, out, err = agent.stop()
+    assert status == 0, err
+    stream = [s for _, s in agent.received.samples(FLOW_SAMPLES)
+              if decode_header(1, next(r for r in s.records if isinstance(r, SampledHeader))
+                               .header).get("udpdestinationport") == PORT]
+    assert len(stream) == 300
+    assert f"sampled {BRIDGE}: 1-in-1, 300 samples" in out  # the stream is all it carried
+    assert {(s.sampling_rate, s.source_id_index, s.drops) for s in stream} == {(1, br, 0)}
