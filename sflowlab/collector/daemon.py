@@ -27,7 +27,8 @@ from sflowlab.codec.pcap import CapturedDatagram, PcapTruncatedError, read_sflow
 from sflowlab.http import HttpServer, Limits
 
 from .config import Config, ConfigError, load_config
-from .engine import Engine, TickResult
+from .engine import Engine
+from .engine_api import EngineApi, TickResult
 from .forwarding import Forwarder
 from .journal import DefinitionStore
 from .listener import Listener, ListenerConfig
@@ -63,7 +64,7 @@ def _read_to_the_cut(path: str | Path) -> Iterator[CapturedDatagram]:
 class Daemon:
     config: Config
     clock: Clock = field(default_factory=SystemClock)
-    engine: Engine | ShardedEngine = field(init=False)
+    engine: EngineApi = field(init=False)
     forwarder: Forwarder = field(default_factory=Forwarder, init=False)
     recorder: Recorder | None = field(default=None, init=False)
     listener: Listener | None = field(default=None, init=False)

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sflowlab.clock import Clock, SystemClock
@@ -30,14 +30,15 @@ from .agents import (
     fresh_flow_samples,
     to_ms,
 )
+from .api import Agents, Filter, Groups
+from .engine_api import TickResult
 from .events import Event, EventLog, FlowRecord
 from .flows import FlowEngine, FlowSpec
-from .groups import Groups, GroupSet
+from .groups import GroupSet
 from .logs import RateLimitedLog
 from .metrics import MetricTable
 from .query import (
     EVERYWHERE,
-    Filter,
     MetricRef,
     QueryError,
     Row,
@@ -54,8 +55,6 @@ from .query import (
 )
 from .thresholds import ThresholdEngine, ThresholdSpec
 from .topology import Topology, TopologyView, require
-
-Agents = str | Collection[str] | None
 
 MAX_DEFINITIONS = 1000
 """Flows, thresholds and groups, each: a new one beyond it is refused (ValueError: 400)."""
@@ -93,14 +92,6 @@ class Totals:
     agents_expired: int = 0
     flows_generated: int = 0
     events_generated: int = 0
-
-
-@dataclass
-class TickResult:
-    """What one ``tick`` produced, for dispatch to controllers."""
-
-    events: list[Event] = field(default_factory=list)
-    flows: list[FlowRecord] = field(default_factory=list)
 
 
 class Engine:

@@ -12,51 +12,13 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
+
+from .api import Event, FlowRecord
 
 T = TypeVar("T")
 
 DEFAULT_CAPACITY = 10_000
-
-
-@dataclass(frozen=True)
-class Event:
-    """A threshold was exceeded (sFlow-RT's event JSON, field for field)."""
-
-    eventID: int
-    timestamp: int  # ms since the epoch (of the engine's clock)
-    thresholdID: str
-    metric: str
-    threshold: float
-    value: float
-    agent: str
-    dataSource: str
-    flowKey: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        if self.flowKey is None:
-            del out["flowKey"]
-        return out
-
-
-@dataclass(frozen=True)
-class FlowRecord:
-    """A logged flow ended (or started, with ``flowStart``): sFlow-RT's flow record JSON,
-    field for field (``/flows/json``, flow handlers)."""
-
-    flowID: int
-    name: str
-    flowKeys: str
-    value: float
-    start: int  # ms since the epoch (of the engine's clock)
-    end: int  # ms since the epoch
-    agent: str
-    dataSource: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class LongPollLog(Generic[T]):
@@ -126,3 +88,6 @@ class EventLog:
 
 def _of_threshold(threshold_id: str | None) -> Callable[[Event], bool] | None:
     return None if threshold_id is None else (lambda e: e.thresholdID == threshold_id)
+
+
+__all__ = ["DEFAULT_CAPACITY", "Event", "EventLog", "FlowRecord", "LongPollLog"]

@@ -26,6 +26,8 @@ import socket
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from .api import Groups
+
 _V4, _V6 = socket.AF_INET, socket.AF_INET6
 _WIDTH: dict[int, int] = {_V4: 32, _V6: 128}
 MEMO_SIZE = 65_536  # answers remembered per table (cleared when full)
@@ -64,8 +66,6 @@ def parse_cidr(cidr: str) -> tuple[int, int, int]:
     return family, length, value >> (width - length) << (width - length)
 
 
-Groups = dict[str, list[str]]
-"""One group set: group name -> CIDR list."""
 
 
 def _parse_group(name: str, cidrs: list[str]) -> list[tuple[int, int, int]]:

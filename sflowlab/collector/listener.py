@@ -29,7 +29,8 @@ from multiprocessing.connection import Connection
 
 from sflowlab.clock import Clock
 
-from .engine import Engine, TickResult, collect_rarely
+from .engine import collect_rarely
+from .engine_api import EngineApi, TickResult
 from .logs import RateLimitedLog
 from .shards import ShardedEngine
 from .sockets import kernel_drops, open_udp, stop_receiving
@@ -53,7 +54,7 @@ class ListenerConfig:
 class Listener:
     """Owns the sockets and threads; ``start()``, then ``stop()``."""
 
-    engine: Engine | ShardedEngine
+    engine: EngineApi
     clock: Clock
     config: ListenerConfig = field(default_factory=ListenerConfig)
     taps: list[Tap] = field(default_factory=list)

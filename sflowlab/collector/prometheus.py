@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import re
 
-from .engine import Engine
-from .query import Filter, split_list
-from .shards import ShardedEngine
+from .api import Filter
+from .engine_api import EngineApi
+from .query import split_list
 
 _BAD = re.compile(r"[^a-zA-Z0-9_:]")
 
@@ -27,7 +27,7 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def exposition(engine: Engine | ShardedEngine, agents: str, metrics: str,
+def exposition(engine: EngineApi, agents: str, metrics: str,
                filter: Filter | None = None) -> str:
     """The text format for the selected agents, metrics and data sources."""
     names = None

@@ -22,6 +22,8 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from .api import Filter
+
 Value = float | int | str
 
 
@@ -157,7 +159,6 @@ def parse_metrics(spec: str | Iterable[str]) -> list[MetricRef]:
     return [parse_metric(t) for t in split_list(spec, ",", ";")]
 
 
-Filter = Mapping[str, Iterable[str]]
 
 
 def compile_filter(flt: Filter | None) -> Callable[[Mapping[str, Value]], bool] | None:

@@ -20,14 +20,14 @@ from urllib.parse import parse_qs, urlsplit
 from sflowlab import __version__
 from sflowlab.http import Access, HttpError, Request, Response, Router, template
 
-from .engine import Engine
+from .api import HttpRequest
+from .engine_api import EngineApi
 from .filters import FilterError
 from .flows import FlowSpec
 from .forwarding import Destination, Forwarder
 from .prometheus import exposition
 from .query import QueryError
-from .runtime import HttpRequest, Runtime
-from .shards import ShardedEngine
+from .runtime import Runtime
 from .thresholds import ThresholdSpec
 
 MAX_POLL_S = 60.0
@@ -43,7 +43,7 @@ def _text(text: str, ctype: str = "text/plain") -> Response:
 class Api:
     """sFlow-RT's routes over an engine; ``router`` is what an ``HttpServer`` serves."""
 
-    engine: Engine | ShardedEngine
+    engine: EngineApi
     forwarder: Forwarder = field(default_factory=Forwarder)
     token: str | None = None
     readonly: bool = False

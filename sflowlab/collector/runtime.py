@@ -1,33 +1,9 @@
 """The controller runtime: sFlow-RT's scripting model for Python controllers.
 
-A controller is any object with ``start(api: ControllerApi)``. In ``start`` it registers its
-handlers (interval, flow, event, HTTP) and defines flows, thresholds and groups; afterwards it
-queries metrics and flows through the same ``ControllerApi``. Controllers see nothing else of
-the engine, so the same controller runs in production, in the lab under simulated time, and
-in tests.
-
-| sFlow-RT JavaScript           | ControllerApi                                       |
-|-------------------------------|-----------------------------------------------------|
-| ``setIntervalHandler(f, s)``  | ``set_interval_handler(f, interval_s)``, ``f(now)`` |
-| ``setFlowHandler(f, names)``  | ``set_flow_handler(f, names)``, ``f(FlowRecord)``   |
-| ``setEventHandler(f, ids)``   | ``set_event_handler(f, ids)``, ``f(event: Event)``  |
-| ``setHttpHandler(f)``         | ``set_http_handler(f)``, ``f(HttpRequest) -> obj``  |
-| ``setFlow``/``clearFlow`` ... | ``set_flow``, ``clear_flow``, ``set_threshold``, ``clear_threshold`` |
-| ``setGroups(name, spec)``     | ``set_group(name, {group: cidrs})`` (a CIDR list: one group named ``name``), ``clear_group`` |
-| ``metric``, ``dump``, ``table``, ``activeFlows``, ``flowValue`` | same names, snake_case |
-| ``flowKeys()``, ``metrics(<agent>)``, ``agents(<list>)`` | ``flow_keys()``, ``metrics(agent=None)``, ``agents(agents=None)`` |
-| ``setTopology``/``getTopology`` | ``set_topology(spec)``/``topology()``             |
-| ``storeGet``/``storeSet``     | ``store_get``/``store_set`` (persistent JSON per controller) |
-| ``sharedGet``/``sharedSet``   | ``shared_get``/``shared_set`` (in memory, across controllers) |
-| ``logInfo``/``logWarning``    | ``api.log`` (a ``logging.Logger``)                  |
-| (none)                        | ``publish(event)``: a typed decision to the runtime's subscribers |
-
-Time units, as in sFlow-RT: ``now()``, the interval handlers' ``now`` and ``interval_s`` are
-seconds (float, the engine clock's epoch); what the REST API shows keeps sFlow-RT's
-milliseconds: ``Event.timestamp``, ``FlowRecord.start``/``end`` (ms since the epoch),
-``lastUpdate`` and the ages of ``flow_keys()``/``metrics()`` (ms ago). Flow ``t`` and
-``activeTimeout``, threshold ``timeout`` are seconds. Events (``Event``) and logged flows
-(``FlowRecord``) are frozen dataclasses named and shaped like sFlow-RT's JSON (``to_json()``).
+A controller is any object with ``start(api)``; controllers import only
+:mod:`sflowlab.collector.api`, which declares what ``api`` offers (``ControllerApi``, with
+sFlow-RT's functions mapped to it). Here :class:`LoadedController` implements it, one per
+loaded controller, over any :class:`~sflowlab.collector.engine_api.EngineApi`.
 
 Isolation: every call into a controller (``start`` and each handler) is wrapped; an exception
 is logged with its traceback, counted per controller and handler kind, and never reaches the
@@ -52,18 +28,15 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sflowlab.clock import Clock
-from sflowlab.http import HttpError, first_arg
 
+from .api import Agents, Controller, ControllerApi, Filter, Groups, HttpError, HttpRequest
 from .config import ConfigError, StateStore
-from .engine import Agents, Engine, TickResult
+from .engine_api import EngineApi, TickResult
 from .events import Event, FlowRecord
 from .flows import FlowSpec
-from .groups import Groups
-from .query import Filter
-from .shards import ShardedEngine
 from .thresholds import ThresholdSpec
 
 log = logging.getLogger("sflowlab.collector.runtime")
@@ -77,41 +50,8 @@ HTTP_WAIT_S = 5.0
 """How long an HTTP request waits for a controller busy in another handler."""
 
 
-class Controller(Protocol):
-    """What the runtime loads: an object that registers itself when started."""
-
-    def start(self, api: ControllerApi) -> None: ...
-
-
 class ControllerError(ValueError):
     """A controller could not be loaded or configured (bad spec, import failure)."""
-
-
-def _open() -> None:
-    """Every change allowed (a request made in-process, not over REST)."""
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    """A request to a controller's HTTP handler (``/app/{name}/...``, ``/script/{name}/json``)."""
-
-    method: str
-    path: tuple[str, ...]
-    query: Mapping[str, list[str]]
-    body: Any = None
-    guard: Callable[[], None] = _open
-    """Raises ``HttpError`` 401/403 when the caller may not change state (token, read-only)."""
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        """The first value of a query parameter (``?state=enabled`` -> ``"enabled"``), as
-        sFlow-RT's ``req.query.state[0]``."""
-        return first_arg(self.query, name, default)
-
-    def mutating(self) -> None:
-        """Declare that this request changes the controller's state; call it before the
-        change. PUT, POST and DELETE are guarded before the handler runs; a handler that
-        changes state on a GET (``?state=disabled``) must call it."""
-        self.guard()
 
 
 @dataclass
@@ -154,8 +94,9 @@ class _Interval:
     next_due: float
 
 
-class ControllerApi:
-    """Everything a controller may do; one instance per loaded controller."""
+class LoadedController:
+    """One loaded controller: its handlers, their statistics, and the :class:`ControllerApi`
+    it was given (this object; see :mod:`sflowlab.collector.api` for what it offers)."""
 
     def __init__(self, runtime: Runtime, name: str) -> None:
         self._runtime = runtime
@@ -285,12 +226,12 @@ class ControllerApi:
 class Runtime:
     """Loads controllers and dispatches engine ticks and HTTP requests to them, isolated."""
 
-    def __init__(self, engine: Engine | ShardedEngine, clock: Clock,
+    def __init__(self, engine: EngineApi, clock: Clock,
                  state_dir: Path | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.state_dir = state_dir
-        self.controllers: dict[str, ControllerApi] = {}
+        self.controllers: dict[str, LoadedController] = {}
         self.shared: dict[str, Any] = {}
         self._stores: dict[str, dict[str, Any]] = {}
         self._subscribers: list[Callable[[str, object], None]] = []
@@ -305,11 +246,11 @@ class Runtime:
 
     # ---------------------------------------------------------------- loading
 
-    def add(self, name: str, controller: Controller) -> ControllerApi:
+    def add(self, name: str, controller: Controller) -> LoadedController:
         """Start a controller under ``name``; a failing ``start`` is counted, not raised."""
         if name in self.controllers:
             raise ControllerError(f"controller {name!r} is already loaded")
-        api = ControllerApi(self, name)
+        api = LoadedController(self, name)
         with self.lock:
             self.controllers[name] = api
             self._call(api, "start", controller.start, api)
@@ -443,14 +384,14 @@ class Runtime:
         """Per controller: handler counts, failures and the last error."""
         return {name: api.stats.to_json() for name, api in self.controllers.items()}
 
-    def _call(self, api: ControllerApi, kind: str, fn: Callable[..., Any], *args: Any) -> None:
+    def _call(self, api: LoadedController, kind: str, fn: Callable[..., Any], *args: Any) -> None:
         try:
             self._timed(api, kind, fn, *args)
         except Exception as e:
             self._failed(api, kind, e)
 
     @staticmethod
-    def _timed(api: ControllerApi, kind: str, fn: Callable[..., Any], *args: Any) -> Any:
+    def _timed(api: LoadedController, kind: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Call one handler, counted and timed (a slow one logged)."""
         stats = api.stats
         stats.calls[kind] = stats.calls.get(kind, 0) + 1
@@ -466,7 +407,7 @@ class Runtime:
                                 api.name, kind, took)
 
     @staticmethod
-    def _failed(api: ControllerApi, kind: str, e: Exception) -> None:
+    def _failed(api: LoadedController, kind: str, e: Exception) -> None:
         stats = api.stats
         stats.errors[kind] = stats.errors.get(kind, 0) + 1
         stats.last_error = f"{kind}: {type(e).__name__}: {e}"
@@ -519,4 +460,4 @@ def resolve(use: str) -> Callable[..., Controller]:
 
 
 __all__ = ["Controller", "ControllerApi", "ControllerError", "Event", "FlowRecord", "HttpError",
-           "HttpRequest", "Runtime", "resolve"]
+           "HttpRequest", "LoadedController", "Runtime", "resolve"]

@@ -58,12 +58,13 @@ from sflowlab import accel
 from sflowlab.clock import Clock, SystemClock
 
 from .agents import merge_agent_entry, to_ms
-from .engine import Agents, Engine, TableLimits, TickResult, collect_rarely
+from .api import Agents, Filter, Groups
+from .engine import Engine, TableLimits, collect_rarely
+from .engine_api import TickResult
 from .events import Event, EventLog, FlowRecord, LongPollLog
 from .flows import FlowSpec, of_flow
-from .groups import Groups
 from .logs import setup_logging
-from .query import Filter, metric_result, parse_table_columns, sort_table, split_list
+from .query import metric_result, parse_table_columns, sort_table, split_list
 from .sockets import (
     kernel_drops,
     open_udp,

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sflowlab.collector.runtime import ControllerApi, FlowRecord, HttpError, HttpRequest
+from sflowlab.collector.api import ControllerApi, FlowRecord, HttpError, HttpRequest
 
 from .acl_client import AclBook, AclClient, SwitchDirectory, require_positive, saved_items
 from .blocklist import Blocklists

@@ -36,7 +36,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from sflowlab.collector.runtime import ControllerApi, HttpError, HttpRequest
+from sflowlab.collector.api import ControllerApi, HttpError, HttpRequest
 
 from .acl_client import AclBook, AclClient, SwitchDirectory, require_positive, saved_items
 

@@ -100,8 +100,11 @@ class SwarmServices:
             raise ValueError("timeout_s must be positive")
         self.url = docker_url
         tls = tls_config(tls_dir) if tls_dir is not None else False
+        # the SDK hands the timeout to requests, which takes seconds as a float; the stubs
+        # say int
         self._connect: Callable[[], docker.DockerClient] = lambda: docker.DockerClient(
-            base_url=docker_url, tls=tls, timeout=timeout_s, version=api_version or "auto")
+            base_url=docker_url, tls=tls, timeout=timeout_s,  # type: ignore[arg-type]
+            version=api_version or "auto")
         self._client = client
 
     def client(self) -> docker.DockerClient:
@@ -114,7 +117,8 @@ class SwarmServices:
         """The service as it is now (a fresh ``GET /services/{name}``, no defaults inserted)."""
         client = self.client()
         with _translated(f"read service {name}"):
-            attrs = client.api.inspect_service(name)
+            attrs: dict[str, Any] = client.api.inspect_service(  # type: ignore[no-untyped-call]
+                name)  # the stubs leave this method untyped
         try:
             spec = attrs["Spec"]
             replicas = int(spec["Mode"]["Replicated"]["Replicas"])

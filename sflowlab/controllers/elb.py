@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sflowlab.collector.runtime import ControllerApi, HttpError, HttpRequest
+from sflowlab.collector.api import ControllerApi, HttpError, HttpRequest
 
 from .decisions import ServiceScaled
 from .docker_client import (
