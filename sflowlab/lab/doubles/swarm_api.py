@@ -96,7 +96,7 @@ def _filters(request: Request, accepted: set[str]) -> dict[str, list[str]]:
         return {}
     try:
         decoded = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise HttpError(400, f"invalid filter: {exc}") from exc
     if not isinstance(decoded, dict):
         raise HttpError(400, "invalid filter: expected a JSON object")

@@ -253,7 +253,7 @@ class SwitchApi(ServedApi):
             raise HttpError(406, "an ACL is sent as Content-Type: application/json")
         try:
             lines = json.loads(request.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise HttpError(400, f"ACL {acl}: invalid JSON: {exc}") from exc
         try:
             switch.put(acl, lines)

@@ -532,6 +532,8 @@ def test_api_versions_ping_and_filters(live: tuple[Swarm, SwarmApi]) -> None:
     assert go_style == []
     bad = requests.get(f"{api.url}/tasks", params={"filters": '{"colour": ["red"]}'}, timeout=5)
     assert (bad.status_code, bad.json()["message"]) == (400, "invalid filter 'colour'")
+    deep = requests.get(f"{api.url}/tasks", params={"filters": "[" * 20_000}, timeout=5)
+    assert deep.status_code == 400 and deep.json()["message"].startswith("invalid filter")
     unknown = requests.get(
         f"{api.url}/tasks", params={"filters": '{"service": ["nope"]}'}, timeout=5
     )

@@ -277,6 +277,9 @@ def test_rest_refusals(one_switch: tuple[SimClock, SwitchApi, Recorder]) -> None
         f"{api.url}/acl/x1", data="[", headers={"Content-Type": "application/json"}, timeout=5
     )
     assert not_json.status_code == 400
+    too_deep = requests.put(f"{api.url}/acl/x1", data="[" * 100_000 + "]" * 100_000,
+                            headers={"Content-Type": "application/json"}, timeout=5)
+    assert too_deep.status_code == 400 and "ACL x1: invalid JSON" in too_deep.json()["message"]
     not_a_list = requests.put(f"{api.url}/acl/x1", json={"rule": DROP}, timeout=5)
     assert not_a_list.status_code == 400 and "JSON list" in not_a_list.json()["message"]
     assert requests.put(f"{api.url}/acl/Bad-Name", json=[DROP], timeout=5).status_code == 404
