@@ -29,6 +29,11 @@ dir = "/var/lib/sflowlab/pcap"
 max_bytes = 100000000
 max_files = 10
 
+[lookups]                 # optional: key functions country:, asn: (pip install 'sflowlab[geo]')
+country = "/var/lib/GeoIP/GeoLite2-Country.mmdb"
+asn = "/var/lib/GeoIP/GeoLite2-ASN.mmdb"
+oui = "/usr/share/ieee-data/oui.csv"  # oui: (the default; Debian package ieee-data)
+
 [groups]                  # group sets: group:ipsource:site gives "private" or "external"
 internal = ["10.0.0.0/8"] # a plain list: one group named like the set
 [groups.site]
@@ -65,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from .agents import TableLimits
+from .lookups import DEFAULT_OUI, LookupConfig
 
 TOKEN_ENV = "SFLOWLAB_TOKEN"  # noqa: S105 - the name of the variable, not a secret
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -96,10 +102,21 @@ class Config:
     record_dir: Path | None = None
     record_max_bytes: int = 100_000_000
     record_max_files: int = 10
+    lookup_country: Path | None = None
+    lookup_asn: Path | None = None
+    lookup_oui: Path = DEFAULT_OUI
+    dns_ttl_s: float = 300.0
+    dns_cache: int = 10_000
     definitions: dict[str, Any] = field(default_factory=dict)
     controllers: list[Any] = field(default_factory=list)
     path: Path | None = None
     """The file this configuration was read from (SIGHUP reads it again)."""
+
+    @property
+    def lookups(self) -> LookupConfig:
+        """What ``country:``, ``asn:``, ``dns:`` and ``oui:`` read (see ``lookups.py``)."""
+        return LookupConfig(self.lookup_country, self.lookup_asn, self.lookup_oui,
+                            self.dns_ttl_s, self.dns_cache)
 
     def limits(self) -> TableLimits:
         return TableLimits(agent_timeout_s=self.agent_timeout_s, max_agents=self.max_agents)
@@ -126,6 +143,9 @@ _SECTIONS = {
                   "tick_s": ("tick_s", float), "workers": ("workers", int)},
     "recording": {"dir": ("record_dir", Path), "max_bytes": ("record_max_bytes", int),
                   "max_files": ("record_max_files", int)},
+    "lookups": {"country": ("lookup_country", Path), "asn": ("lookup_asn", Path),
+                "oui": ("lookup_oui", Path), "dns_ttl_s": ("dns_ttl_s", float),
+                "dns_cache": ("dns_cache", int)},
 }
 
 

@@ -84,10 +84,11 @@ class Daemon:
             self.engine = ShardedEngine(cfg.workers, self.clock,
                                         metric_timeout_s=cfg.metric_timeout_s,
                                         expire_intervals=cfg.expire_intervals,
-                                        limits=cfg.limits())
+                                        limits=cfg.limits(), lookups=cfg.lookups)
         else:
             self.engine = Engine(self.clock, metric_timeout_s=cfg.metric_timeout_s,
-                                 expire_intervals=cfg.expire_intervals, limits=cfg.limits())
+                                 expire_intervals=cfg.expire_intervals, limits=cfg.limits(),
+                                 lookups=cfg.lookups)
         self.engine.import_state(cfg.definitions)
         if cfg.state_dir is not None:
             store = DefinitionStore(Path(cfg.state_dir))
@@ -200,7 +201,7 @@ class Daemon:
             return False
         try:
             new = load_config(path).definitions
-            Engine().import_state(new)  # every definition checked before any is applied
+            Engine(lookups=self.config.lookups).import_state(new)  # all checked before any is applied
         except (ConfigError, ValueError) as e:
             log.error("event=config_reload_failed path=%s error=%r", path, str(e))
             return False

@@ -36,6 +36,7 @@ from .events import Event, EventLog, FlowRecord
 from .flows import FlowEngine, FlowSpec
 from .groups import GroupSet
 from .logs import RateLimitedLog
+from .lookups import LookupConfig, Lookups
 from .metrics import MetricTable
 from .query import (
     EVERYWHERE,
@@ -98,7 +99,8 @@ class Engine:
     """sFlow analytics fed datagram by datagram; see the module docstring."""
 
     def __init__(self, clock: Clock | None = None, *, metric_timeout_s: float = 60.0,
-                 expire_intervals: float = 3.0, limits: TableLimits | None = None) -> None:
+                 expire_intervals: float = 3.0, limits: TableLimits | None = None,
+                 lookups: LookupConfig | None = None) -> None:
         self.clock = clock or SystemClock()
         self.limits = limits or TableLimits()
         self.lock = threading.RLock()
@@ -108,7 +110,7 @@ class Engine:
         self.parse_errors_by_source: dict[str, int] = {}
         self.metrics = MetricTable(metric_timeout_s, expire_intervals)
         self.groups = GroupSet()
-        self.flows = FlowEngine(self.groups)
+        self.flows = FlowEngine(self.groups, lookups=Lookups(lookups or LookupConfig()))
         self.thresholds = ThresholdEngine()
         self.topology = Topology()
         self.events = EventLog()

@@ -14,6 +14,11 @@ Key expressions (flow ``keys`` and the left side of a filter comparison):
 - ``prefix:<key>:<delim>:<n>`` / ``suffix:<key>:<delim>:<n>``: the first / last n
   ``delim``-separated tokens; ``first:<key>:<delim>:<t1>:<t2>...``: the first token that is
   one of t1, t2... (``first:stack:.:ip:ip6``).
+- ``country:<key>``, ``asn:<key>``: the address's ISO country code and AS number from the
+  configured MaxMind databases; ``dns:<key>``: its reverse DNS name; ``oui:<key>``: a MAC's
+  vendor from the IEEE registry (``lookups.py``).
+- ``uri:<key>:<part>``: a part of a URI key (scheme, host, port, authority, user, path, file,
+  extension, query, fragment).
 - An argument in square brackets is itself a key expression: ``prefix:[null:httpurl:/]:/:2``.
 
 A key expression is *missing* (None) when its flow key is missing from the sample: a flow
@@ -32,14 +37,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from socket import AF_INET
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from .groups import MEMO_SIZE, GroupSet, format_address, parse_address
+from .lookups import Lookups, LookupUnavailable
 
 Keys = Mapping[str, Any]
 KeyFn = Callable[[Keys], Any]
 
 _KEY_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
-_UNSUPPORTED = {"country", "asn", "uri", "dns", "bgp", "map", "in", "topology", "link", "node"}
+_UNSUPPORTED = {"bgp", "map", "in", "topology", "link", "node"}
 
 
 MAX_EXPRESSION_CHARS = 65_536
@@ -90,16 +97,26 @@ def split_top(text: str, sep: str) -> list[str]:
     return parts
 
 
-def compile_key(expr: str, groups: GroupSet) -> CompiledKey:
+@dataclass(frozen=True)
+class KeyContext:
+    """What key functions read besides the sample: address groups and lookups (None: a
+    syntax check, the lookup functions compile but find nothing)."""
+
+    groups: GroupSet
+    lookups: Lookups | None = None
+
+
+def compile_key(expr: str, groups: GroupSet, lookups: Lookups | None = None) -> CompiledKey:
     """Compile one key expression; ``FilterError`` explains what is wrong with it."""
     refs: set[str] = set()
-    get = _key(expr.strip(), groups, refs, expr)
+    get = _key(expr.strip(), KeyContext(groups, lookups), refs, expr)
     return CompiledKey(expr.strip(), frozenset(refs), get)
 
 
-def compile_keys(keys: str, groups: GroupSet) -> list[CompiledKey]:
+def compile_keys(keys: str, groups: GroupSet, lookups: Lookups | None = None
+                 ) -> list[CompiledKey]:
     """Compile a comma list of key expressions (commas inside brackets do not split)."""
-    return [compile_key(part, groups) for part in split_top(keys, ",") if part.strip()]
+    return [compile_key(part, groups, lookups) for part in split_top(keys, ",") if part.strip()]
 
 
 def _unbracket(arg: str) -> str:
@@ -122,7 +139,7 @@ def _int_arg(text: str, what: str, whole: str) -> int:
         raise FilterError(f"{what} must be an integer, not {text!r}, in {whole!r}") from None
 
 
-def _key(expr: str, groups: GroupSet, refs: set[str], whole: str) -> KeyFn:
+def _key(expr: str, ctx: KeyContext, refs: set[str], whole: str) -> KeyFn:
     expr = _unbracket(expr)
     if not expr:
         raise FilterError(f"empty key in {whole!r}")
@@ -141,12 +158,15 @@ def _key(expr: str, groups: GroupSet, refs: set[str], whole: str) -> KeyFn:
     need = _ARITY[func]
     if len(args) < need or (func in _FIXED_ARITY and len(args) != need):
         raise FilterError(f"key function {func!r} needs {need} arguments in {whole!r}")
-    inner = [_key(_unbracket(a), groups, refs, whole) for a in (args if func == "or" else args[:1])]
-    return builder(inner, [_unbracket(a) for a in args[1:]], groups, whole)
+    inner = [_key(_unbracket(a), ctx, refs, whole) for a in (args if func == "or" else args[:1])]
+    try:
+        return builder(inner, [_unbracket(a) for a in args[1:]], ctx, whole)
+    except LookupUnavailable as e:
+        raise FilterError(f"{e} ({whole!r})") from None
 
 
-def _group(inner: list[KeyFn], names: list[str], groups: GroupSet, whole: str) -> KeyFn:
-    get = inner[0]
+def _group(inner: list[KeyFn], names: list[str], ctx: KeyContext, whole: str) -> KeyFn:
+    get, groups = inner[0], ctx.groups
     if not names:
         def lookup(keys: Keys) -> Any:
             address = get(keys)
@@ -167,7 +187,7 @@ def _group(inner: list[KeyFn], names: list[str], groups: GroupSet, whole: str) -
     return first_group
 
 
-def _mask(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> KeyFn:
+def _mask(inner: list[KeyFn], args: list[str], ctx: KeyContext, whole: str) -> KeyFn:
     get, bits = inner[0], _int_arg(args[0], "mask length", whole)
     if bits < 0:
         raise FilterError(f"mask length must not be negative in {whole!r}")
@@ -194,7 +214,7 @@ def _mask(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> 
     return mask
 
 
-def _range(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> KeyFn:
+def _range(inner: list[KeyFn], args: list[str], ctx: KeyContext, whole: str) -> KeyFn:
     get = inner[0]
     low, high = (_int_arg(a, "range bound", whole) for a in args)
 
@@ -209,7 +229,7 @@ def _range(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) ->
     return in_range
 
 
-def _or(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> KeyFn:
+def _or(inner: list[KeyFn], args: list[str], ctx: KeyContext, whole: str) -> KeyFn:
     def first_present(keys: Keys) -> Any:
         for get in inner:
             value = get(keys)
@@ -219,7 +239,7 @@ def _or(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> Ke
     return first_present
 
 
-def _null(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> KeyFn:
+def _null(inner: list[KeyFn], args: list[str], ctx: KeyContext, whole: str) -> KeyFn:
     get, default = inner[0], args[0]
 
     def or_default(keys: Keys) -> Any:
@@ -244,7 +264,7 @@ def _tokens(inner: list[KeyFn], args: list[str], whole: str, last: bool) -> KeyF
     return tokens
 
 
-def _first(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) -> KeyFn:
+def _first(inner: list[KeyFn], args: list[str], ctx: KeyContext, whole: str) -> KeyFn:
     get, delim, wanted = inner[0], args[0], frozenset(args[1:])
 
     def first(keys: Keys) -> Any:
@@ -255,21 +275,81 @@ def _first(inner: list[KeyFn], args: list[str], groups: GroupSet, whole: str) ->
     return first
 
 
-_FUNCTIONS: dict[str, Callable[[list[KeyFn], list[str], GroupSet, str], KeyFn]] = {
+def _text_of(get: KeyFn, lookup: Callable[[str], str | None]) -> KeyFn:
+    """A key function: ``lookup`` of the inner key's text, missing when either is."""
+    def looked_up(keys: Keys) -> Any:
+        value = get(keys)
+        return None if value is None else lookup(str(value))
+    return looked_up
+
+
+def _geo(what: str) -> Callable[[list[KeyFn], list[str], KeyContext, str], KeyFn]:
+    def build(inner: list[KeyFn], args: list[str], ctx: KeyContext, whole: str) -> KeyFn:
+        if ctx.lookups is None:
+            return lambda keys: None
+        db = ctx.lookups.geo(what)
+        return _text_of(inner[0], db.country if what == "country" else db.asn)
+    return build
+
+
+def _dns(inner: list[KeyFn], args: list[str], ctx: KeyContext, whole: str) -> KeyFn:
+    if ctx.lookups is None:
+        return lambda keys: None
+    return _text_of(inner[0], ctx.lookups.dns().name)
+
+
+def _oui(inner: list[KeyFn], args: list[str], ctx: KeyContext, whole: str) -> KeyFn:
+    if ctx.lookups is None:
+        return lambda keys: None
+    table = ctx.lookups.oui()
+    return _text_of(inner[0], lambda mac: table.get(mac.replace(":", "").replace("-", "")
+                                                        .upper()[:6]))
+
+
+_URI_PARTS: dict[str, Callable[[SplitResult], str | None]] = {
+    "scheme": lambda u: u.scheme, "host": lambda u: u.hostname,
+    "port": lambda u: None if u.port is None else str(u.port),
+    "authority": lambda u: u.netloc, "user": lambda u: u.username,
+    "path": lambda u: u.path, "query": lambda u: u.query, "fragment": lambda u: u.fragment,
+    "file": lambda u: u.path.rsplit("/", 1)[-1],
+    "extension": lambda u: (lambda f: f.rpartition(".")[2] if "." in f else "")(
+        u.path.rsplit("/", 1)[-1]),
+}
+
+
+def _uri(inner: list[KeyFn], args: list[str], ctx: KeyContext, whole: str) -> KeyFn:
+    """``uri:<key>:<part>``: a part of the key's URI (scheme, host, port, authority, user,
+    path, file, extension, query, fragment); missing when the URI has no such part."""
+    part = _URI_PARTS.get(args[0])
+    if part is None:
+        raise FilterError(f"uri part must be one of {', '.join(_URI_PARTS)}, not {args[0]!r}"
+                          f" in {whole!r}")
+
+    def of(text: str) -> str | None:
+        try:
+            value = part(urlsplit(text))
+        except ValueError:
+            return None
+        return value or None
+    return _text_of(inner[0], of)
+
+
+_FUNCTIONS: dict[str, Callable[[list[KeyFn], list[str], KeyContext, str], KeyFn]] = {
     "group": _group, "mask": _mask, "range": _range, "or": _or, "null": _null, "first": _first,
     "prefix": lambda i, a, g, w: _tokens(i, a, w, last=False),
     "suffix": lambda i, a, g, w: _tokens(i, a, w, last=True),
+    "country": _geo("country"), "asn": _geo("asn"), "dns": _dns, "oui": _oui, "uri": _uri,
 }
 _ARITY = {"group": 1, "mask": 2, "range": 3, "or": 2, "null": 2, "prefix": 3, "suffix": 3,
-          "first": 3}
-_FIXED_ARITY = {"mask", "range", "null", "prefix", "suffix"}
+          "first": 3, "country": 1, "asn": 1, "dns": 1, "oui": 1, "uri": 2}
+_FIXED_ARITY = {"mask", "range", "null", "prefix", "suffix", "country", "asn", "dns", "oui", "uri"}
 
 
 class _Parser:
     """Recursive descent over the filter text: or-expr := and-expr ('|' and-expr)*."""
 
-    def __init__(self, text: str, groups: GroupSet) -> None:
-        self.text, self.pos, self.groups, self.refs = text, 0, groups, set[str]()
+    def __init__(self, text: str, ctx: KeyContext) -> None:
+        self.text, self.pos, self.ctx, self.refs = text, 0, ctx, set[str]()
 
     def error(self, message: str) -> FilterError:
         return FilterError(f"{message} at position {self.pos} in filter {self.text!r}")
@@ -339,7 +419,7 @@ class _Parser:
             raise self.error(f"bad operator {op!r}")
         self.pos += len(op)
         try:
-            get = _key(key_text, self.groups, self.refs, key_text)
+            get = _key(key_text, self.ctx, self.refs, key_text)
         except FilterError as exc:
             raise self.error(str(exc)) from None
         values = [v.strip() for v in self.values().split(",")]
@@ -384,12 +464,13 @@ def _comparison(get: KeyFn, op: str, values: list[str],
     return lambda keys: (v := get(keys)) is not None and v not in accepted
 
 
-def compile_filter(expr: str, groups: GroupSet) -> CompiledFilter:
+def compile_filter(expr: str, groups: GroupSet, lookups: Lookups | None = None
+                   ) -> CompiledFilter:
     """Compile an sFlow-RT filter; a blank filter matches everything."""
     if not isinstance(expr, str):
         raise FilterError(f"filter must be a string, not {type(expr).__name__}")
     if not expr.strip():
         return CompiledFilter(expr, frozenset(), lambda keys: True)
-    parser = _Parser(expr, groups)
+    parser = _Parser(expr, KeyContext(groups, lookups))
     test = parser.parse()
     return CompiledFilter(expr, frozenset(parser.refs), test)

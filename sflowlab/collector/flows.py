@@ -60,6 +60,7 @@ from .filters import (
     compile_keys,
 )
 from .groups import GroupSet
+from .lookups import Lookups
 from .query import EVERYWHERE, Scope
 
 _exp = math.exp
@@ -358,20 +359,22 @@ def _c_rate_ingester(flow: _CompiledFlow, rates: ModuleType
 class _CompiledFlow:
     """A FlowSpec compiled for ingest, plus its tables of entries per (agent, data source)."""
 
-    def __init__(self, name: str, spec: FlowSpec, groups: GroupSet) -> None:
+    def __init__(self, name: str, spec: FlowSpec, groups: GroupSet,
+                 lookups: Lookups | None = None) -> None:
         self.name, self.spec = name, replace(spec)  # a copy: callers may reuse theirs
         if not (isinstance(spec.t, int | float) and spec.t > 0 and math.isfinite(spec.t)):
             raise ValueError(f"flow {name!r}: t must be a positive number of seconds")
         if not (isinstance(spec.n, int) and spec.n > 0):
             raise ValueError(f"flow {name!r}: n must be a positive integer")
         try:
-            self.keys: list[CompiledKey] = compile_keys(spec.keys, groups)
+            self.keys: list[CompiledKey] = compile_keys(spec.keys, groups, lookups)
             self.filter: CompiledFilter | None = (
-                compile_filter(spec.filter, groups) if spec.filter.strip() else None)
+                compile_filter(spec.filter, groups, lookups) if spec.filter.strip() else None)
         except FilterError as exc:
             raise ValueError(f"flow {name!r}: {exc}") from None
         self.prefix, self.base, self.scale = parse_value(spec.value)
-        self.extras = [_CompiledFlow(name, extra, groups) for extra in spec.companions()]
+        self.extras = [_CompiledFlow(name, extra, groups, lookups)
+                       for extra in spec.companions()]
         self.refs = frozenset().union(*(k.keys for k in self.keys),
                                       self.filter.keys if self.filter else ())
         self.tables: dict[tuple[str, str], dict[str, _Entry]] = {}
@@ -638,8 +641,8 @@ class FlowEngine:
     """All flow definitions and their state; not thread-safe (the collector engine locks)."""
 
     def __init__(self, groups: GroupSet, max_keys: int = DEFAULT_MAX_KEYS,
-                 log_capacity: int = DEFAULT_CAPACITY) -> None:
-        self.groups = groups
+                 log_capacity: int = DEFAULT_CAPACITY, lookups: Lookups | None = None) -> None:
+        self.groups, self.lookups = groups, lookups or Lookups()
         self.max_keys = max_keys
         self._flows: dict[str, _CompiledFlow] = {}
         self._flow_list: tuple[_CompiledFlow, ...] = ()
@@ -663,7 +666,7 @@ class FlowEngine:
         compiled flow reads the groups when it runs, not now)."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"bad flow name {name!r}")
-        return _CompiledFlow(name, spec, self.groups)
+        return _CompiledFlow(name, spec, self.groups, self.lookups)
 
     def install(self, flow: CompiledFlow) -> None:
         """Add or replace a compiled flow (see ``define``)."""

@@ -64,6 +64,7 @@ from .engine_api import TickResult
 from .events import Event, EventLog, FlowRecord, LongPollLog
 from .flows import FlowSpec, of_flow
 from .logs import setup_logging
+from .lookups import LookupConfig
 from .query import metric_result, parse_table_columns, sort_table, split_list
 from .sockets import (
     kernel_drops,
@@ -293,14 +294,15 @@ class ShardedEngine:
 
     def __init__(self, workers: int, clock: Clock | None = None, *,
                  metric_timeout_s: float = 60.0, expire_intervals: float = 3.0,
-                 limits: TableLimits | None = None) -> None:
+                 limits: TableLimits | None = None, lookups: LookupConfig | None = None) -> None:
         if workers < 1:
             raise ValueError("a sharded engine needs at least one worker")
         self.clock = clock or SystemClock()
         self.started = self.clock.now()
         self._ctx = multiprocessing.get_context("spawn")
         self._engine_args = {"metric_timeout_s": metric_timeout_s,
-                             "expire_intervals": expire_intervals, "limits": limits}
+                             "expire_intervals": expire_intervals, "limits": limits,
+                             "lookups": lookups}
         self.workers = [_Worker(self._ctx, self._engine_args) for _ in range(workers)]
         self.restarts = 0
         self.on_restart: Callable[[Connection], None] | None = None

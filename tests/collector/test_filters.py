@@ -152,7 +152,7 @@ def test_filter_grammar(groups: GroupSet, expr: str, tcp: bool, udp6: bool) -> N
     ("ipprotocol!6", "bad operator"),
     ("stack~(", "bad regular expression"),
     ("bogus:ipsource=1", "unknown key function 'bogus'"),
-    ("country:ipsource=US", "not supported"),
+    ("bgp:ipsource=1", "not supported"),
     ("mask:ipsource=1", "needs 2 arguments"),
     ("mask:ipsource:x=1", "must be an integer"),
     ("range:ipttl:1=true", "needs 3 arguments"),
