@@ -54,6 +54,7 @@ from .containers import (
     DEFAULT_DOCKER_URL,
     ContainerDied,
     ContainerInfo,
+    ContainersListed,
     ContainerStarted,
     ContainerStats,
     DockerSource,
@@ -333,6 +334,12 @@ class MirrorAgent:
                 self._container_started(event.info, now)
             elif isinstance(event, ContainerDied):
                 self._container_died(event.id, now)
+            elif isinstance(event, ContainersListed):  # reconnected: what changed meanwhile
+                running = {info.id: info for info in event.running}
+                for gone in set(self.containers) - set(running):
+                    self._container_died(gone, now)
+                for info in running.values():
+                    self._container_started(info, now)
         for c in self.containers.values():
             if c.fetching is not None and c.fetching.done():
                 stats = c.fetching.result()
@@ -423,7 +430,11 @@ class MirrorAgent:
                 pass
             s = bridge.sampler
             self.sampled[bridge.link.name] = (s.sequence_number, s.drops, s.sample_pool)
+            if bridge.tap.errors:
+                self.errors[f"tap {bridge.link.name}"] = bridge.tap.errors
             bridge.tap.close()
+        if self.docker is not None and self.docker.errors:
+            self.errors["docker"] = self.docker.errors
         self.agent.flush(now)
         self.bridges.clear()
         self.monitor.close()

@@ -123,13 +123,25 @@ class ContainerDied:
     id: str
 
 
+@dataclass(frozen=True)
+class ContainersListed:
+    """The running containers after the events stream was reconnected."""
+
+    running: tuple[ContainerInfo, ...]
+
+
+ContainerEvent = ContainerStarted | ContainerDied | ContainersListed
+
+
 @dataclass
 class DockerSource:
     """The Docker Engine API at ``url`` through the docker SDK (``docker.APIClient``)."""
 
     url: str = DEFAULT_DOCKER_URL
     timeout_s: float = 10.0
-    events: queue.SimpleQueue[ContainerStarted | ContainerDied] = field(
+    retry_s: float = 2.0
+    """Pause before reconnecting to the events stream."""
+    events: queue.SimpleQueue[ContainerEvent] = field(
         default_factory=queue.SimpleQueue)
     errors: int = 0
     """Failed inspect and stats calls (a container gone meanwhile, the engine away)."""
@@ -148,6 +160,7 @@ class DockerSource:
         self._stream: Any = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._closing = threading.Event()
 
     def running(self) -> list[ContainerInfo]:
         """The running containers, inspected (those gone meanwhile left out)."""
@@ -182,29 +195,46 @@ class DockerSource:
         return stats_from_api(doc)
 
     def start_events(self) -> None:
-        """Follow start/die events from now on, in a daemon thread."""
-        self._stream = self.api.events(decode=True, filters={"type": ["container"],
-                                                             "event": list(EVENTS)})
+        """Follow start/die events from now on, in a daemon thread. When the stream ends (the
+        engine restarted or went away) it reconnects every ``retry_s`` and then lists the
+        running containers (``ContainersListed``), so none started or stopped meanwhile is
+        missed."""
+        self._stream = self._subscribe()
         self._thread = threading.Thread(target=self._follow, name="docker-events", daemon=True)
         self._thread.start()
 
+    def _subscribe(self) -> Any:
+        return self.api.events(decode=True, filters={"type": ["container"],
+                                                     "event": list(EVENTS)})
+
     def _follow(self) -> None:
-        try:
-            for event in self._stream:
-                cid = event.get("id") or (event.get("Actor") or {}).get("ID")
-                if not cid:
-                    continue
-                if event.get("status") == "start" or event.get("Action") == "start":
-                    info = self.inspect(cid)
-                    if info is None:
-                        continue
-                    self.events.put(ContainerStarted(info))
-                else:
-                    self.events.put(ContainerDied(cid))
-                self.wake()
-        except self._errors:
-            if not self._closed:
+        while not self._closed:
+            try:
+                if self._stream is None:
+                    self._stream = self._subscribe()
+                    self.events.put(ContainersListed(tuple(self.running())))
+                    self.wake()
+                for event in self._stream:
+                    self._queue_event(event)
+            except self._errors:
+                if self._closed:
+                    return
                 self.errors += 1
+            self._stream = None
+            self._closing.wait(self.retry_s)
+
+    def _queue_event(self, event: dict[str, Any]) -> None:
+        cid = event.get("id") or (event.get("Actor") or {}).get("ID")
+        if not cid:
+            return
+        if event.get("status") == "start" or event.get("Action") == "start":
+            info = self.inspect(cid)
+            if info is None:
+                return
+            self.events.put(ContainerStarted(info))
+        else:
+            self.events.put(ContainerDied(cid))
+        self.wake()
 
     def wake(self) -> None:
         """Make ``fileno()`` readable (a stats call finished)."""
@@ -215,7 +245,7 @@ class DockerSource:
         """Readable when events are queued or a stats call finished."""
         return self._wake_r
 
-    def drain(self) -> Iterator[ContainerStarted | ContainerDied]:
+    def drain(self) -> Iterator[ContainerEvent]:
         with contextlib.suppress(BlockingIOError):
             os.read(self._wake_r, 4096)
         while True:
@@ -226,6 +256,7 @@ class DockerSource:
 
     def close(self) -> None:
         self._closed = True
+        self._closing.set()
         if self._stream is not None:
             with contextlib.suppress(*self._errors):
                 self._stream.close()

@@ -64,8 +64,8 @@ class Tap:
         self.sampling_rate = sampling_rate
         self.header_bytes = header_bytes
         self.drops = 0
-        self.taken = 0
         self.errors = 0
+        """Receive errors (ENETDOWN when the interface went down)."""
         self._buf = bytearray(header_bytes)
         # protocol 0 receives nothing until bound: the filter is in place before any frame
         try:
@@ -102,7 +102,6 @@ class Tap:
                 break
             frames.append(Frame(bytes(buf[:min(length, size)]), length,
                                 address[2] == PACKET_OUTGOING))
-        self.taken += len(frames)
         return frames
 
     def update_drops(self) -> int:
