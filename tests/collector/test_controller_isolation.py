@@ -30,7 +30,7 @@ def test_blocked_controller_never_stalls_ingest(tmp_path: Path, hung_api: str,
     config = tmp_path / "collector.toml"
     config.write_text(f"""
 [sflow]
-queue_size = 200
+queue_size = 1000
 [collector]
 tick_s = 0.2
 [[controllers]]
