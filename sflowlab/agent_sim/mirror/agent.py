@@ -202,7 +202,6 @@ class MirrorAgent:
         bridge = self.bridges.pop(index, None)
         if bridge is not None:
             bridge.tap.close()
-        self._map_veths()
 
     def _open_bridge(self, link: Link) -> None:
         try:
@@ -233,21 +232,21 @@ class MirrorAgent:
         bridge.ports = ports
 
     def on_link_events(self, now: float) -> None:
-        changed = False
-        for event in self.monitor.read():
-            changed = True
+        """Links added, changed or removed; all of them re-read if notifications were lost."""
+        events = self.monitor.read()
+        for event in events:
             if isinstance(event, LinkAdded):
                 self._link_seen(event.link, now)
             else:
                 self._link_gone(event.index)
-        if self.monitor.overflowed:
-            self.monitor.overflowed = False
+        overflowed, self.monitor.overflowed = self.monitor.overflowed, False
+        if overflowed:
             current = self.table.links()
             for index in set(self.links) - set(current):
                 self._link_gone(index)
             for link in current.values():
                 self._link_seen(link, now)
-        if changed:
+        if events or overflowed:
             self._map_veths()
 
     def _poll_link(self, poller: Poller, now: float) -> None:
