@@ -66,7 +66,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     with bridge_lab() as lab:
         lab.udp(lab.b, A_IP, PORT, 1, 10)  # the bridge learns both MACs
         lab.udp(lab.a, B_IP, PORT, 1, 10)
-        sfacctd, running_log = None, ""
+        sfacctd, running_log, flows = None, "", ""
         if shutil.which("sfacctd"):
             sfacctd = lab.host.popen(["sfacctd", "-f", str(tmp / "sfacctd.conf")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -93,7 +93,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 end = log.read_text().count("Purging cache - END")
                 wait_until("sfacctd to write its cache twice",
                            lambda: log.read_text().count("Purging cache - END") >= end + 2, 10.0)
-            running_log = log.read_text() if log.exists() else ""  # not its exit's complaints
+            # read while it runs: not its exit's complaints, nor a file it is writing at exit
+            running_log = log.read_text() if log.exists() else ""
+            flows = csv.read_text() if csv.exists() else ""
         finally:
             if agent.poll() is None:
                 agent.kill()
@@ -101,7 +103,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             if sfacctd is not None:
                 stop_process(sfacctd)
     yield Run(pcap, [decode_datagram(c.payload) for c in read_sflow(str(pcap))],
-              csv.read_text() if csv.exists() else "", running_log)
+              flows, running_log)
 
 
 def stream_samples(datagrams: list[Datagram]) -> list[Any]:
