@@ -11,7 +11,8 @@ daemon, in the lab under simulated time and in tests.
 | ``setIntervalHandler(f, s)``  | ``set_interval_handler(f, interval_s)``, ``f(now)`` |
 | ``setFlowHandler(f, names)``  | ``set_flow_handler(f, names)``, ``f(FlowRecord)``   |
 | ``setEventHandler(f, ids)``   | ``set_event_handler(f, ids)``, ``f(event: Event)``  |
-| ``setHttpHandler(f)``         | ``set_http_handler(f)``, ``f(HttpRequest) -> obj``  |
+| ``setHttpHandler(f)``         | ``set_http_handler(f, script=None)``, ``f(HttpRequest) -> obj`` (JSON; text/plain for ``.../txt``) |
+| an app's ``html/`` folder     | ``serve_html(directory)``: ``/app/{name}/html/...`` |
 | ``setFlow``/``clearFlow`` ... | ``set_flow``, ``clear_flow``, ``set_threshold``, ``clear_threshold`` |
 | ``setGroups(name, spec)``     | ``set_group(name, {group: cidrs})`` (a CIDR list: one group named ``name``), ``clear_group`` |
 | ``metric``, ``dump``, ``table``, ``activeFlows``, ``flowValue`` | same names, snake_case |
@@ -35,6 +36,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from sflowlab.http import HttpError, first_arg
@@ -130,7 +132,10 @@ class ControllerApi(Protocol):
     def set_event_handler(self, fn: Callable[[Event], None],
                           thresholds: Collection[str] | None = None) -> None: ...
 
-    def set_http_handler(self, fn: Callable[[HttpRequest], Any]) -> None: ...
+    def set_http_handler(self, fn: Callable[[HttpRequest], Any],
+                         script: str | None = None) -> None: ...
+
+    def serve_html(self, directory: str | Path) -> None: ...
 
     def set_flow(self, name: str, spec: Mapping[str, Any]) -> None: ...
 

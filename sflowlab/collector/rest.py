@@ -25,9 +25,10 @@ from .engine_api import EngineApi
 from .filters import FilterError
 from .flows import FlowSpec
 from .forwarding import Destination, Forwarder
-from .prometheus import exposition
+from .prometheus import analyzer_exposition, exposition
 from .query import QueryError
 from .runtime import Runtime
+from .static import static_file
 from .thresholds import ThresholdSpec
 
 MAX_POLL_S = 60.0
@@ -57,8 +58,7 @@ class Api:
                                             KeyError))
         r = self._route
         r("/version", GET=lambda q: _text(__version__))
-        r("/analyzer/json", GET=lambda q: {
-            **self.engine.analyzer_json(), **(self.analyzer_extra() if self.analyzer_extra else {})})
+        r("/analyzer/json", GET=lambda q: self._analyzer())
         r("/agents/json", GET=self._agents)
         r("/metrics/json", GET=lambda q: self.engine.metric_names())
         r("/metric/{agent}/json", GET=self._agent_metrics)
@@ -89,6 +89,9 @@ class Api:
                        lambda n, obj: self.engine.set_threshold(n, ThresholdSpec.from_json(_object(obj))))
         r("/events/json", GET=self._events)
         r("/app/json", GET=lambda q: self.runtime.status() if self.runtime else {})
+        r("/scripts/json", GET=lambda q: self.runtime.scripts() if self.runtime else {})
+        r("/prometheus/analyzer/txt", GET=lambda q: _text(
+            analyzer_exposition(self._analyzer()), "text/plain; version=0.0.4"))
         for pattern in (r"/app/(?!json/?$)(?P<name>[^/]+)(?P<rest>/.*)?", r"/script/(?P<name>[^/]+)/json/?"):
             for method in ("GET", "PUT", "POST", "DELETE"):
                 self.router.add(method, pattern, self._app)
@@ -138,20 +141,32 @@ class Api:
 
     # ---------------------------------------------------------------- controllers
 
+    def _analyzer(self) -> dict[str, Any]:
+        return {**self.engine.analyzer_json(),
+                **(self.analyzer_extra() if self.analyzer_extra else {})}
+
     def _app(self, q: Request) -> Any:
-        """A controller's HTTP handler: ``/app/{name}/...`` (sFlow-RT's
-        ``/app/{name}/scripts/{script}/{path}/json`` too) and ``/script/{name}/json``."""
+        """A controller's HTTP handler: ``/app/{name}/...``, sFlow-RT's
+        ``/app/{name}/scripts/{script}/{path}/json`` (``script``'s own handler if it has one)
+        and ``/script/{name}/json``; the ``json`` or ``txt`` suffix is not part of the path:
+        the answer is JSON, or with ``txt`` the handler's str as text/plain.
+        ``/app/{name}/html/...``: the app's static files."""
         if self.runtime is None:
             raise HttpError(404, "no controllers are loaded")
         path = [p for p in (q.params.get("rest") or "").split("/") if p]
+        if path and path[0] == "html" and q.method in ("GET", "HEAD"):
+            return static_file(self.runtime.html(q.params["name"]), path[1:])
+        script = None
         if len(path) >= 2 and path[0] == "scripts":
-            path = path[2:]
-        if path and path[-1] == "json":
+            script, path = path[1], path[2:]
+        text = bool(path) and path[-1] == "txt"
+        if path and path[-1] in ("json", "txt"):
             path = path[:-1]
         body = q.json() if q.body else None
         method = "GET" if q.method == "HEAD" else q.method
-        return self.runtime.http(q.params["name"], HttpRequest(method, tuple(path), q.query,
-                                                                 body, q.mutating))
+        result = self.runtime.http(q.params["name"], HttpRequest(
+            method, tuple(path), q.query, body, q.mutating), script)
+        return _text(str(result)) if text else result
 
     # ---------------------------------------------------------------- flows
 

@@ -106,7 +106,8 @@ class LoadedController:
         self._intervals: list[_Interval] = []
         self._flow_handlers: list[tuple[Callable[[FlowRecord], None], frozenset[str] | None]] = []
         self._event_handlers: list[tuple[Callable[[Event], None], frozenset[str] | None]] = []
-        self._http: Callable[[HttpRequest], Any] | None = None
+        self._http: dict[str | None, Callable[[HttpRequest], Any]] = {}
+        self.html: Path | None = None
         self.stats = HandlerStats()
 
     # ---------------------------------------------------------------- time and handlers
@@ -127,8 +128,16 @@ class LoadedController:
                           thresholds: Collection[str] | None = None) -> None:
         self._event_handlers.append((fn, frozenset(thresholds) if thresholds is not None else None))
 
-    def set_http_handler(self, fn: Callable[[HttpRequest], Any]) -> None:
-        self._http = fn
+    def set_http_handler(self, fn: Callable[[HttpRequest], Any],
+                         script: str | None = None) -> None:
+        """``fn`` answers ``/app/{name}/scripts/{script}/...`` (its own handler, as each of
+        an sFlow-RT app's scripts has), or with no ``script`` every other request of the app."""
+        self._http[script] = fn
+
+    def serve_html(self, directory: str | Path) -> None:
+        """Serve the files of ``directory`` at ``/app/{name}/html/...`` (index.html for
+        ``/app/{name}/html/``), as sFlow-RT serves an app's html folder."""
+        self.html = Path(directory)
 
     # ---------------------------------------------------------------- definitions
 
@@ -347,19 +356,22 @@ class Runtime:
                     iv.next_due += (missed + 1) * iv.interval_s
                     self._call(api, "interval", iv.fn, now)
 
-    def http(self, name: str, request: HttpRequest) -> Any:
-        """Call a controller's HTTP handler; ``HttpError`` for unknown names or failures."""
+    def http(self, name: str, request: HttpRequest, script: str | None = None) -> Any:
+        """Call a controller's HTTP handler (``script``'s, else its default); ``HttpError``
+        for unknown names or failures."""
         api = self.controllers.get(name)
         if api is None:
             raise HttpError(404, f"no controller named {name!r}")
-        if api._http is None:
-            raise HttpError(404, f"controller {name!r} has no HTTP handler")
+        handler = api._http.get(script) or api._http.get(None)
+        if handler is None:
+            raise HttpError(404, f"controller {name!r} has no HTTP handler"
+                            + (f" for script {script!r}" if script else ""))
         if not self.lock.acquire(timeout=HTTP_WAIT_S):
             busy = next((a for a in self.controllers.values() if a.stats.running), None)
             doing = "" if busy is None else f" ({busy.name}'s {busy.stats.running[0]} handler)"  # type: ignore[index]
             raise HttpError(503, f"controller {name!r} is busy{doing}: try again later")
         try:
-            return self._timed(api, "http", api._http, request)
+            return self._timed(api, "http", handler, request)
         except HttpError:
             raise
         except Exception as e:
@@ -383,6 +395,20 @@ class Runtime:
     def status(self) -> dict[str, Any]:
         """Per controller: handler counts, failures and the last error."""
         return {name: api.stats.to_json() for name, api in self.controllers.items()}
+
+    def scripts(self) -> dict[str, dict[str, Any]]:
+        """``/scripts/json``: per controller, the scripts with their own HTTP handler, whether
+        it has a default one, and whether it serves html."""
+        return {name: {"scripts": sorted(s for s in api._http if s is not None),
+                       "http": None in api._http, "html": api.html is not None}
+                for name, api in self.controllers.items()}
+
+    def html(self, name: str) -> Path:
+        """The html folder of controller ``name``; ``HttpError`` 404 if it serves none."""
+        api = self.controllers.get(name)
+        if api is None or api.html is None:
+            raise HttpError(404, f"controller {name!r} serves no html")
+        return api.html
 
     def _call(self, api: LoadedController, kind: str, fn: Callable[..., Any], *args: Any) -> None:
         try:

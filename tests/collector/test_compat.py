@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -313,3 +314,50 @@ def test_controller_api_mirrors_sflow_rt_queries_and_hands_typed_records(
         "10.1.0.1,10.2.0.1", 1_000_500)
     (event,) = events
     assert isinstance(event, Event) and (event.thresholdID, event.timestamp) == ("any", 1_001_000)
+
+
+# ---------------------------------------------------------------- app hosting (item 6)
+
+def test_apps_serve_html_several_script_handlers_and_text(engine: Engine, tmp_path: Path) -> None:
+    """An sFlow-RT app: html/ served at /app/{app}/html/, each script its own handler at
+    /app/{app}/scripts/{script}/.../json, a /txt suffix for text answers."""
+    html = tmp_path / "html"
+    (html / "css").mkdir(parents=True)
+    (html / "index.html").write_text("<html><body>top</body></html>")
+    (html / "css" / "app.css").write_text("body { color: red }")
+    (tmp_path / "secret.txt").write_text("no")
+
+    class App:
+        def start(self, api: ControllerApi) -> None:
+            api.serve_html(html)
+            api.set_http_handler(lambda r: {"script": "top", "path": list(r.path)}, "top.js")
+            api.set_http_handler(lambda r: f"flows {r.arg('n')}\n", "text.js")
+            api.set_http_handler(lambda r: {"script": None, "path": list(r.path)})
+
+    runtime = Runtime(engine, engine.clock)
+    runtime.add("demo", App())
+    api = Api(engine, runtime=runtime)
+    status, ctype, body = api.handle("GET", "/app/demo/html/", {}, b"")
+    assert (status, ctype.split(";")[0], body) == (200, "text/html", b"<html><body>top</body></html>")
+    status, ctype, body = api.handle("GET", "/app/demo/html/css/app.css", {}, b"")
+    assert (status, ctype.split(";")[0]) == (200, "text/css")
+    for bad in ("/app/demo/html/../secret.txt", "/app/demo/html/nothing.js",
+                "/app/demo/html/%2e%2e/secret.txt", "/app/nosuch/html/index.html"):
+        assert api.handle("GET", bad, {}, b"")[0] == 404, bad
+    assert get(api, "/app/demo/scripts/top.js/status/json") == {"script": "top",
+                                                                "path": ["status"]}
+    assert get(api, "/app/demo/scripts/other.js/json") == {"script": None, "path": []}
+    assert get(api, "/app/demo/json") == {"script": None, "path": []}
+    status, ctype, body = api.handle("GET", "/app/demo/scripts/text.js/flows/txt?n=3", {}, b"")
+    assert (status, ctype.split(";")[0], body) == (200, "text/plain", b"flows 3\n")
+    assert get(api, "/scripts/json") == {"demo": {"scripts": ["text.js", "top.js"],
+                                                  "http": True, "html": True}}
+
+
+def test_prometheus_analyzer_statistics(api: Api, feed: Feeder) -> None:
+    hosts(feed)
+    text = get(api, "/prometheus/analyzer/txt")
+    lines = text.splitlines()
+    assert "sflow_datagrams_received 2.0" in lines and "sflow_agents 2.0" in lines
+    assert "# TYPE sflow_flows_generated gauge" in lines
+    assert all(line.startswith(("# TYPE sflow_", "sflow_")) for line in lines)
