@@ -13,8 +13,9 @@
  *
  * configure(...) hands over the Python objects once (fast.py does it at import), and the
  * layout: the offsets and tags of the datagram header, the three flow sample forms,
- * sampled_header and extended_switch, computed from the codec's declarations by
- * codec/layout.py (fast._C_LAYOUT), so no sFlow layout is restated here. Lengths
+ * sampled_header and extended_switch, and of the usual header's fields, computed from the
+ * codec's declarations and headers.ETH_IP4_L4 by codec/layout.py (fast._C_LAYOUT), so no
+ * layout is restated here. Lengths
  * and counts read from the buffer are untrusted 32-bit values: every bound is checked as a
  * difference of offsets already inside the buffer (size_t), never as a sum that could wrap.
  */
@@ -39,7 +40,6 @@ static PyObject *internal_value;      /* samples.INTERNAL */
 #define DATAGRAM_FIELDS 7
 #define ALL_ONES 0xFFFFFFFFu
 #define MAX_VLAN 4095u
-#define USUAL_HEADER 48 /* the bytes eth_ip4_keys reads */
 #define ELEMENT 8        /* a TLV element's data_format and length words (layout.ELEMENT) */
 
 /* ------------------------------------------------------------------ layouts */
@@ -58,63 +58,84 @@ static struct {
     uint32_t counters_tag, counters_x_tag;
     uint32_t hdr_tag, hdr_size, hdr_protocol, hdr_frame_length, hdr_stripped, hdr_length;
     uint32_t sw_tag, sw_size, sw_src_vlan, sw_dst_vlan;
+    /* the usual header's first bytes as headers.ETH_IP4_L4 unpacks them for eth_ip4_keys */
+    uint32_t u_size, u_dst, u_src, u_etype, u_vihl, u_tos, u_total, u_frag, u_ttl, u_proto,
+        u_sip, u_dip, u_sport, u_dport, u_off_ns, u_flags;
 } L;
 
-/* name in the layout dict, where it goes, and the size it must fit in (NULL: a tag) */
+/* name in the layout dict, where it goes, the size it must fit in (NULL: a tag) and its
+ * width in bytes */
 static const struct {
     const char *name;
     uint32_t *value;
     const uint32_t *within;
+    uint32_t width;
 } layout_names[] = {
-    {"datagram.size", &L.dg_size, &L.dg_size},
-    {"datagram.sub_agent_id", &L.dg_sub_agent, &L.dg_size},
-    {"datagram.sequence_number", &L.dg_sequence, &L.dg_size},
-    {"datagram.uptime_ms", &L.dg_uptime, &L.dg_size},
-    {"datagram.samples", &L.dg_count, &L.dg_size},
-    {"flow_sample.tag", &L.flow_tag, NULL},
-    {"flow_sample.size", &L.flow_size, &L.flow_size},
-    {"flow_sample.sequence_number", &L.flow_seq, &L.flow_size},
-    {"flow_sample.source_id", &L.flow_source_id, &L.flow_size},
-    {"flow_sample.sampling_rate", &L.flow_rate, &L.flow_size},
-    {"flow_sample.sample_pool", &L.flow_pool, &L.flow_size},
-    {"flow_sample.drops", &L.flow_drops, &L.flow_size},
-    {"flow_sample.input", &L.flow_input, &L.flow_size},
-    {"flow_sample.output", &L.flow_output, &L.flow_size},
-    {"flow_sample.records", &L.flow_records, &L.flow_size},
-    {"flow_sample_expanded.tag", &L.fx_tag, NULL},
-    {"flow_sample_expanded.size", &L.fx_size, &L.fx_size},
-    {"flow_sample_expanded.sequence_number", &L.fx_seq, &L.fx_size},
-    {"flow_sample_expanded.source_id_type", &L.fx_kind, &L.fx_size},
-    {"flow_sample_expanded.source_id_index", &L.fx_index, &L.fx_size},
-    {"flow_sample_expanded.sampling_rate", &L.fx_rate, &L.fx_size},
-    {"flow_sample_expanded.sample_pool", &L.fx_pool, &L.fx_size},
-    {"flow_sample_expanded.drops", &L.fx_drops, &L.fx_size},
-    {"flow_sample_expanded.input_value", &L.fx_input, &L.fx_size},
-    {"flow_sample_expanded.output_format", &L.fx_out_format, &L.fx_size},
-    {"flow_sample_expanded.output_value", &L.fx_output, &L.fx_size},
-    {"flow_sample_expanded.records", &L.fx_records, &L.fx_size},
-    {"discarded_packet.tag", &L.dp_tag, NULL},
-    {"discarded_packet.size", &L.dp_size, &L.dp_size},
-    {"discarded_packet.sequence_number", &L.dp_seq, &L.dp_size},
-    {"discarded_packet.source_id_type", &L.dp_kind, &L.dp_size},
-    {"discarded_packet.source_id_index", &L.dp_index, &L.dp_size},
-    {"discarded_packet.drops", &L.dp_drops, &L.dp_size},
-    {"discarded_packet.input", &L.dp_input, &L.dp_size},
-    {"discarded_packet.output", &L.dp_output, &L.dp_size},
-    {"discarded_packet.reason", &L.dp_reason, &L.dp_size},
-    {"discarded_packet.records", &L.dp_records, &L.dp_size},
-    {"counters_sample.tag", &L.counters_tag, NULL},
-    {"counters_sample_expanded.tag", &L.counters_x_tag, NULL},
-    {"sampled_header.tag", &L.hdr_tag, NULL},
-    {"sampled_header.size", &L.hdr_size, &L.hdr_size},
-    {"sampled_header.header_protocol", &L.hdr_protocol, &L.hdr_size},
-    {"sampled_header.frame_length", &L.hdr_frame_length, &L.hdr_size},
-    {"sampled_header.stripped", &L.hdr_stripped, &L.hdr_size},
-    {"sampled_header.header", &L.hdr_length, &L.hdr_size},
-    {"extended_switch.tag", &L.sw_tag, NULL},
-    {"extended_switch.size", &L.sw_size, &L.sw_size},
-    {"extended_switch.src_vlan", &L.sw_src_vlan, &L.sw_size},
-    {"extended_switch.dst_vlan", &L.sw_dst_vlan, &L.sw_size},
+    {"datagram.size", &L.dg_size, &L.dg_size, 4},
+    {"datagram.sub_agent_id", &L.dg_sub_agent, &L.dg_size, 4},
+    {"datagram.sequence_number", &L.dg_sequence, &L.dg_size, 4},
+    {"datagram.uptime_ms", &L.dg_uptime, &L.dg_size, 4},
+    {"datagram.samples", &L.dg_count, &L.dg_size, 4},
+    {"flow_sample.tag", &L.flow_tag, NULL, 4},
+    {"flow_sample.size", &L.flow_size, &L.flow_size, 4},
+    {"flow_sample.sequence_number", &L.flow_seq, &L.flow_size, 4},
+    {"flow_sample.source_id", &L.flow_source_id, &L.flow_size, 4},
+    {"flow_sample.sampling_rate", &L.flow_rate, &L.flow_size, 4},
+    {"flow_sample.sample_pool", &L.flow_pool, &L.flow_size, 4},
+    {"flow_sample.drops", &L.flow_drops, &L.flow_size, 4},
+    {"flow_sample.input", &L.flow_input, &L.flow_size, 4},
+    {"flow_sample.output", &L.flow_output, &L.flow_size, 4},
+    {"flow_sample.records", &L.flow_records, &L.flow_size, 4},
+    {"flow_sample_expanded.tag", &L.fx_tag, NULL, 4},
+    {"flow_sample_expanded.size", &L.fx_size, &L.fx_size, 4},
+    {"flow_sample_expanded.sequence_number", &L.fx_seq, &L.fx_size, 4},
+    {"flow_sample_expanded.source_id_type", &L.fx_kind, &L.fx_size, 4},
+    {"flow_sample_expanded.source_id_index", &L.fx_index, &L.fx_size, 4},
+    {"flow_sample_expanded.sampling_rate", &L.fx_rate, &L.fx_size, 4},
+    {"flow_sample_expanded.sample_pool", &L.fx_pool, &L.fx_size, 4},
+    {"flow_sample_expanded.drops", &L.fx_drops, &L.fx_size, 4},
+    {"flow_sample_expanded.input_value", &L.fx_input, &L.fx_size, 4},
+    {"flow_sample_expanded.output_format", &L.fx_out_format, &L.fx_size, 4},
+    {"flow_sample_expanded.output_value", &L.fx_output, &L.fx_size, 4},
+    {"flow_sample_expanded.records", &L.fx_records, &L.fx_size, 4},
+    {"discarded_packet.tag", &L.dp_tag, NULL, 4},
+    {"discarded_packet.size", &L.dp_size, &L.dp_size, 4},
+    {"discarded_packet.sequence_number", &L.dp_seq, &L.dp_size, 4},
+    {"discarded_packet.source_id_type", &L.dp_kind, &L.dp_size, 4},
+    {"discarded_packet.source_id_index", &L.dp_index, &L.dp_size, 4},
+    {"discarded_packet.drops", &L.dp_drops, &L.dp_size, 4},
+    {"discarded_packet.input", &L.dp_input, &L.dp_size, 4},
+    {"discarded_packet.output", &L.dp_output, &L.dp_size, 4},
+    {"discarded_packet.reason", &L.dp_reason, &L.dp_size, 4},
+    {"discarded_packet.records", &L.dp_records, &L.dp_size, 4},
+    {"counters_sample.tag", &L.counters_tag, NULL, 4},
+    {"counters_sample_expanded.tag", &L.counters_x_tag, NULL, 4},
+    {"sampled_header.tag", &L.hdr_tag, NULL, 4},
+    {"sampled_header.size", &L.hdr_size, &L.hdr_size, 4},
+    {"sampled_header.header_protocol", &L.hdr_protocol, &L.hdr_size, 4},
+    {"sampled_header.frame_length", &L.hdr_frame_length, &L.hdr_size, 4},
+    {"sampled_header.stripped", &L.hdr_stripped, &L.hdr_size, 4},
+    {"sampled_header.header", &L.hdr_length, &L.hdr_size, 4},
+    {"extended_switch.tag", &L.sw_tag, NULL, 4},
+    {"extended_switch.size", &L.sw_size, &L.sw_size, 4},
+    {"extended_switch.src_vlan", &L.sw_src_vlan, &L.sw_size, 4},
+    {"extended_switch.dst_vlan", &L.sw_dst_vlan, &L.sw_size, 4},
+    {"usual.size", &L.u_size, &L.u_size, 4},
+    {"usual.dst", &L.u_dst, &L.u_size, 6},
+    {"usual.src", &L.u_src, &L.u_size, 6},
+    {"usual.etype", &L.u_etype, &L.u_size, 2},
+    {"usual.vihl", &L.u_vihl, &L.u_size, 1},
+    {"usual.tos", &L.u_tos, &L.u_size, 1},
+    {"usual.total", &L.u_total, &L.u_size, 2},
+    {"usual.frag", &L.u_frag, &L.u_size, 2},
+    {"usual.ttl", &L.u_ttl, &L.u_size, 1},
+    {"usual.proto", &L.u_proto, &L.u_size, 1},
+    {"usual.sip", &L.u_sip, &L.u_size, 4},
+    {"usual.dip", &L.u_dip, &L.u_size, 4},
+    {"usual.sport", &L.u_sport, &L.u_size, 2},
+    {"usual.dport", &L.u_dport, &L.u_size, 2},
+    {"usual.off_ns", &L.u_off_ns, &L.u_size, 1},
+    {"usual.flags", &L.u_flags, &L.u_size, 1},
 };
 #define LAYOUT_NAMES (sizeof layout_names / sizeof layout_names[0])
 #define MAX_LAYOUT 256 /* no head is this long: a bound for the sizes handed over */
@@ -328,13 +349,13 @@ cache_clear(cache_entry *cache)
 
 /* ------------------------------------------------------------------ flow keys */
 
-/* The first 48 bytes of a header are the layout eth_ip4_keys accepts: untagged Ethernet,
- * IPv4 without options, first or only fragment, TCP or UDP. */
+/* The first L.u_size bytes of a header are the layout eth_ip4_keys accepts: untagged
+ * Ethernet, IPv4 without options, first or only fragment, TCP or UDP. */
 static inline int
 usual_header(const unsigned char *h)
 {
-    return rd16(h + 12) == 0x0800 && h[14] == 0x45 && !(rd16(h + 20) & 0x1FFF)
-           && (h[23] == 6 || h[23] == 17);
+    return rd16(h + L.u_etype) == 0x0800 && h[L.u_vihl] == 0x45
+           && !(rd16(h + L.u_frag) & 0x1FFF) && (h[L.u_proto] == 6 || h[L.u_proto] == 17);
 }
 
 /* FlowSampleView.keys() of a sample with a usual header: eth_ip4_keys then _sample_keys.
@@ -344,30 +365,31 @@ static PyObject *
 usual_keys(const unsigned char *h, PyObject *inp, PyObject *out, uint32_t out_format,
            PyObject *vlan, PyObject *reason)
 {
-    int tcp = h[23] == 6;
-    unsigned tos = h[15];
+    int tcp = h[L.u_proto] == 6;
+    unsigned tos = h[L.u_tos];
     PyObject *d = PyDict_Copy(templates[tcp][vlan != NULL][reason != NULL]);
     if (d == NULL)
         return NULL;
-    if (set_steal(d, names[K_MACDST], mac_text(h)) < 0
-        || set_steal(d, names[K_MACSRC], mac_text(h + 6)) < 0
-        || set_steal(d, names[K_IPSRC], ip4_text(h + 26)) < 0
-        || set_steal(d, names[K_IPDST], ip4_text(h + 30)) < 0
+    if (set_steal(d, names[K_MACDST], mac_text(h + L.u_dst)) < 0
+        || set_steal(d, names[K_MACSRC], mac_text(h + L.u_src)) < 0
+        || set_steal(d, names[K_IPSRC], ip4_text(h + L.u_sip)) < 0
+        || set_steal(d, names[K_IPDST], ip4_text(h + L.u_dip)) < 0
         || PyDict_SetItem(d, names[K_IPTOS], PyTuple_GET_ITEM(ip_tos, tos)) < 0
         || set_steal(d, names[K_IPDSCP], PyLong_FromLong(tos >> 2)) < 0
         || set_steal(d, names[K_IPECN], PyLong_FromLong(tos & 3)) < 0
-        || set_steal(d, names[K_IPTTL], PyLong_FromLong(h[22])) < 0
-        || set_steal(d, names[K_IPBYTES], PyLong_FromLong(rd16(h + 16))) < 0)
+        || set_steal(d, names[K_IPTTL], PyLong_FromLong(h[L.u_ttl])) < 0
+        || set_steal(d, names[K_IPBYTES], PyLong_FromLong(rd16(h + L.u_total))) < 0)
         goto error;
     if (tcp) {
-        if (set_steal(d, names[K_TCPSPORT], PyLong_FromLong(rd16(h + 34))) < 0
-            || set_steal(d, names[K_TCPDPORT], PyLong_FromLong(rd16(h + 36))) < 0
+        if (set_steal(d, names[K_TCPSPORT], PyLong_FromLong(rd16(h + L.u_sport))) < 0
+            || set_steal(d, names[K_TCPDPORT], PyLong_FromLong(rd16(h + L.u_dport))) < 0
             || PyDict_SetItem(d, names[K_TCPFLAGS],
-                              PyTuple_GET_ITEM(tcp_flags, ((h[46] & 1) << 8) | h[47])) < 0)
+                              PyTuple_GET_ITEM(tcp_flags,
+                                               ((h[L.u_off_ns] & 1) << 8) | h[L.u_flags])) < 0)
             goto error;
     } else {
-        if (set_steal(d, names[K_UDPSPORT], PyLong_FromLong(rd16(h + 34))) < 0
-            || set_steal(d, names[K_UDPDPORT], PyLong_FromLong(rd16(h + 36))) < 0)
+        if (set_steal(d, names[K_UDPSPORT], PyLong_FromLong(rd16(h + L.u_sport))) < 0
+            || set_steal(d, names[K_UDPDPORT], PyLong_FromLong(rd16(h + L.u_dport))) < 0)
             goto error;
     }
     if (PyDict_SetItem(d, names[K_INPUT], inp) < 0)
@@ -548,10 +570,10 @@ flow_sample(const unsigned char *b, size_t off, size_t stop, uint32_t tag, PyObj
     }
 
     PyObject *keys = NULL;
-    if (header_protocol == 1 && hlen >= USUAL_HEADER && usual_header(b + hoff)) {
+    if (header_protocol == 1 && hlen >= L.u_size && usual_header(b + hoff)) {
         keys = usual_keys(b + hoff, items[F_INPUT], items[F_OUTPUT], out_format,
                           seen_switch && src_vlan <= MAX_VLAN ? items[F_SRC_VLAN] : NULL,
-                          tag == 5 ? items[F_REASON] : NULL);
+                          tag == L.dp_tag ? items[F_REASON] : NULL);
         if (keys == NULL) {
             for (int j = 0; j < FLOW_VIEW_FIELDS; j++)
                 Py_DECREF(items[j]);
@@ -833,7 +855,7 @@ set_layout(PyObject *layout)
     for (size_t i = 0; i < LAYOUT_NAMES; i++) {
         const uint32_t *within = layout_names[i].within;
         if (within != NULL && within != layout_names[i].value
-            && (uint64_t)*layout_names[i].value + 4 > *within) {
+            && (uint64_t)*layout_names[i].value + layout_names[i].width > *within) {
             PyErr_Format(PyExc_ValueError, "configure(): layout[%s] lies outside its structure",
                          layout_names[i].name);
             goto invalid;

@@ -33,6 +33,7 @@ as ``INTERNAL``.
 
 from __future__ import annotations
 
+import inspect
 import socket
 import struct
 from collections.abc import Callable
@@ -44,7 +45,7 @@ from ._errors import DecodeError, TruncatedError
 from ._shapes import ShapeCache
 from .flow_records import ExtendedSwitch, SampledHeader
 from .headers import ETH_IP4_L4, IP_TOS, TCP_FLAGS, decode_header, eth_ip4_keys
-from .layout import ELEMENT, data_format_of, fixed, head, offsets
+from .layout import ELEMENT, data_format_of, fixed, head, offsets, struct_offsets
 from .samples import (
     DROP_REASONS,
     INTERNAL,
@@ -451,7 +452,9 @@ def _counter_sample(buf: bytes, off: int, stop: int, tag: int) -> CounterSampleV
 def _c_layout() -> dict[str, int]:
     """What the C walk reads, by ``"<declaration>.<field>"``: each field's byte offset from
     the structure's start (a variable-size field: its length word), ``.size`` (the head's
-    size) and ``.tag``; the datagram's fields from its start with an IPv4 agent address."""
+    size) and ``.tag``; the datagram's fields from its start with an IPv4 agent address;
+    ``usual.<argument>``: where each of ``eth_ip4_keys``'s arguments sits in a header, as
+    ``ETH_IP4_L4`` unpacks them."""
     out: dict[str, int] = {}
     declared: tuple[Any, ...] = (FlowSample, FlowSampleExpanded, DiscardedPacket,
                                  CountersSample, CountersSampleExpanded, SampledHeader,
@@ -463,6 +466,9 @@ def _c_layout() -> dict[str, int]:
     address_end = 12  # version, address type, the IPv4 address
     out.update({f"datagram.{field}": address_end + at
                 for field, at in offsets(Datagram, after="agent_address").items()})
+    arguments = list(inspect.signature(eth_ip4_keys).parameters)
+    out.update({f"usual.{name}": at
+                for name, at in struct_offsets(ETH_IP4_L4, arguments).items()})
     return out
 
 

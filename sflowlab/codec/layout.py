@@ -12,13 +12,15 @@ structure found at fixed offsets.
 
 from __future__ import annotations
 
+import re
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 from ._compile import WireField
 from ._fields import Fixed
 
-__all__ = ["ELEMENT", "LENGTH", "data_format_of", "fixed", "head", "offsets"]
+__all__ = ["ELEMENT", "LENGTH", "data_format_of", "fixed", "head", "offsets", "struct_offsets"]
 
 LENGTH = "I"
 """The u32 count or length word that opens every variable-size XDR field."""
@@ -64,6 +66,23 @@ def offsets(cls: Any, after: str | None = None) -> dict[str, int]:
         fmt += _format(f) if isinstance(f.type, Fixed) else LENGTH
     out["size"] = struct.calcsize(fmt)
     return out
+
+
+def struct_offsets(fmt: str, names: Sequence[str]) -> dict[str, int]:
+    """Byte offset of each item a big-endian struct ``fmt`` unpacks (pad bytes skipped),
+    named by ``names`` in order, and ``"size"``."""
+    starts: list[int] = []
+    done = ">"
+    for count, code in re.findall(r"(\d*)([a-zA-Z?])", fmt):
+        if code == "x":
+            done += count + code
+            continue
+        for _ in range(1 if code in "sp" or not count else int(count)):
+            starts.append(struct.calcsize(done))
+            done += (count if code in "sp" else "") + code
+    if len(starts) != len(names):
+        raise ValueError(f"{fmt!r} unpacks {len(starts)} items, not {len(names)}")
+    return {**dict(zip(names, starts, strict=True)), "size": struct.calcsize(done)}
 
 
 def data_format_of(cls: Any) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import struct
 from typing import Annotated, Any, NamedTuple
 
+import pytest
+
 from sflowlab.codec import (
     Datagram,
     ExtendedSwitch,
@@ -19,7 +21,8 @@ from sflowlab.codec import (
 )
 from sflowlab.codec._compile import structure
 from sflowlab.codec._fields import MAC, U32, U64, Opaque, Tlv
-from sflowlab.codec.layout import ELEMENT, data_format_of, fixed, head, offsets
+from sflowlab.codec.headers import ETH_IP4_L4
+from sflowlab.codec.layout import ELEMENT, data_format_of, fixed, head, offsets, struct_offsets
 
 
 def test_flow_sample_heads() -> None:
@@ -73,3 +76,16 @@ def test_the_fast_path_structs_are_the_declared_ones() -> None:
     data = encode_datagram(Datagram(5, "10.0.0.1", 0, 1, 1000, (sample,)))
     assert len(data) - fast._USUAL_HEAD == fast._SWITCH_SAMPLE.size == 216
     assert fast._C_LAYOUT["datagram.samples"] == fast._USUAL_HEAD - 4 == 24
+
+
+def test_struct_offsets_skip_pads_and_name_every_item() -> None:
+    assert struct_offsets("2I3s4xH", ["a", "b", "c", "d"]) == {
+        "a": 0, "b": 4, "c": 8, "d": 15, "size": 17}
+    usual = struct_offsets(ETH_IP4_L4, [
+        "dst", "src", "etype", "vihl", "tos", "total", "frag", "ttl", "proto", "sip", "dip",
+        "sport", "dport", "off_ns", "flags"])
+    assert (usual["etype"], usual["sip"], usual["sport"], usual["flags"], usual["size"]) == (
+        12, 26, 34, 47, 48)
+    assert fast._C_LAYOUT["usual.dport"] == 36
+    with pytest.raises(ValueError, match="unpacks 2 items, not 3"):
+        struct_offsets("HH", ["a", "b", "c"])

@@ -536,16 +536,23 @@ def test_the_c_walk_reads_the_layout_it_is_given() -> None:
     usual = _walk.usual_datagram(data).flow_samples[0]
     config, layout = fast._WALK_CONFIGURATION, fast._C_LAYOUT
     swapped = {**layout, "flow_sample.sampling_rate": layout["flow_sample.sample_pool"],
-               "flow_sample.sample_pool": layout["flow_sample.sampling_rate"]}
+               "flow_sample.sample_pool": layout["flow_sample.sampling_rate"],
+               "usual.sport": layout["usual.dport"], "usual.dport": layout["usual.sport"]}
     try:
         _walk.configure(**{**config, "layout": swapped})
         view = _walk.usual_datagram(data).flow_samples[0]
         assert (view.sampling_rate, view.sample_pool) == (usual.sample_pool, usual.sampling_rate)
+        keys = view.__dict__["_keys"]  # built by the C walk with the layout it was given
+        assert (keys["tcpsourceport"], keys["tcpdestinationport"]) == (
+            usual.keys()["tcpdestinationport"], usual.keys()["tcpsourceport"])
     finally:
         _walk.configure(**config)
     outside = {**layout, "flow_sample.records": layout["flow_sample.size"]}
     with pytest.raises(ValueError, match=r"layout\[flow_sample.records\] lies outside"):
         _walk.configure(**{**config, "layout": outside})
+    past = {**layout, "usual.dst": layout["usual.size"] - 4}  # a MAC needs 6 bytes
+    with pytest.raises(ValueError, match=r"layout\[usual.dst\] lies outside"):
+        _walk.configure(**{**config, "layout": past})
     missing = {k: v for k, v in layout.items() if k != "extended_switch.tag"}
     with pytest.raises(TypeError, match=r"layout\[extended_switch.tag\] must be an int"):
         _walk.configure(**{**config, "layout": missing})
