@@ -1,12 +1,11 @@
 """What a scenario run records, and the out folder it writes (all but the chart).
 
-``RunRecorder`` collects during the run: one timeline row per simulated second (per service: its
-offered load, the swarm's replicas and running tasks, the running containers the collector
+``RunRecorder`` collects during the run: one timeline row per simulated second (per service:
+its offered load, the swarm's replicas and running tasks, the running containers the collector
 knows (``seen``: from their first sample) and counts in its averages (``running``: metricN,
 from their second, once rates exist), the requests served, the collector's per-container
-averages), per-container metrics, controller
-decisions (the ``ServiceScaled`` events they publish), ACL commits, threshold events,
-container lifecycles and the controllers' log. ``finish`` freezes it into a ``Recording``
+averages), per-container metrics, controller decisions (the ``ServiceScaled`` events they
+publish), ACL commits, threshold events, container lifecycles and the controllers' log. ``finish`` freezes it into a ``Recording``
 (what assertions read); ``write_outputs`` writes ``timeline.csv``, ``containers.csv``,
 ``decisions.csv``, ``acl.csv``, ``events.csv``, ``lifecycles.csv``, ``assertions.json``,
 ``summary.json`` and ``controller.log`` (``sflow.pcap`` and ``analyser.pcap`` are written while
