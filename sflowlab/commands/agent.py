@@ -1,7 +1,7 @@
 """``sflowlab agent``: mirror this Linux host into sFlow like hsflowd (needs root).
 
-Interface counters and link events (rtnetlink), packet samples of docker0 or the bridges named
-with ``--interface`` (AF_PACKET with the kernel's random filter, promiscuous), Docker
+Interface counters and link events (rtnetlink), packet samples of docker0 and docker_gwbridge
+or the interfaces named with ``--interface`` (AF_PACKET with the kernel's random filter, promiscuous), Docker
 containers (events and stats from the engine) and the host's counters (/proc) go to the
 collectors and/or a pcap file. Runs until SIGTERM or Ctrl-C (or ``--duration``), then prints a
 summary. Options override the ``--config`` file (hsflowd.conf's essentials in TOML, see
@@ -39,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--sampling", type=int, metavar="N", help="1-in-N packet sampling (400)")
     p.add_argument("--polling", type=int, metavar="S", help="counter polling interval (20 s)")
     p.add_argument("--interface", action="append", metavar="NAME",
-                   help="interface to sample, repeatable (docker0)")
+                   help="interface to sample, repeatable (docker0 and docker_gwbridge, when "
+                        "they exist)")
     p.add_argument("--docker-url", metavar="URL",
                    help="Docker engine (default unix:///var/run/docker.sock when it exists; "
                         "'none': no containers)")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         settings = MirrorSettings(
             sampling=_pick(400, args.sampling, file.sampling),
             polling_s=_pick(20, args.polling, file.polling_s),
-            interfaces=tuple(args.interface or file.interfaces or ("docker0",)),
+            interfaces=tuple(args.interface or file.interfaces or MirrorSettings.interfaces),
             docker_url=docker_url,
             header_bytes=_pick(128, args.header_bytes, file.header_bytes),
         )

@@ -7,12 +7,14 @@ hsflowd would send them, on agent_sim's ``Agent``/``Poller``/``Sampler`` with a 
   port_name read fresh from rtnetlink when its poller is due; links come and go with RTNLGRP_LINK
   events;
 - the host: data source 2.1, records from /proc (``hostinfo``);
-- each sampled bridge (``interfaces``, docker0 by default): a ``Tap`` with the kernel's random
-  filter; each frame becomes an expanded flow sample (sampled_header with the frame length plus
-  FCS, extended_entities naming the container on either side), input/output the bridge ports
-  found by MAC in the bridge's FDB (the bridge itself for the host's own frames; multicast out:
-  format 2, count unknown). The sample pool is the bridge's frames (rx + tx from its link
-  counters) since sampling began, the drops those PACKET_STATISTICS reports;
+- each sampled interface (``interfaces``: docker0 and docker_gwbridge by default, when they
+  exist): a ``Tap`` with the kernel's random filter; each frame becomes an expanded flow sample
+  (sampled_header with the frame length plus FCS, extended_entities naming the container on
+  either side). On a bridge, input/output are its ports found by MAC in its FDB (the bridge
+  itself for the host's own frames; multicast out: format 2, count unknown); on another
+  interface, itself on the side the frame crossed. The sample pool is the interface's frames
+  (rx + tx from its link counters) since sampling began, the drops those PACKET_STATISTICS
+  reports;
 - each running container: data source 3.<hsflowd dsIndex>; its poller is armed when it is seen
   (countdown 1..polling), its first sample goes out at the tick 3 s into the second it was seen,
   a final one with its stopped state when it dies. Stats come from the Docker stats API in a
@@ -75,7 +77,7 @@ class MirrorSettings:
 
     sampling: int = 400
     polling_s: int = 20
-    interfaces: tuple[str, ...] = ("docker0",)
+    interfaces: tuple[str, ...] = ("docker0", "docker_gwbridge")
     """Bridges (or any interfaces) to sample, when they exist."""
     docker_url: str | None = DEFAULT_DOCKER_URL
     """None: no container mirroring."""
@@ -223,6 +225,8 @@ class MirrorAgent:
             bridge.link = self.links[fresh.index] = fresh
         bridge.sampler.sample_pool = (bridge.link.packets - bridge.pool_origin) & U32_MASK
         bridge.sampler.drops = bridge.tap.update_drops() & U32_MASK
+        if bridge.link.kind != "bridge":
+            return
         ports = self.table.ports_by_mac(bridge.link.index)
         for c in self.containers.values():
             veth = self.links.get(c.veth) if c.veth is not None else None
@@ -268,26 +272,34 @@ class MirrorAgent:
             self.agent.emit(self._flow_sample(bridge, frame), now)
         return len(frames)
 
-    def _flow_sample(self, bridge: _Bridge, frame: Frame) -> FlowSampleExpanded:
+    @staticmethod
+    def _ports(bridge: _Bridge, frame: Frame) -> tuple[int, int, int]:
+        """(input, output format, output) of a sampled frame. On a bridge: its ports found by
+        MAC, the bridge itself for the host's frames, multicast out to several ports (format 2,
+        how many unknown). On another interface: the input of what it receives, the output of
+        what it sends, the other side unknown (0)."""
         h, own = frame.header, bridge.link.index
+        if bridge.link.kind != "bridge":
+            return (0, 0, own) if frame.outgoing else (own, 0, 0)
         dst, src = h[0:6], h[6:12]
         source = own if frame.outgoing or src == bridge.mac else bridge.ports.get(src, 0)
-        out_format = 0
         if dst == bridge.mac:
-            target = own
-        elif dst[:1] and dst[0] & 1:
-            out_format, target = _MULTIPLE, 0
-        else:
-            target = bridge.ports.get(dst, 0)
-        records: tuple[Any, ...] = (SampledHeader(1, frame.length + 4, 4, h),)
+            return source, 0, own
+        if dst[:1] and dst[0] & 1:
+            return source, _MULTIPLE, 0
+        return source, 0, bridge.ports.get(dst, 0)
+
+    def _flow_sample(self, bridge: _Bridge, frame: Frame) -> FlowSampleExpanded:
+        source, out_format, target = self._ports(bridge, frame)
+        records: tuple[Any, ...] = (SampledHeader(1, frame.length + 4, 4, frame.header),)
         a, b = self._by_port.get(source), self._by_port.get(target)
         if a is not None or b is not None:
             records += (ExtendedEntities(_LOGICAL if a else 0, a.ds_index if a else 0,
                                          _LOGICAL if b else 0, b.ds_index if b else 0),)
         s = bridge.sampler
-        return FlowSampleExpanded(s.next_sequence(), _IFINDEX, own, s.sampling_rate,
-                                  s.sample_pool, s.drops, 0, source, out_format, target,
-                                  records)
+        return FlowSampleExpanded(s.next_sequence(), _IFINDEX, bridge.link.index,
+                                  s.sampling_rate, s.sample_pool, s.drops, 0, source,
+                                  out_format, target, records)
 
     # ------------------------------------------------------------------ containers
 

@@ -160,10 +160,11 @@ def test_links_that_come_and_go_are_polled_and_a_late_bridge_is_sampled(
 
 
 def test_at_rate_1_every_frame_is_sampled(lab: BridgeLab) -> None:
-    """No filter at 1-in-1 (``rand % 1`` is never 1): each frame of the stream is a sample."""
-    br = lab.index(BRIDGE)
-    with lab.b.socket() as sink, running_agent(lab.host, "--interface", BRIDGE, "--sampling",
-                                                "1", "--polling", "1",
+    """No filter at 1-in-1 (``rand % 1`` is never 1): each frame of the stream is a sample, on
+    the bridge and on a port sampled beside it (a plain interface: input itself, output 0)."""
+    br, pa, pb = lab.index(BRIDGE), lab.index("pa"), lab.index("pb")
+    with lab.b.socket() as sink, running_agent(lab.host, "--interface", BRIDGE, "--interface",
+                                                "pa", "--sampling", "1", "--polling", "1",
                                                 "--docker-url", "none") as agent:
         sink.bind((B_IP, PORT))
         agent.until("the agent's first datagram", lambda r: r.items, 10.0)
@@ -176,8 +177,10 @@ def test_at_rate_1_every_frame_is_sampled(lab: BridgeLab) -> None:
     stream = [s for _, s in agent.received.samples(FLOW_SAMPLES)
               if decode_header(1, next(r for r in s.records if isinstance(r, SampledHeader))
                                .header).get("udpdestinationport") == PORT]
-    assert len(stream) == 300
+    assert len(stream) == 600
+    assert sum(s.source_id_index == pa for s in stream) == 300
     summary = re.search(rf"sampled {BRIDGE}: 1-in-1, (\d+) samples of (\d+) frames, 0 dropped",
                         out)
     assert summary and summary[1] == summary[2], out  # every frame the bridge carried
-    assert {(s.sampling_rate, s.source_id_index, s.drops) for s in stream} == {(1, br, 0)}
+    assert {(s.sampling_rate, s.source_id_index, s.drops, s.input_value, s.output_value)
+            for s in stream} == {(1, br, 0, pa, pb), (1, pa, 0, pa, 0)}
