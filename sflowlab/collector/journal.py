@@ -7,9 +7,10 @@ append, whatever the number of definitions, and is durable once acknowledged.
 ``{"kind": "flows", "name": "f", "value": {...}}``, with ``"value": null`` once removed (the
 topology is kind ``topology``, name ``""``). ``save_changes`` appends and fsyncs the lines of
 the definitions changed since the last save, read when taken, under one lock, so the journal's
-last line for a name is never older than the change a client was told had succeeded. Every
-``COMPACT_LINES`` lines, and at start, the snapshot is rewritten (atomically) and the journal
-removed. A journal line cut short by a crash was never acknowledged: reading stops there, with
+last line for a name is never older than the change a client was told had succeeded. After
+``COMPACT_LINES`` lines, or once the journal is larger than the snapshot (and
+``COMPACT_BYTES``: a large group set rewritten often), and at start, the snapshot is rewritten
+(atomically) and the journal removed: the bytes written stay proportional to the changes. A journal line cut short by a crash was never acknowledged: reading stops there, with
 a warning.
 """
 
@@ -29,6 +30,8 @@ log = logging.getLogger("sflowlab.collector")
 
 COMPACT_LINES = 1000
 """Journal lines after which the snapshot is rewritten and the journal emptied."""
+COMPACT_BYTES = 1 << 20
+"""A journal smaller than this is never compacted for its size."""
 
 Changes = dict[tuple[str, str], Any]
 
@@ -68,12 +71,17 @@ class DefinitionStore:
         self.snapshot = StateStore(directory / "state.json")
         self.journal = directory / "state.journal"
         self.lines = 0
+        self.bytes = 0
         self._lock = threading.Lock()
 
     def load(self) -> dict[str, Any]:
         """Every definition stored (temporary files a crash left behind are removed)."""
         self.snapshot.load()  # checks the snapshot and removes stale temporaries
-        return read_definitions(self.directory)
+        state = read_definitions(self.directory)
+        if self.journal.exists():
+            data = self.journal.read_bytes()
+            self.lines, self.bytes = data.count(b"\n"), len(data)
+        return state
 
     def save_changes(self, take: Callable[[], Changes],
                      export: Callable[[], dict[str, Any]]) -> None:
@@ -84,7 +92,7 @@ class DefinitionStore:
             if not changes:
                 return
             self._append(changes)
-            if self.lines >= COMPACT_LINES:
+            if self.lines >= COMPACT_LINES or self.bytes > max(COMPACT_BYTES, self._snapshot_bytes()):
                 self._compact(export())
 
     def compact(self, export: Callable[[], dict[str, Any]]) -> None:
@@ -108,8 +116,15 @@ class DefinitionStore:
             finally:
                 os.close(fd)
         self.lines += len(changes)
+        self.bytes += len(data)
+
+    def _snapshot_bytes(self) -> int:
+        try:
+            return self.snapshot.path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def _compact(self, state: dict[str, Any]) -> None:
         self.snapshot.save(state)
         self.journal.unlink(missing_ok=True)
-        self.lines = 0
+        self.lines = self.bytes = 0

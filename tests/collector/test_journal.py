@@ -110,3 +110,17 @@ def test_a_journal_line_cut_by_a_crash_is_ignored(tmp_path: Path,
         '{"kind": "flows", "name": "c", "val')
     assert read_definitions(tmp_path) == {"flows": {"b": {"keys": "ipdestination"}}}
     assert "event=state_journal_cut" in caplog.text and "line=3" in caplog.text
+
+
+def test_a_journal_larger_than_the_snapshot_is_compacted(tmp_path: Path, engine: Engine,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large group set rewritten often costs what a snapshot would, not more and more."""
+    monkeypatch.setattr(journal, "COMPACT_BYTES", 2000)
+    store = DefinitionStore(tmp_path)
+    engine.on_change = lambda: store.save_changes(engine.take_changes, engine.export_state)
+    engine.set_flow("small", FlowSpec(keys="ipsource"))
+    assert (tmp_path / "state.journal").exists() and not (tmp_path / "state.json").exists()
+    for round_ in range(5):
+        engine.set_group("big", [f"10.{round_}.{i}.0/24" for i in range(200)])
+        assert store.bytes <= max(2000, (tmp_path / "state.json").stat().st_size)
+    assert read_definitions(tmp_path) == engine.export_state()
