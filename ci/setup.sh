@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for sflowlab: the Debian packages the tests use (tshark, pmacct,
-# iproute2, tcpdump, iptables, openvswitch-switch, ieee-data) and a virtualenv in .venv with sflowlab and
+# iproute2, tcpdump, iptables, openvswitch-switch, ieee-data, chromium and its driver for the
+# web UI's browser test) and a virtualenv in .venv with sflowlab and
 # its lab and test extras.
 # Idempotent: a second run installs nothing new.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(tshark pmacct iproute2 tcpdump iptables openvswitch-switch ieee-data)
+debs=(tshark pmacct iproute2 tcpdump iptables openvswitch-switch ieee-data chromium
+      chromium-driver)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

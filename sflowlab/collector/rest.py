@@ -7,6 +7,8 @@ request that changes state (PUT/POST/DELETE, and a controller's GET that declare
 mutating, e.g. ``/app/elb/json?state=disabled``) needs ``Authorization: Bearer <token>`` when
 a token is set, and is refused when ``readonly``. Long polls (``/events/json``,
 ``/flows/json`` with ``eventID``/``flowID`` and ``timeout``) wait outside the engine lock.
+``/`` serves the status pages (package data in ``ui/``: plain HTML, JavaScript and CSS over
+this API, no build step).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
+from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -58,6 +61,10 @@ class Api:
                                             KeyError))
         r = self._route
         r("/version", GET=lambda q: _text(__version__))
+        ui = resources.files(__package__) / "ui"  # the status pages (package data)
+        self.router.add("GET", r"/(?:index\.html)?", lambda q: static_file(ui, []))
+        self.router.add("GET", r"/ui/(?P<rest>[^?]+)",
+                        lambda q: static_file(ui, q.params["rest"].split("/")))
         r("/analyzer/json", GET=lambda q: self._analyzer())
         r("/agents/json", GET=self._agents)
         r("/metrics/json", GET=lambda q: self.engine.metric_names())

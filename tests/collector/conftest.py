@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from collector_helpers import Feeder
+from elb_lab import collector, swarm  # noqa: F401 - fixtures: the daemon with the ELB
 
 from sflowlab.clock import SimClock
 from sflowlab.collector.engine import Engine
