@@ -115,7 +115,7 @@ class Daemon:
     def start_http(self) -> None:
         cfg = self.config
         api = Api(self.engine, self.forwarder, token=cfg.token, readonly=cfg.readonly,
-                  analyzer_extra=self._listener_stats, runtime=self.runtime)
+                  analyzer_extra=self._extra_stats, runtime=self.runtime)
         limits = Limits(max_connections=cfg.http_max_connections,
                         idle_timeout_s=cfg.http_idle_timeout_s)
         self.server = HttpServer(api.router, cfg.http_host, cfg.http_port, limits).start()
@@ -123,11 +123,14 @@ class Daemon:
                  cfg.http_host, self.server.port, "token" if cfg.token else "none",
                  cfg.readonly, self.server.stats()["maxConnections"])
 
-    def _listener_stats(self) -> dict[str, Any]:
+    def _extra_stats(self) -> dict[str, Any]:
+        """The listener's and the HTTP server's counters, for ``/analyzer/json``."""
+        http = {} if self.server is None else {
+            f"http{k[0].upper()}{k[1:]}": v for k, v in self.server.stats().items()}
         lst = self.listener
         if lst is None:
-            return {}
-        return {"sFlowReceiveBufferBytes": lst.rcvbuf_granted,
+            return http
+        return {**http, "sFlowReceiveBufferBytes": lst.rcvbuf_granted,
                 "sFlowSocketDatagrams": lst.received, "sFlowQueueSize": lst.config.queue_size,
                 "sFlowQueueDepth": lst.queue_depth(), "sflowlabAccelerators": accel.active(),
                 "controllerSlowCalls": self.runtime.slow_calls(),

@@ -102,6 +102,9 @@ def test_an_idle_connection_flood_neither_blocks_the_api_nor_spins(tmp_path: Pat
         assert busy < 0.5, f"the collector used {busy:.0%} of a core while holding idle clients"
         closed = sum(1 for s in idle if _closed(s))
         assert closed >= 300 - 64
+        stats = c.get("/analyzer/json")
+        assert stats["httpMaxConnections"] == 128 - 64  # what the descriptors leave
+        assert stats["httpEvicted"] >= closed and stats["httpConnections"] <= 64
     finally:
         for s in idle:
             s.close()
