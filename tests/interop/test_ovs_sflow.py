@@ -51,6 +51,7 @@ SAMPLING, POLLING = 8, 1
 DPORT = 9999
 AGENT = "127.0.0.1"  # OVS's agent address for agent=lo
 FLOW_KEYS = "ipsource,ipdestination,inputifindex,outputifindex"
+LOSS_SLACK = COUNT // 100  # datagrams the userspace datapath may drop on a loaded machine
 ARP_SLACK = 1000  # bytes a port may carry beyond the datagrams (ARP, 42-60 bytes a frame)
 SOURCES = len(HOSTS) + 2  # counter samples a poll: the ports, the bridge's own port, OVS itself
 EXPECTED_RATE = PPS * FRAME  # bytes/s into port 0 and out of port 1 while the traffic runs
@@ -197,7 +198,9 @@ def sample_key(sample: FlowSample) -> str | None:
 
 
 def test_the_traffic_crossed_the_switch(run: Run) -> None:
-    assert run.received == COUNT
+    """All, or on a loaded machine nearly all: the netdev datapath polls its ports from one
+    thread and may drop a few frames when it is not scheduled in time."""
+    assert COUNT - LOSS_SLACK <= run.received <= COUNT
 
 
 def test_the_collector_lists_the_switch_with_every_datagram_and_no_errors(run: Run) -> None:
@@ -248,7 +251,8 @@ def test_flow_samples_give_the_hosts_flow_scaled_by_the_sampling_rate(run: Run) 
 
 def test_our_codec_reads_the_switch_s_datagrams_and_counters(run: Run) -> None:
     """Every datagram decodes, re-encodes byte for byte, and its port counters account for
-    the datagrams sent (their deltas over the run, with room for ARP)."""
+    the datagrams (their deltas over the run, with room for ARP): at least those host 1
+    received crossed both ports, at most those host 0 sent."""
     decoded = run.decoded()
     assert [encode_datagram(dg) for dg in decoded] == run.captured
     assert {dg.agent_address for dg in decoded} == {AGENT}
@@ -260,8 +264,8 @@ def test_our_codec_reads_the_switch_s_datagrams_and_counters(run: Run) -> None:
         polls = if_counters(decoded, port.if_index)
         octets = [p.if_in_octets if inward else p.if_out_octets for p in polls]
         packets = [p.if_in_ucast_pkts if inward else p.if_out_ucast_pkts for p in polls]
-        assert COUNT * FRAME <= octets[-1] - octets[0] <= COUNT * FRAME + ARP_SLACK
-        assert COUNT <= packets[-1] - packets[0] <= COUNT + ARP_SLACK // 42
+        assert run.received * FRAME <= octets[-1] - octets[0] <= COUNT * FRAME + ARP_SLACK
+        assert run.received <= packets[-1] - packets[0] <= COUNT + ARP_SLACK // 42
     names = {r.name for dg in decoded for s in dg.samples if isinstance(s, CountersSample)
              for r in s.records if isinstance(r, PortName)}
     assert names == {run.lab.bridge, first.name, second.name}
@@ -278,7 +282,7 @@ def test_open_vswitch_structures_decode_to_what_ovs_reports(run: Run) -> None:
     assert {(i, run.datapath_id, port) for i, port in run.ofports.items()} <= seen
     stats = [r for s in samples for r in s.records if isinstance(r, OvsDpStats)]
     lookups = [r.hits + r.misses for r in stats]
-    assert COUNT <= lookups[-1] - lookups[0] <= COUNT + ARP_SLACK // 42
+    assert run.received <= lookups[-1] - lookups[0] <= COUNT + ARP_SLACK // 42
     assert stats[-1].lost == 0 and stats[-1].flows >= 1
 
 
