@@ -54,7 +54,6 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import recvfds, sendfds
 from typing import Any
 
-from sflowlab import accel
 from sflowlab.clock import Clock, SystemClock
 
 from .agents import merge_agent_entry, to_ms
@@ -67,6 +66,8 @@ from .logs import setup_logging
 from .lookups import LookupConfig
 from .query import metric_result, parse_table_columns, sort_table, split_list
 from .sockets import (
+    RECV_BATCH,
+    _recv,
     kernel_drops,
     open_udp,
     shard_of,
@@ -80,9 +81,6 @@ log = logging.getLogger("sflowlab.collector")
 
 BATCH = 64
 
-_recv = accel.load("sflowlab.collector._recv")  # recvmmsg in C, or None: one recvfrom each
-RECV_BATCH = 32
-"""Datagrams taken per receive call when ``_recv`` is built."""
 
 
 class _Receiver:

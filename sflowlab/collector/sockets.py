@@ -23,6 +23,12 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from sflowlab import accel
+
+_recv = accel.load("sflowlab.collector._recv")  # recvmmsg in C, or None: one recvfrom each
+RECV_BATCH = 32
+"""Datagrams taken per receive call when ``_recv`` is built."""
+
 SO_ATTACH_REUSEPORT_CBPF = getattr(socket, "SO_ATTACH_REUSEPORT_CBPF", 51)  # Linux >= 4.5
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux: ignores rmem_max, CAP_NET_ADMIN
 

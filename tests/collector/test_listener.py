@@ -45,7 +45,8 @@ def test_full_queue_drops_are_counted_and_analytics_resume() -> None:
             for d in sent:
                 sock.sendto(d, ("127.0.0.1", port))
             wait_for(lambda: listener.received == len(sent))
-        assert listener.dropped >= len(sent) - 6  # 5 queued, at most 1 in the analytics' hands
+        # 5 queued, at most one queue entry (5 datagrams at most) in the analytics' hands
+        assert listener.dropped >= len(sent) - 10
         received = len(sent) - listener.dropped
         # the taps see each datagram after the engine: wait until the queue is worked off
         wait_for(lambda: len(tapped) == received and ticks
