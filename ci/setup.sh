@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for sflowlab: the Debian packages the tests use (tshark, pmacct,
 # iproute2, tcpdump, iptables, openvswitch-switch, ieee-data, chromium and its driver for the
-# web UI's browser test) and a virtualenv in .venv with sflowlab and
-# its lab and test extras.
+# web UI's browser test) and a virtualenv in .venv with sflowlab and its lab, host, live
+# (locust) and test extras.
 # Idempotent: a second run installs nothing new.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,14 +25,15 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 stamp=.venv/.sflowlab-installed
-# reinstalled when the packaging or a C accelerator changed (pip builds them in place)
+# reinstalled when the packaging, the extras installed here or a C accelerator changed (pip
+# builds them in place)
 changed() {
-  find pyproject.toml setup.py sflowlab -newer "$stamp" \
-    \( -name pyproject.toml -o -name setup.py -o -name '*.c' \) -print -quit
+  find pyproject.toml setup.py ci/setup.sh sflowlab -newer "$stamp" \
+    \( -name pyproject.toml -o -name setup.py -o -name setup.sh -o -name '*.c' \) -print -quit
 }
 if [ ! -f "$stamp" ] || [ -n "$(changed)" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[lab,host,test]"
+  .venv/bin/python -m pip install -q -e ".[lab,host,live,test]"
   touch "$stamp"
 fi
 

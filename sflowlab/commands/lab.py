@@ -4,6 +4,11 @@
 swarm; point ``docker -H tcp://HOST:P`` or ``docker.DockerClient`` at it);
 ``sflowlab lab switch-api --port P --switch leaf1=10.255.0.1`` serves the Cumulus ACL REST API
 double and prints each ACL it commits or withdraws. Each prints its URL(s) first.
+
+``sflowlab lab up`` brings the live lab up in the background (``sflowlab.lab.live.lab``: the
+local Docker engine's swarm, the scenario's service, ``sflowlab agent``, ``sflowlab
+collector`` on :8008 with the scenario's controllers, optionally locust's web UI) and returns
+once it is ready; ``sflowlab lab down`` stops it and removes everything it made.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import random
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sflowlab.http import ServedApi
@@ -28,7 +34,7 @@ DEFAULT_IMAGE = "httpd:2.4"
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "lab",
-        help="run a lab double (Docker swarm API, switch ACL API)",
+        help="run a lab double (Docker swarm API, switch ACL API) or the live lab (up, down)",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     doubles = p.add_subparsers(dest="double", required=True, metavar="DOUBLE")
@@ -51,6 +57,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _delay(switch, "--apply-delay", 0.5,
            "ACL changes are committed S seconds after they are accepted")
     switch.set_defaults(func=run_switch_api)
+
+    up = doubles.add_parser("up", help="bring the live lab up (real swarm, agent, collector)")
+    up.add_argument("--scenario", type=Path, default=Path("scenarios/apache_load_ramp.yaml"),
+                    help="the scenario whose service and controllers to run "
+                         "(scenarios/apache_load_ramp.yaml)")
+    up.add_argument("--http-port", type=int, default=8008, help="collector REST port (8008)")
+    up.add_argument("--sflow-port", type=int, default=6343, help="collector sFlow port (6343)")
+    up.add_argument("--locust-ui", type=int, metavar="PORT",
+                    help="also run locust's web UI on 127.0.0.1:PORT against the service")
+    _state_dir(up)
+    up.add_argument("--foreground", action="store_true",
+                    help="stay in the foreground until SIGINT or SIGTERM")
+    up.set_defaults(func=run_up)
+
+    down = doubles.add_parser("down", help="stop the live lab and remove what it made")
+    _state_dir(down)
+    down.set_defaults(func=run_down)
+
+
+def _state_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dir", type=Path, default=Path("out/lab"),
+                   help="the lab's files: lab.json, logs, locust's CSVs (out/lab)")
 
 
 def _listen_options(p: argparse.ArgumentParser, port: int) -> None:
@@ -158,3 +186,39 @@ def run_switch_api(args: argparse.Namespace) -> int:
         )
 
     return _serve_until_signalled(api, scheduler)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from sflowlab.lab.live import lab
+    from sflowlab.lab.scenario.loader import load_scenario
+    from sflowlab.lab.scenario.model import ScenarioError
+
+    try:
+        scenario = load_scenario(args.scenario)
+        lab.loaded_service(scenario)
+        if args.foreground:
+            return lab.serve(scenario, args.state_dir, args.http_port, args.sflow_port,
+                             args.locust_ui)
+        state = lab.up(args.scenario, args.state_dir, args.http_port, args.sflow_port,
+                       args.locust_ui)
+    except (ScenarioError, ValueError, RuntimeError, TimeoutError) as e:
+        raise SystemExit(f"sflowlab lab up: {e}") from None
+    print(f"lab up (pid {state['pid']}): collector {state['collector']}, sFlow "
+          f"{state['sflow']}, service {state['service']} (targets in {state['targets']})"
+          + (f", locust {state['locust']}" if state["locust"] else "")
+          + f"; `sflowlab lab down --state-dir {args.state_dir}` stops it", flush=True)
+    return 0
+
+
+def run_down(args: argparse.Namespace) -> int:
+    from sflowlab.lab.live import lab
+
+    try:
+        left = lab.down(args.state_dir)
+    except (RuntimeError, TimeoutError) as e:
+        raise SystemExit(f"sflowlab lab down: {e}") from None
+    if left:
+        print(f"lab down: removed leftovers: {', '.join(left)}", flush=True)
+    else:
+        print("lab down: everything stopped and removed", flush=True)
+    return 0

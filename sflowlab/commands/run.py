@@ -3,7 +3,10 @@
 Builds the scenario's lab on one simulated clock, replays it as fast as it goes (``--realtime``:
 in wall-clock time over real UDP and HTTP), writes the out folder (timeline.csv, containers.csv,
 decisions.csv, acl.csv, events.csv, assertions.json, sflow.pcap, controller.log, chart.png) and
-prints every assertion's outcome. Exit status: 0 when all pass, 1 when one fails, 2 when the
+prints every assertion's outcome. ``--live`` runs it on the local Docker engine's swarm
+instead (``sflowlab.lab.live``: the real agent, the production collector, locust; root),
+writes the same out folder (default ``out/<name>_live/``) plus locust's CSVs and
+``compare.csv``, and prints the comparison with the simulated run. Exit status: 0 when all pass, 1 when one fails, 2 when the
 scenario cannot be read or built.
 """
 
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from sflowlab.lab.scenario.loader import json_schema, load_scenario
-from sflowlab.lab.scenario.model import ScenarioError
+from sflowlab.lab.scenario.model import Scenario, ScenarioError
 from sflowlab.lab.scenario.runner import run_scenario, summary
 
 EXIT_FAILED = 1
@@ -35,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="output folder (default: out/<scenario name>/)")
     p.add_argument("--realtime", action="store_true",
                    help="run in wall-clock time over real UDP and HTTP")
+    p.add_argument("--live", action="store_true",
+                   help="run on the local Docker engine's swarm with the real agent, collector "
+                        "and locust (root)")
     p.add_argument("--duration", type=float, metavar="S",
                    help="override the scenario's duration (simulated seconds)")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
@@ -82,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     except ScenarioError as e:
         print(f"sflowlab run: {e}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
+    if args.live:
+        return run_live(args, scenario)
     out = args.out or Path("out") / scenario.name
     bar = None if args.quiet else ProgressBar(sys.stderr)
     try:
@@ -93,4 +101,25 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     print(summary(result))
+    return 0 if result.passed else EXIT_FAILED
+
+
+def run_live(args: argparse.Namespace, scenario: Scenario) -> int:
+    from sflowlab.lab.live.runner import live_summary, run_live
+
+    out = args.out or Path("out") / f"{scenario.name}_live"
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    try:
+        result = run_live(scenario, out, progress=bar)
+    except ValueError as e:
+        print(f"sflowlab run --live: {scenario.source}: {e}", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+    except (RuntimeError, TimeoutError, OSError) as e:
+        print(f"sflowlab run --live: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if bar is not None:
+            bar.close()
+    print(summary(result))  # type: ignore[arg-type]  # a LiveResult reads the same
+    print(live_summary(result))
     return 0 if result.passed else EXIT_FAILED

@@ -28,8 +28,9 @@ def test_outputs_are_cleared(notebook: Path) -> None:
     assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
 
 
-def run_notebook(name: str, out: Path) -> dict[str, Any]:
-    """Execute the notebook's code cells (Agg backend, its runs under ``out``); its globals."""
+def run_notebook(name: str, out: Path, live: Path | None = None) -> dict[str, Any]:
+    """Execute the notebook's code cells (Agg backend, its runs under ``out``, a live run's
+    out folder in ``live``: none by default); its globals."""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -37,6 +38,7 @@ def run_notebook(name: str, out: Path) -> dict[str, Any]:
         env.setenv("SFLOWLAB_SCENARIO", str(ROOT / "scenarios" / "apache_load_ramp.yaml"))
         env.setenv("SFLOWLAB_SCENARIOS", str(ROOT / "scenarios"))
         env.setenv("SFLOWLAB_NOTEBOOK_OUT", str(out))
+        env.setenv("SFLOWLAB_LIVE_OUT", str(live or out / "no-live-run"))
         path = ROOT / "notebooks" / f"{name}.ipynb"
         namespace: dict[str, Any] = {"__name__": name}
         exec(compile(code_of(path), str(path), "exec"), namespace)
@@ -104,3 +106,24 @@ def test_the_flood_is_still_sampled_while_dropped(fabric_analysis: dict[str, Any
     [session] = fabric_analysis["ddos_acl"]
     assert rate.loc[int(session.start) + 1:39].mean() > 10_000
     assert rate.loc[41:].sum() == 0
+
+
+def test_the_elb_notebook_reads_a_live_run_s_folder(tmp_path: Path) -> None:
+    """A live run's out folder (here a simulated run's files with the live run's extras:
+    live.json, compare.csv) joins the analysis: its timeline, its pcap's counters (times
+    from the run's t0), a summary row and the comparison."""
+    from sflowlab.lab.live.compare import compare, write_compare
+    from sflowlab.lab.scenario.loader import load_scenario
+    from sflowlab.lab.scenario.model import Tolerances
+    from sflowlab.lab.scenario.runner import run_scenario
+
+    live = tmp_path / "live"
+    rec = run_scenario(load_scenario(ROOT / "scenarios" / "apache_load_ramp.yaml"), live,
+                       chart=False).recording
+    (live / "live.json").write_text(json.dumps({"t0_epoch": 0.0}))
+    write_compare(live / "compare.csv", compare(rec, rec, Tolerances()))
+    namespace = run_notebook("elb_analysis", tmp_path / "runs", live)
+    assert namespace["summary"].loc["live", "max replicas"] == 8
+    assert namespace["loads"]["live"]["time_s"].between(0, 101).all()
+    compared = namespace["live_compare"]
+    assert set(compared["within"].dropna()) == {"yes"} and len(compared) == 9

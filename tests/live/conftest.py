@@ -8,10 +8,12 @@
   containers it made (label ``sflowlab.live=1``) are removed after each test.
 - ``endpoint``: parametrised over ``real`` (that engine) and ``double`` (the swarm double on a
   SimClock, served over HTTP): the same docker SDK calls run against both.
+- ``live_lab_possible``: skips unless the live lab can run (engine, static busybox, root).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import sys
@@ -63,6 +65,20 @@ def engine_problem(url: str) -> str | None:
 
 
 ENGINE_WAIT_S = 120.0  # how long a session waits for another one to finish with the engine
+
+
+@pytest.fixture
+def live_lab_possible() -> None:
+    """Skips, saying why, unless a live lab can run here: an engine, a static busybox, root
+    (the agent's packet sampling)."""
+    problem = engine_problem(DOCKER_URL)
+    if problem:
+        pytest.skip(f"no Docker engine answers at {DOCKER_URL} ({problem}); "
+                    "ci/start_dockerd.sh starts one")
+    if not BUSYBOX.is_file() or not is_static_elf(BUSYBOX):
+        pytest.skip(f"{BUSYBOX} is not a static busybox (install busybox-static)")
+    if os.geteuid() != 0:
+        pytest.skip("the live lab's agent samples packets: needs root")
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ from sflowlab.lab.scenario.model import (
 __all__ = ["json_schema", "load_scenario", "scenario_from_dict"]
 
 
-def _assertion(item: Any, i: int) -> AssertionSpec:
-    path = f"assertions[{i}]"
+def _assertion(item: Any, i: int, prefix: str = "") -> AssertionSpec:
+    path = f"{prefix}assertions[{i}]"
     if not isinstance(item, dict) or len(item) != 1:
         raise ScenarioError(f"{path}: expected a mapping with one key, the kind "
                             f"(one of {sorted(KINDS)}), got {describe(item)}")
@@ -50,6 +50,9 @@ def scenario_from_dict(data: Any, source: Path | None = None) -> Scenario:
     data.setdefault("name", source.stem if source else "scenario")
     scenario = build(Scenario, data, "")
     scenario.assertions = [_assertion(item, i) for i, item in enumerate(raw)]
+    if scenario.live is not None:
+        scenario.live.assertions = [_assertion(item, i, "live.")
+                                    for i, item in enumerate(scenario.live.assertions)]
     scenario.source = source
     return _check_references(scenario)
 
@@ -60,8 +63,9 @@ _SERVICE_FIELDS = ("service", "better", "than")
 
 def _check_references(s: Scenario) -> Scenario:
     services, moments = {x.name for x in s.services}, s.moments()
-    for spec in s.checks:
-        where = f"assertions[{spec.index}].{spec.kind}"
+    lists = [("", s.checks)] + ([("live.", s.live.checks)] if s.live is not None else [])
+    for prefix, spec in ((p, spec) for p, specs in lists for spec in specs):
+        where = f"{prefix}assertions[{spec.index}].{spec.kind}"
         for key in _SERVICE_FIELDS:
             wanted = getattr(spec.params, key, None)
             if wanted is not None and wanted not in services:
@@ -85,11 +89,13 @@ def json_schema() -> dict[str, Any]:
     It checks types and keys; ``load_scenario`` also checks values and cross-references."""
     schema = object_schema(Scenario)
     schema["required"].remove("name")  # defaults to the file's name
-    schema["properties"]["assertions"] = {"type": "array", "items": {"oneOf": [
+    items = {"type": "array", "items": {"oneOf": [
         {"type": "object", "properties": {kind: {"anyOf": [object_schema(cls),
                                                             {"type": "null"}]}},
          "required": [kind], "additionalProperties": False}
         for kind, cls in sorted(KINDS.items())]}}
+    schema["properties"]["assertions"] = items
+    schema["properties"]["live"]["anyOf"][0]["properties"]["assertions"] = items
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "sflowlab scenario", **schema}
 

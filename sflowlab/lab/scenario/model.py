@@ -23,8 +23,8 @@ from sflowlab.agent_sim.traffic import TrafficFlow, amplification_flood
 from sflowlab.agent_sim.workload import ServiceSpec
 
 __all__ = [
-    "AssertionSpec", "ControllerSpec", "LoadPhase", "Scenario", "ScenarioError",
-    "ScenarioService", "build", "describe", "object_schema",
+    "AssertionSpec", "ControllerSpec", "LiveSpec", "LoadPhase", "Scenario", "ScenarioError",
+    "ScenarioService", "Tolerances", "build", "describe", "object_schema",
 ]
 
 
@@ -50,8 +50,11 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # optional: the one type's own error, with its inner path
+            return _coerce(value, options[0], path)
         errors = []
-        for arg in (a for a in args if a is not type(None)):
+        for arg in options:
             try:
                 return _coerce(value, arg, path)
             except ScenarioError as e:
@@ -352,6 +355,38 @@ class AssertionSpec:
         return f"{self.kind}({shown})"
 
 
+@dataclass(frozen=True)
+class Tolerances:
+    """How far a live run may stray from the simulated one (``compare.csv``): replicas
+    (peak and last count of each phase: before, during and after the load), seconds to the
+    peak (from the load's start) and back to the initial count (from the load's end)."""
+
+    replicas: int = 1
+    time_to_peak_s: float = 20.0
+    time_back_s: float = 15.0
+
+
+@dataclass
+class LiveSpec:
+    """The scenario on a real swarm (``sflowlab run --live``): the ``assertions`` evaluated
+    there instead of the top-level ones (the same kinds, with the tolerances a real engine,
+    agent and load need; none given: the top-level ones), the ``compare`` tolerances, and
+    ``pace_s``: each load client's request cycle lasts at least this long (none: back to
+    back), for a scenario whose model assumes a response time the live lab does not have."""
+
+    assertions: list[Any] = field(default_factory=list)
+    compare: Tolerances = field(default_factory=Tolerances)
+    pace_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.pace_s is not None and self.pace_s <= 0:
+            raise ValueError("pace_s must be > 0 seconds")
+
+    @property
+    def checks(self) -> list[AssertionSpec]:
+        return typing.cast(list[AssertionSpec], self.assertions)
+
+
 @dataclass
 class Scenario:
     """A whole scenario file."""
@@ -370,6 +405,7 @@ class Scenario:
     traffic: list[Traffic] = field(default_factory=list)
     controllers: list[ControllerSpec] = field(default_factory=list)
     assertions: list[Any] = field(default_factory=list)
+    live: LiveSpec | None = None
     source: Path | None = None
 
     def __post_init__(self) -> None:
@@ -387,6 +423,12 @@ class Scenario:
     @property
     def checks(self) -> list[AssertionSpec]:
         return typing.cast(list[AssertionSpec], self.assertions)
+
+    def for_live(self) -> Scenario:
+        """This scenario with the assertions of its ``live`` section (when it has some)."""
+        if self.live is None or not self.live.assertions:
+            return self
+        return dataclasses.replace(self, assertions=list(self.live.assertions))
 
     def moments(self) -> dict[str, float]:
         """Named moments for assertion windows: ``start``, ``end``; ``load_start``,

@@ -30,7 +30,7 @@ from sflowlab.lab.scenario.kinds import Outcome
 from sflowlab.lab.scenario.model import Scenario
 
 __all__ = ["Accounting", "AclChange", "Decision", "Lifecycle", "Recording", "RunRecorder",
-           "accounting", "write_outputs"]
+           "accounting", "container_rows", "write_outputs"]
 
 METRICS = "avg:vir_cpu_utilization,avg:vir_bytes_in,avg:vir_bytes_out"
 SERVICE_COLUMNS = ("load", "replicas", "tasks", "seen", "running", "rps",
@@ -169,17 +169,8 @@ class RunRecorder:
         """One timeline row at simulated second ``t``, and the per-container rows, from the
         collector's ``engine``, the ``swarm`` and the requests each service has ``served``."""
         row = {"time_s": t}
-        seen: dict[str, int] = {}
-        for ds in engine.metrics.select(None):
-            v = ds.values
-            host = v.get("vir_host_name")
-            if host is None:
-                continue
-            service, state = str(host).partition(".")[0], v.get("vir_cpu_state", "")
-            if state == "running":
-                seen[service] = seen.get(service, 0) + 1
-            self.containers.append((t, host, service, v.get("vir_cpu_utilization", ""),
-                                    v.get("vir_bytes_in", ""), v.get("vir_bytes_out", ""), state))
+        seen = container_rows(t, (ds.values for ds in engine.metrics.select(None)),
+                              self.containers)
         for svc in self.scenario.services:
             name = svc.name
             rps, clients = svc.offered(t - 1e-9)
@@ -212,6 +203,23 @@ def accounting(engine: Engine, sent: int) -> Accounting:
     return Accounting(sent=sent, received=totals.datagrams, parse_errors=totals.parse_errors,
                       lost=sum(a.datagrams.lost for a in engine.agents.values()),
                       duplicates=totals.duplicate_datagrams, discarded=totals.discarded)
+
+
+def container_rows(t: float, sources: Iterable[Mapping[str, Any]],
+                   rows: list[tuple[Any, ...]]) -> dict[str, int]:
+    """Append to ``rows`` the ``containers.csv`` row at ``t`` of each data source (its
+    metric values) naming a container (``vir_host_name``); the running ones per service."""
+    seen: dict[str, int] = {}
+    for v in sources:
+        host = v.get("vir_host_name")
+        if host is None:
+            continue
+        service, state = str(host).partition(".")[0], v.get("vir_cpu_state", "")
+        if state == "running":
+            seen[service] = seen.get(service, 0) + 1
+        rows.append((t, host, service, v.get("vir_cpu_utilization", ""),
+                     v.get("vir_bytes_in", ""), v.get("vir_bytes_out", ""), state))
+    return seen
 
 
 def _value(result: dict[str, Any], key: str = "metricValue") -> float:

@@ -4,7 +4,8 @@ Installed with the package (entry point ``pytest11``):
 
 - every ``*.yaml`` / ``*.yml`` file in a folder named ``scenarios`` is collected as one test
   that runs the scenario (its out folder under pytest's temporary directory) and fails with
-  the assertion summary; ``pytest scenarios/`` runs them all;
+  the assertion summary; ``pytest scenarios/`` runs them all (``pytest --live``: live, by
+  ``sflowlab.lab.live.pytest_plugin``);
 - fixtures: ``sim_clock`` (a ``SimClock`` at t=0), ``engine`` (a collector engine on it),
   ``lab_scenario`` (a small scenario: two hosts on a leaf-spine fabric, a ``web`` service with
   one replica; override it in your conftest), ``lab`` (a ``LabRun`` of ``lab_scenario`` on
@@ -33,6 +34,8 @@ SCENARIO_FOLDER = "scenarios"
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.File | None:
+    if parent.config.getoption("--live", default=False):
+        return None  # pytest --live: the live lab's plugin runs them (sflowlab.lab.live)
     if file_path.suffix in (".yaml", ".yml") and file_path.parent.name == SCENARIO_FOLDER:
         return ScenarioFile.from_parent(parent, path=file_path)
     return None

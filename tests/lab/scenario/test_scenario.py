@@ -73,6 +73,38 @@ def test_invalid_assertions_name_the_bad_value(assertions: Any, message: str) ->
     assert message in str(e.value)
 
 
+@pytest.mark.parametrize(("live", "message"), [
+    ({"assertions": [{"replicas": {"service": "nginx", "reaches": 2}}]},
+     "live.assertions[0].replicas.service: unknown service 'nginx'"),
+    ({"assertions": [{"replicas_at": {}}]},
+     "live.assertions[0]: unknown assertion kind 'replicas_at'"),
+    ({"compare": {"replicas": "one"}}, "live.compare.replicas: expected an integer, got 'one'"),
+    ({"pace_s": 0}, "live: pace_s must be > 0 seconds"),
+    ({"colour": "red"}, "live: unknown key 'colour'"),
+])
+def test_invalid_live_sections_name_the_bad_value(live: Any, message: str) -> None:
+    with pytest.raises(ScenarioError) as e:
+        scenario_from_dict(minimal(live=live))
+    assert message in str(e.value)
+
+
+def test_a_live_section_replaces_the_assertions_for_live_runs() -> None:
+    scenario = scenario_from_dict(minimal(
+        assertions=[{"max_flaps": {"service": "apache", "max": 1}}],
+        live={"assertions": [{"max_flaps": {"service": "apache", "max": 2}},
+                             {"no_lost_datagrams": {}}],
+              "compare": {"replicas": 2}, "pace_s": 0.05}))
+    assert [a.name for a in scenario.checks] == ["max_flaps(service=apache, max=1)"]
+    live = scenario.for_live()
+    assert [a.name for a in live.checks] == ["max_flaps(service=apache, max=2)",
+                                            "no_lost_datagrams()"]
+    assert scenario.live is not None
+    assert (scenario.live.compare.replicas, scenario.live.compare.time_back_s) == (2, 15.0)
+    assert scenario.live.pace_s == 0.05
+    bare = scenario_from_dict(minimal(assertions=[{"no_lost_datagrams": {}}]))
+    assert bare.for_live() is bare  # no live section: the same assertions
+
+
 def test_assertion_aliases_and_names() -> None:
     s = scenario_from_dict(minimal(assertions=[
         {"replicas": {"service": "apache", "reaches": 3, "within": 20, "from": 5}},
