@@ -17,6 +17,9 @@ from sflowlab.collector.shards import ShardedEngine, shard_of
 from sflowlab.collector.thresholds import ThresholdSpec
 
 AGENTS = [f"10.0.{i}.{j}" for i in range(3) for j in range(1, 5)]
+TOPOLOGY = {"nodes": {f"n{i}": {"agent": a, "ports": {"swp1": {"ifindex": "1"}}}
+                      for i, a in enumerate(AGENTS[:8])},
+            "links": {"l1": {"node1": "n0", "port1": "swp1", "node2": "n5", "port2": "swp1"}}}
 
 
 def same(a: Any, b: Any) -> bool:
@@ -39,6 +42,8 @@ def pair() -> Iterator[tuple[Engine, ShardedEngine]]:
             e.set_flow("pairs", FlowSpec(keys="ipsource,ipdestination", value="bytes", t=2,
                                          log=True, activeTimeout=1))
             e.set_flow("total", FlowSpec(value="frames", t=2))
+            e.set_flow("multi", FlowSpec(keys="ipsource", value="frames", values=["bps"], t=2))
+            e.set_topology(TOPOLOGY)
             e.set_threshold("busy", ThresholdSpec(metric="total", value=5.0))
         for step in range(1, 6):
             t = 1000.0 + step
@@ -110,8 +115,13 @@ def test_dump_table_and_listings_equal(pair: tuple[Engine, ShardedEngine]) -> No
     def key(e: dict[str, object]) -> tuple[str, str, str]:
         return str(e["metricName"]), str(e["agent"]), str(e["dataSource"])
 
-    for m in ("ifinoctets", "vir_host_name,load_one", "pairs"):
-        assert sorted(sharded.dump("ALL", m), key=key) == sorted(single.dump("ALL", m), key=key)
+    for agents, m in (("ALL", "ifinoctets"), ("ALL", "vir_host_name;load_one"), ("ALL", "pairs"),
+                      ("h2;h7", "ALL"), ("EDGE", "ifinoctets"), ("CORE;TOPOLOGY", "ALL")):
+        assert sorted(sharded.dump(agents, m), key=key) == sorted(single.dump(agents, m),
+                                                                  key=key), (agents, m)
+    assert {e["agent"] for e in single.dump("CORE", "ifinoctets")} == {AGENTS[0], AGENTS[5]}
+    assert same(sharded.metric("h3;EDGE", "sum:1.ifinoctets,max:2.1.load_one"),
+                single.metric("h3;EDGE", "sum:1.ifinoctets,max:2.1.load_one"))
     cols = "sort:load_one:-5,host_name"
     assert sharded.table("ALL", cols) == single.table("ALL", cols)
     assert sharded.agents_json() == single.agents_json()
@@ -126,11 +136,14 @@ def test_dump_table_and_listings_equal(pair: tuple[Engine, ShardedEngine]) -> No
         assert a[k] == b[k], k
 
 
-@pytest.mark.parametrize("mode", ["max", "sum"])
+@pytest.mark.parametrize("mode", ["max", "sum", "edge", "core"])
 def test_active_flows_and_values_equal(pair: tuple[Engine, ShardedEngine], mode: str) -> None:
     single, sharded = pair
     top = sharded.active_flows("ALL", "pairs", 2, 0.0, mode)
     assert len(top) == 2 and same(top, single.active_flows("ALL", "pairs", 2, 0.0, mode))
+    multi = sharded.active_flows("ALL", "multi", 3, 0.0, mode)
+    assert len(multi) == (2 if mode == "core" else 3) and len(multi[0]["values"]) == 1
+    assert same(multi, single.active_flows("ALL", "multi", 3, 0.0, mode))
     key = "10.9.0.1,10.9.1.1"
     assert sharded.flow_value(AGENTS[4], "pairs", key) == single.flow_value(AGENTS[4], "pairs", key)
 
@@ -157,7 +170,7 @@ def test_definitions_broadcast_and_errors_raised(pair: tuple[Engine, ShardedEngi
     assert sharded.remove_group("lan") and not sharded.remove_group("lan")
     with pytest.raises(ValueError, match="unknown aggregation"):
         sharded.metric("ALL", "bad:load_one")
-    assert set(sharded.flow_specs()) == {"pairs", "total"}
+    assert set(sharded.flow_specs()) == {"pairs", "total", "multi"}
 
 
 def test_dead_worker_is_named_not_hidden() -> None:
