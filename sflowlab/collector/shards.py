@@ -31,10 +31,10 @@ Datagrams pending in a batch are flushed before any query and on every ``tick``,
 sees every datagram ingested before it. The in-process ``Engine`` stays the interface for
 scenario runs; this class is the daemon's ``--workers N`` option. Workers are started with
 ``spawn``: a script that builds a ``ShardedEngine`` needs the ``if __name__ == "__main__"``
-guard. A worker that dies makes calls to it raise ``RuntimeError`` naming it until the next
-``tick`` replaces it: a new worker with the same definitions, socket and copies setting,
-its agents' state rebuilt from the datagrams that follow (logged, counted in
-``/analyzer/json`` as ``workerRestarts``).
+guard. A worker that dies is replaced at the next ``tick``, or by the first call that finds
+it gone: a new worker with the same definitions, socket and copies setting, its agents' state
+rebuilt from the datagrams that follow (logged, counted in ``/analyzer/json`` as
+``workerRestarts``).
 """
 
 from __future__ import annotations
@@ -229,6 +229,10 @@ def _widen(conn: Connection) -> None:
         sock.close()
 
 
+class WorkerGone(RuntimeError):
+    """A shard worker process is no longer there."""
+
+
 class _Worker:
     def __init__(self, ctx: Any, engine_args: dict[str, Any]) -> None:
         self.conn, child = ctx.Pipe()
@@ -255,9 +259,9 @@ class _Worker:
         except OSError as e:
             raise self._gone() from e
 
-    def _gone(self) -> RuntimeError:
-        return RuntimeError(f"shard worker {self.proc.pid} is gone "
-                            f"(exit code {self.proc.exitcode})")
+    def _gone(self) -> WorkerGone:
+        return WorkerGone(f"shard worker {self.proc.pid} is gone "
+                          f"(exit code {self.proc.exitcode})")
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         with self.lock:
@@ -449,7 +453,20 @@ class ShardedEngine:
         return self.clock.now() if now is None else now
 
     def _all(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
-        return [w.call(method, *args, **kwargs) for w in self.workers]
+        return [self._call(i, method, *args, **kwargs) for i in range(len(self.workers))]
+
+    def _first(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._call(0, method, *args, **kwargs)
+
+    def _call(self, i: int, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call worker ``i``; a worker found dead is replaced first (not waiting for the
+        tick), so a query waits for the replacement instead of failing."""
+        try:
+            return self.workers[i].call(method, *args, **kwargs)
+        except WorkerGone:
+            with self._tick_lock:
+                self._replace_dead()
+            return self.workers[i].call(method, *args, **kwargs)
 
     # ------------------------------------------------------------------ queries
 
@@ -521,7 +538,7 @@ class ShardedEngine:
                      agg_mode: str | None = None, now: float | None = None
                      ) -> list[dict[str, Any]]:
         now, wide = self._now(now), max(4 * max_flows, 100)
-        mode = agg_mode or self.workers[0].call("flow_agg_mode", name)
+        mode = agg_mode or self._first("flow_agg_mode", name)
         # max, core: each worker's per-key largest; sum: the largest single contributor
         # first, then the totals; edge: workers' totals (agent of their largest contributor)
         first = [f for part in self._all("active_flows", agents, name, wide, 0.0,
@@ -553,7 +570,7 @@ class ShardedEngine:
         return _merge_min(self._all("flow_keys", self._now(now)))
 
     def topology_json(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.workers[0].call("topology_json")
+        result: dict[str, Any] = self._first("topology_json")
         return result
 
     def set_topology(self, obj: Any) -> None:
@@ -578,21 +595,21 @@ class ShardedEngine:
 
     def _broadcast(self, method: str, *args: Any) -> Any:
         results = self._all(method, *args)
-        self._definitions = self.workers[0].call("export_state")
+        self._definitions = self._first("export_state")
         if self.on_change is not None:
             self.on_change()
         return results[0]
 
     def flow_specs(self) -> dict[str, dict[str, Any]]:
-        result: dict[str, dict[str, Any]] = self.workers[0].call("flow_specs")
+        result: dict[str, dict[str, Any]] = self._first("flow_specs")
         return result
 
     def threshold_specs(self) -> dict[str, dict[str, Any]]:
-        result: dict[str, dict[str, Any]] = self.workers[0].call("threshold_specs")
+        result: dict[str, dict[str, Any]] = self._first("threshold_specs")
         return result
 
     def group_specs(self) -> dict[str, Groups]:
-        result: dict[str, Groups] = self.workers[0].call("group_specs")
+        result: dict[str, Groups] = self._first("group_specs")
         return result
 
     def set_flow(self, name: str, spec: FlowSpec) -> None:
@@ -623,12 +640,12 @@ class ShardedEngine:
         return changes
 
     def export_state(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.workers[0].call("export_state")
+        result: dict[str, Any] = self._first("export_state")
         return result
 
     def import_state(self, state: Mapping[str, Any]) -> None:
         self._all("import_state", dict(state))
-        self._definitions = self.workers[0].call("export_state")
+        self._definitions = self._first("export_state")
 
 
 def _merge_min(parts: list[dict[str, int]]) -> dict[str, int]:
