@@ -59,6 +59,17 @@ class Limits:
         return max(1, min(self.max_connections, soft - FD_RESERVE))
 
 
+def _readable(conn: socket.socket) -> bool:
+    """Whether ``conn`` has input (or end of input) waiting; poll, as its descriptor may be
+    above select's limit."""
+    poller = select.poll()
+    try:
+        poller.register(conn, select.POLLIN)
+    except (ValueError, OSError):
+        return False  # closed meanwhile
+    return bool(poller.poll(0))
+
+
 class _BadBody(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -80,17 +91,31 @@ class _Connections:
         """Make room for ``conn`` (closing the longest idle one); False when all are busy."""
         with self._changed:
             if len(self._idle_since) >= self.limit:
-                idle = [(since, c) for c, since in self._idle_since.items() if since is not None]
-                if not idle:
+                oldest = self._evictable()
+                if oldest is None:
                     self.refused += 1
                     return False
-                _, oldest = min(idle, key=lambda item: item[0])
                 del self._idle_since[oldest]
                 self.evicted += 1
                 with contextlib.suppress(OSError):
                     oldest.shutdown(socket.SHUT_RDWR)  # its thread sees EOF and ends
             self._idle_since[conn] = time.monotonic()
             return True
+
+    def _evictable(self) -> socket.socket | None:
+        """The connection idle the longest, preferring one with no request waiting to be
+        read (a client whose request arrived just before its thread read it); None when
+        every connection is busy."""
+        idle = [c for _, _, c in sorted((since, id(c), c) for c, since in
+                                        self._idle_since.items() if since is not None)]
+        for conn in idle:
+            if not _readable(conn):
+                return conn
+        return idle[0] if idle else None
+
+    def idle_count(self) -> int:
+        with self._changed:
+            return sum(1 for since in self._idle_since.values() if since is not None)
 
     def idle(self, conn: socket.socket, waiting: bool) -> None:
         with self._changed:
@@ -273,8 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _client_left(self) -> bool:
         """Whether the client closed its end (readable with nothing to read)."""
-        readable, _, _ = select.select([self.connection], [], [], 0)
-        if not readable:
+        if not _readable(self.connection):
             return False
         try:
             return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
@@ -361,7 +385,8 @@ class HttpServer:
     def stats(self) -> dict[str, int]:
         """Open connections, the limit, and connections evicted or refused for it."""
         c = self._server.connections
-        return {"connections": len(c), "maxConnections": c.limit, "evicted": c.evicted,
+        return {"connections": len(c), "idle": c.idle_count(), "maxConnections": c.limit,
+                "evicted": c.evicted,
                 "refused": c.refused, "acceptFailures": self._server.accept_failures}
 
     def start(self) -> Self:

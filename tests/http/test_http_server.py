@@ -167,7 +167,8 @@ def test_busy_connections_beyond_the_limit_get_503() -> None:
             busy.append(s)
         try:
             deadline = time.monotonic() + 5
-            while server.stats()["connections"] < 2 and time.monotonic() < deadline:
+            while (server.stats()["connections"], server.stats()["idle"]) != (2, 0):
+                assert time.monotonic() < deadline, "the two requests did not begin"
                 time.sleep(0.01)
             answer = raw(server, b"GET /things HTTP/1.1\r\nHost: x\r\n\r\n")
             assert status_and_json(answer) == (503, {"error": "too many connections, "
