@@ -103,8 +103,7 @@ class ReverseDns:
         self._queue: queue.Queue[str] = queue.Queue(pending)
         self._lock = threading.Lock()
         self.resolved = self.dropped = 0
-        for i in range(threads):
-            threading.Thread(target=self._run, name=f"dns-{i}", daemon=True).start()
+        self._threads = threads  # started with the first lookup (a check compiles none)
 
     def name(self, address: str) -> str:
         """The cached name of ``address``, else the address (a lookup is queued)."""
@@ -120,6 +119,9 @@ class ReverseDns:
                 self.dropped += 1
                 return address
             self._queued.add(address)
+            for i in range(self._threads):
+                threading.Thread(target=self._run, name=f"dns-{i}", daemon=True).start()
+            self._threads = 0
         return address
 
     def _run(self) -> None:

@@ -13,6 +13,7 @@ this API, no build step).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
@@ -173,7 +174,9 @@ class Api:
         method = "GET" if q.method == "HEAD" else q.method
         result = self.runtime.http(q.params["name"], HttpRequest(
             method, tuple(path), q.query, body, q.mutating), script)
-        return _text(str(result)) if text else result
+        if text:
+            return _text(result if isinstance(result, str) else json.dumps(result))
+        return result
 
     # ---------------------------------------------------------------- flows
 
