@@ -173,12 +173,14 @@ def test_definitions_broadcast_and_errors_raised(pair: tuple[Engine, ShardedEngi
     assert set(sharded.flow_specs()) == {"pairs", "total", "multi"}
 
 
-def test_dead_worker_is_named_not_hidden() -> None:
+def test_dead_worker_is_replaced_by_the_first_call(caplog: pytest.LogCaptureFixture) -> None:
     engine = ShardedEngine(1, SimClock())
     try:
+        pid = engine.workers[0].proc.pid
         engine.workers[0].proc.kill()
         engine.workers[0].proc.join(timeout=10)
-        with pytest.raises(RuntimeError, match=r"shard worker \d+ is gone \(exit code -9\)"):
-            engine.metric("ALL", "load_one")
+        assert engine.metric("ALL", "load_one")[0]["metricN"] == 0
+        assert engine.restarts == 1 and engine.workers[0].proc.pid != pid
+        assert f"event=worker_restarted index=0 pid={pid} exit_code=-9" in caplog.text
     finally:
         engine.close()
