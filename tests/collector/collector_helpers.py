@@ -95,9 +95,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def recorded(rec: Path) -> list[bytes]:
-    """The datagrams in a ``--record-dir`` recording; [] while a record is being written."""
+    """The datagrams in a ``--record-dir`` recording; [] while a record is being written
+    (a file just opened is empty until the collector's first flush writes its header)."""
     try:
-        return [d.payload for f in sorted(rec.glob("sflow-*.pcap"))
+        return [d.payload for f in sorted(rec.glob("sflow-*.pcap")) if f.stat().st_size
                 for d in read_sflow(f, port=None)]
     except PcapTruncatedError:
         return []
