@@ -21,7 +21,7 @@ daemon, in the lab under simulated time and in tests.
 | ``storeGet``/``storeSet``     | ``store_get``/``store_set`` (persistent JSON per controller) |
 | ``sharedGet``/``sharedSet``   | ``shared_get``/``shared_set`` (in memory, across controllers) |
 | ``logInfo``/``logWarning``    | ``api.log`` (a ``logging.Logger``)                  |
-| (none)                        | ``publish(event)``: a typed decision to the runtime's subscribers |
+| (none)                        | ``publish(event)``: a typed decision to the runtime's subscribers (the newest 100 in ``/app/json``) |
 
 Time units, as in sFlow-RT: ``now()``, the interval handlers' ``now`` and ``interval_s`` are
 seconds (float, the engine clock's epoch); what the REST API shows keeps sFlow-RT's

@@ -25,8 +25,9 @@ import importlib.metadata
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ MAX_PENDING = 10_000
 """Events plus logged flows waiting for the dispatcher thread, beyond which they are shed."""
 HTTP_WAIT_S = 5.0
 """How long an HTTP request waits for a controller busy in another handler."""
+PUBLISHED_KEPT = 100
+"""Published decisions kept per controller for ``/app/json`` (the status pages show them)."""
 
 
 class ControllerError(ValueError):
@@ -244,6 +247,7 @@ class Runtime:
         self.shared: dict[str, Any] = {}
         self._stores: dict[str, dict[str, Any]] = {}
         self._subscribers: list[Callable[[str, object], None]] = []
+        self._published: dict[str, deque[dict[str, Any]]] = {}
         self.lock = threading.RLock()
         """Serialises calls into controllers (ticks and HTTP requests come on different threads)."""
         self.shed = 0
@@ -385,7 +389,12 @@ class Runtime:
         self._subscribers.append(fn)
 
     def published(self, name: str, event: object) -> None:
-        """Deliver a controller's event; a subscriber that raises is logged and skipped."""
+        """Deliver a controller's event; a subscriber that raises is logged and skipped. The
+        newest ``PUBLISHED_KEPT`` of each controller are kept for ``/app/json``."""
+        kept = self._published.setdefault(name, deque(maxlen=PUBLISHED_KEPT))
+        fields = asdict(event) if is_dataclass(event) and not isinstance(event, type) else {
+            "event": repr(event)}
+        kept.append({"type": type(event).__name__, **fields})
         for fn in self._subscribers:
             try:
                 fn(name, event)
@@ -393,8 +402,11 @@ class Runtime:
                 log.exception("event=subscriber_failed controller=%s event=%r", name, event)
 
     def status(self) -> dict[str, Any]:
-        """Per controller: handler counts, failures and the last error."""
-        return {name: api.stats.to_json() for name, api in self.controllers.items()}
+        """Per controller: handler counts, failures and the last error, and the decisions it
+        published (newest last)."""
+        return {name: {**api.stats.to_json(),
+                       "published": list(self._published.get(name, ()))}
+                for name, api in self.controllers.items()}
 
     def scripts(self) -> dict[str, dict[str, Any]]:
         """``/scripts/json``: per controller, the scripts with their own HTTP handler, whether

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -361,3 +362,23 @@ def test_prometheus_analyzer_statistics(api: Api, feed: Feeder) -> None:
     assert "sflow_datagrams_received 2.0" in lines and "sflow_agents 2.0" in lines
     assert "# TYPE sflow_flows_generated gauge" in lines
     assert all(line.startswith(("# TYPE sflow_", "sflow_")) for line in lines)
+
+
+def test_published_decisions_are_kept_for_the_status_pages(engine: Engine) -> None:
+    @dataclass(frozen=True)
+    class Scaled:
+        service: str
+        to: int
+
+    class Scaler:
+        def start(self, api: ControllerApi) -> None:
+            for n in range(1, 151):
+                api.publish(Scaled("web", n))
+            api.publish("a plain object")
+
+    runtime = Runtime(engine, engine.clock)
+    runtime.add("scaler", Scaler())
+    published = get(Api(engine, runtime=runtime), "/app/json")["scaler"]["published"]
+    assert len(published) == 100
+    assert published[0] == {"type": "Scaled", "service": "web", "to": 52}
+    assert published[-1] == {"type": "str", "event": "'a plain object'"}

@@ -93,7 +93,9 @@ def test_status_pages_show_agents_metrics_flows_and_elb_decisions(
     decisions = '.controller[data-controller="elb.js"] table.decisions'
     wait_for(lambda: texts(browser, decisions), 15, "the ELB's decisions")
     header = texts(browser, f"{decisions} th")
-    row = dict(zip(header, texts(browser, f"{decisions} tbody tr:last-child td"), strict=True))
-    assert (row["service"], row["from"], row["to"]) == ("apache", "1", "2")
+    row = dict(zip(header, texts(browser, f"{decisions} tbody tr:first-child td"), strict=True))
+    assert (row["type"], row["service"], row["from_replicas"], row["to_replicas"]) == (
+        "ServiceScaled", "apache", "1", "2")
+    assert '"services"' in texts(browser, '.controller[data-controller="elb.js"] pre.state')[0]
     assert browser.find_element("id", "error").get_attribute("hidden") is not None
     assert not [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]

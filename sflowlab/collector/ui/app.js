@@ -133,14 +133,6 @@ async function flows() {
   })), 4);
 }
 
-async function optional(path) {
-  try {
-    return await api(path);
-  } catch (error) {
-    return undefined;  // a controller without that view
-  }
-}
-
 function objectTable(items) {
   const columns = Array.from(new Set(items.flatMap((item) => Object.keys(item))));
   return el("table", { class: "decisions" },
@@ -148,23 +140,22 @@ function objectTable(items) {
     el("tbody", {}, ...items.map((item) => el("tr", {}, ...columns.map((c) => cell(item[c]))))));
 }
 
+// Per controller: its handler statistics, its state (the answer of its default HTTP handler,
+// /app/{name}/json, when it has one) and the decisions it published (newest first).
 async function controllers() {
-  const all = await api("/app/json");
+  const [all, scripts] = await Promise.all([api("/app/json"), api("/scripts/json")]);
   const names = Object.keys(all).sort();
   const blocks = await Promise.all(names.map(async (name) => {
-    const stats = all[name];
-    const app = encodeURIComponent(name);
-    const [state, decisions] = await Promise.all([
-      optional(`/app/${app}/json`), optional(`/app/${app}/decisions/json`)]);
+    const { published, ...stats } = all[name];
+    const state = scripts[name] && scripts[name].http
+      ? await api(`/app/${encodeURIComponent(name)}/json`) : undefined;
     const block = el("div", { class: "controller", "data-controller": name },
       el("h3", {}, name),
       el("p", { class: "mono" }, `calls ${fmt(stats.calls)} errors ${fmt(stats.errors)}`
         + (stats.lastError ? ` last error: ${stats.lastError}` : "")));
     if (state !== undefined) block.append(el("pre", { class: "state" }, JSON.stringify(state, null, 2)));
-    if (Array.isArray(decisions)) {
-      block.append(el("h3", {}, "Decisions"),
-        decisions.length ? objectTable(decisions.slice().reverse()) : el("p", { class: "empty" }, "none yet"));
-    }
+    block.append(el("h3", {}, "Decisions"), published.length
+      ? objectTable(published.slice().reverse()) : el("p", { class: "empty" }, "none yet"));
     return block;
   }));
   $("controller-list").replaceChildren(
