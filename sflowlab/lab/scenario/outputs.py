@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sflowlab.collector.engine import Engine
+from sflowlab.collector.engine_api import EngineApi
 from sflowlab.collector.events import Event
 from sflowlab.controllers.decisions import ServiceScaled
 from sflowlab.lab.doubles.swarm_model import ContainerEvent, ContainerStarted, Swarm
@@ -30,7 +30,7 @@ from sflowlab.lab.scenario.kinds import Outcome
 from sflowlab.lab.scenario.model import Scenario
 
 __all__ = ["Accounting", "AclChange", "Decision", "Lifecycle", "Recording", "RunRecorder",
-           "accounting", "container_rows", "write_outputs"]
+           "accounting", "container_rows", "data_sources", "received", "write_outputs"]
 
 METRICS = "avg:vir_cpu_utilization,avg:vir_bytes_in,avg:vir_bytes_out"
 SERVICE_COLUMNS = ("load", "replicas", "tasks", "seen", "running", "rps",
@@ -165,11 +165,12 @@ class RunRecorder:
         elif event.container_id in self.lifecycles:
             self.lifecycles[event.container_id].stopped = event.at
 
-    def sample(self, t: float, engine: Engine, swarm: Swarm, served: Mapping[str, int]) -> None:
+    def sample(self, t: float, engine: EngineApi, swarm: Swarm,
+               served: Mapping[str, int]) -> None:
         """One timeline row at simulated second ``t``, and the per-container rows, from the
         collector's ``engine``, the ``swarm`` and the requests each service has ``served``."""
         row = {"time_s": t}
-        seen = container_rows(t, (ds.values for ds in engine.metrics.select(None)),
+        seen = container_rows(t, data_sources(engine.dump("ALL", "ALL", now=t)),
                               self.containers)
         for svc in self.scenario.services:
             name = svc.name
@@ -197,12 +198,36 @@ class RunRecorder:
                          self.lines, accounting, analyser_pcap, wall_s, sflow_pcap, controllers)
 
 
-def accounting(engine: Engine, sent: int) -> Accounting:
-    """The collector's datagram accounting against the ``sent`` datagrams."""
-    totals = engine.totals
-    return Accounting(sent=sent, received=totals.datagrams, parse_errors=totals.parse_errors,
-                      lost=sum(a.datagrams.lost for a in engine.agents.values()),
-                      duplicates=totals.duplicate_datagrams, discarded=totals.discarded)
+def accounting(engine: EngineApi, sent: int) -> Accounting:
+    """The collector's datagram accounting (``analyzer_json``, sequence gaps summed over
+    ``agents_json``) against the ``sent`` datagrams."""
+    totals = engine.analyzer_json()
+    return Accounting(sent=sent, received=_count(totals, "sFlowDatagramsReceived"),
+                      parse_errors=_count(totals, "sFlowParseErrors"),
+                      lost=sum(_count(a, "sFlowDatagramsLost")
+                               for a in engine.agents_json().values()),
+                      duplicates=_count(totals, "sFlowDatagramsDuplicates"),
+                      discarded=_count(totals, "sFlowDatagramsDiscarded"))
+
+
+def received(engine: EngineApi) -> int:
+    """Datagrams the collector has received (``analyzer_json``)."""
+    return _count(engine.analyzer_json(), "sFlowDatagramsReceived")
+
+
+def _count(counters: Mapping[str, object], key: str) -> int:
+    value = counters[key]
+    if not isinstance(value, int):
+        raise TypeError(f"{key} is {value!r}, not a count")
+    return value
+
+
+def data_sources(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each data source's metric values from ``dump`` entries, in the order they come."""
+    sources: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for e in entries:
+        sources.setdefault((e["agent"], e["dataSource"]), {})[e["metricName"]] = e["metricValue"]
+    return list(sources.values())
 
 
 def container_rows(t: float, sources: Iterable[Mapping[str, Any]],

@@ -52,7 +52,13 @@ from sflowlab.lab.doubles.switch_api import AclSwitch, SwitchApi
 from sflowlab.lab.scenario.assertions import evaluate
 from sflowlab.lab.scenario.kinds import Outcome
 from sflowlab.lab.scenario.model import ControllerSpec, HttpCall, Scenario
-from sflowlab.lab.scenario.outputs import Recording, RunRecorder, accounting, write_outputs
+from sflowlab.lab.scenario.outputs import (
+    Recording,
+    RunRecorder,
+    accounting,
+    received,
+    write_outputs,
+)
 
 __all__ = ["LabRun", "RunResult", "run_scenario", "summary"]
 
@@ -334,7 +340,7 @@ class LabRun:
         assert self.listener is not None
         deadline = time.monotonic() + 2.0
         sent = self._sent()
-        while (self.engine.totals.datagrams + self.listener.dropped < sent
+        while (received(self.engine) + self.listener.dropped < sent
                and time.monotonic() < deadline):
             time.sleep(0.01)
 
