@@ -566,7 +566,7 @@ class Engine:
 
     def _install_flow(self, name: str, obj: Any) -> None:
         _room("flows", self.flows.names(), name)
-        self.flows.define(name, FlowSpec.from_json(dict(obj)))
+        self.flows.define(name, FlowSpec.from_json(dict(obj), check=False))
 
     def _install_threshold(self, name: str, obj: Any) -> None:
         _room("thresholds", self.thresholds.names(), name)

@@ -83,7 +83,8 @@ class Api:
         r("/flowkeys/json", GET=lambda q: self.engine.flow_keys())
         r("/flow/json", GET=lambda q: self.engine.flow_specs())
         self._resource("/flow/{name}/json", "flow", self.engine.flow_specs, self.engine.remove_flow,
-                       lambda n, obj: self.engine.set_flow(n, FlowSpec.from_json(_object(obj))))
+                       lambda n, obj: self.engine.set_flow(
+                           n, FlowSpec.from_json(_object(obj), check=False)))
         r("/activeflows/{agents}/{name}/json", GET=self._active_flows)
         r("/flowvalue/{agent}/{name}/json", GET=self._flow_value)
         r("/flows/json", GET=self._logged_flows)

@@ -146,7 +146,7 @@ class LoadedController:
 
     def set_flow(self, name: str, spec: FlowSpec | Mapping[str, Any]) -> None:
         self._engine.set_flow(name, spec if isinstance(spec, FlowSpec)
-                              else FlowSpec.from_json(dict(spec)))
+                              else FlowSpec.from_json(dict(spec), check=False))
 
     def clear_flow(self, name: str) -> bool:
         return self._engine.remove_flow(name)

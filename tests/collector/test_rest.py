@@ -10,6 +10,7 @@ import pytest
 from collector_helpers import Feeder, counters, datagram, flow, tcp
 
 from sflowlab.codec import HostCpu, HostDescr, IfCounters
+from sflowlab.collector import flows
 from sflowlab.collector.engine import Engine
 from sflowlab.collector.flows import FlowSpec
 from sflowlab.collector.rest import Api
@@ -74,6 +75,24 @@ def test_errors_are_4xx_with_messages(api: Api) -> None:
     assert status == 400 and "maxFlows" in body["error"]
     status, body = call(api, "DELETE", "/threshold/none/json")
     assert status == 404
+
+
+def test_flow_put_compiles_once_and_refuses_bad_syntax(api: Api, engine: Engine,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[str] = []
+
+    class Counted(flows._CompiledFlow):
+        def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
+            compiled.append(name)
+            super().__init__(name, *args, **kwargs)
+
+    monkeypatch.setattr(flows, "_CompiledFlow", Counted)
+    assert call(api, "PUT", "/flow/pairs/json", {"keys": "ipsource,ipdestination"})[0] == 200
+    assert compiled == ["pairs"]
+    status, body = call(api, "PUT", "/flow/bad/json", {"keys": "ipsource", "filter": "ipprotocol=6&"})
+    assert status == 400 and "expected a comparison" in body["error"]
+    assert compiled == ["pairs", "bad"]
+    assert list(engine.flow_specs()) == ["pairs"]
 
 
 def test_definitions_round_trip_and_persist_hook(api: Api, engine: Engine) -> None:

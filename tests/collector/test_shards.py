@@ -170,6 +170,8 @@ def test_definitions_broadcast_and_errors_raised(pair: tuple[Engine, ShardedEngi
     assert sharded.remove_group("lan") and not sharded.remove_group("lan")
     with pytest.raises(ValueError, match="unknown aggregation"):
         sharded.metric("ALL", "bad:load_one")
+    with pytest.raises(ValueError, match="expected a comparison"):  # compiled by the workers
+        sharded.set_flow("bad", FlowSpec.from_json({"filter": "ipprotocol=6&"}, check=False))
     assert set(sharded.flow_specs()) == {"pairs", "total", "multi"}
 
 
