@@ -2,7 +2,8 @@
 
 Live: listens for sFlow on UDP and serves the REST API until SIGTERM. ``--replay FILE`` feeds a
 capture instead, with its timestamps as the clock, then keeps serving the REST API.
-Exit status 2 for a configuration that cannot be used (message on stderr, no traceback).
+Exit status 2 for a configuration that cannot be used or a port already in use (one line on
+stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -52,25 +53,29 @@ def run(args: argparse.Namespace) -> int:
             cfg.sflow_hosts = tuple(args.sflow_host)
         daemon = Daemon(cfg, ReplayClock()) if args.replay else Daemon(cfg)
     except (ConfigError, ValueError) as e:
-        print(f"sflowlab collector: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _refuse(str(e))
     daemon.install_signals()
     try:
-        daemon.start_http()
-    except OSError as e:
-        print(f"sflowlab collector: cannot serve HTTP: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
+        try:
+            daemon.start_http()
+        except OSError as e:
+            return _refuse(f"cannot serve HTTP on {cfg.http_host}:{cfg.http_port}: {e}")
         if args.replay:
             try:
                 daemon.replay(args.replay, args.speed)
             except (OSError, PcapError) as e:
-                print(f"sflowlab collector: cannot replay {args.replay}: {e}", file=sys.stderr)
-                daemon.stop()
-                return EXIT_CONFIG
+                return _refuse(f"cannot replay {args.replay}: {e}")
         else:
-            daemon.start_listener()
+            try:
+                daemon.start_listener()
+            except OSError as e:
+                return _refuse(f"cannot receive sFlow on UDP port {cfg.sflow_port}: {e}")
         daemon.wait()
     finally:
         daemon.stop()
     return 0
+
+
+def _refuse(message: str) -> int:
+    print(f"sflowlab collector: {message}", file=sys.stderr)
+    return EXIT_CONFIG

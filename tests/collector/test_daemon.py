@@ -206,6 +206,23 @@ def test_wide_bind_requires_token(tmp_path: Path) -> None:
     assert "token" in c.log()
 
 
+@pytest.mark.parametrize("workers", ["0", "2"], ids=["in-process", "2-workers"])
+@pytest.mark.parametrize("kind", ["sflow", "http"])
+def test_port_in_use_is_a_one_line_error(tmp_path: Path, kind: str, workers: str) -> None:
+    udp = kind == "sflow"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        if not udp:
+            s.listen()
+        port = s.getsockname()[1]
+        c = start(tmp_path, f"--{kind}-port", str(port), "--workers", workers, ready=False)
+        assert c.proc.wait(timeout=30) == 2
+    expected = (f"sflowlab collector: cannot receive sFlow on UDP port {port}: " if udp else
+                f"sflowlab collector: cannot serve HTTP on 127.0.0.1:{port}: ")
+    assert expected + "[Errno 98] Address already in use\n" in c.log()
+    assert "Traceback" not in c.log()
+
+
 def test_replay_uses_capture_clock_then_serves(tmp_path: Path) -> None:
     pcap = tmp_path / "in.pcap"
     agent = "10.20.0.1"
