@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from collector_helpers import Collector, start, wait_for
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "http"))
+from http_helpers import raw_exchange
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +27,7 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
 
 def exchange(c: Collector, data: bytes, shut: bool = False) -> tuple[int, dict[str, str], bytes]:
     """Send raw bytes on a fresh connection; status, headers and body until the server closes."""
-    with socket.create_connection(("127.0.0.1", c.http_port), timeout=10) as s:
-        s.sendall(data)
-        if shut:
-            s.shutdown(socket.SHUT_WR)
-        answer = b""
-        while chunk := s.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
+    head, _, body = raw_exchange(c.http_port, data, shut, timeout_s=10).partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     headers = dict(line.split(": ", 1) for line in lines[1:])
     return int(lines[0].split()[1]), headers, body

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from http_helpers import raw_exchange
 
 from sflowlab.http import Access, HttpError, HttpServer, Limits, Request, Router, json_response
 
@@ -38,18 +39,6 @@ def server() -> Iterator[HttpServer]:
     limits = Limits(max_connections=8, idle_timeout_s=0.5, request_timeout_s=0.5)
     with HttpServer(_router(), limits=limits) as srv:
         yield srv
-
-
-def raw(server: HttpServer, data: bytes, shut: bool = False, timeout_s: float = 5.0) -> bytes:
-    """Send ``data`` on a fresh connection; everything the server answers until it closes."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout_s) as s:
-        s.sendall(data)
-        if shut:
-            s.shutdown(socket.SHUT_WR)
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
-        return out
 
 
 def status_and_json(answer: bytes) -> tuple[int, Any]:
@@ -86,7 +75,7 @@ def test_head_options_and_other_methods(server: HttpServer) -> None:
 ])
 def test_bad_content_length_is_a_clear_400(server: HttpServer, length: str, message: str) -> None:
     started = time.monotonic()
-    answer = raw(server, b"PUT /things HTTP/1.1\r\nHost: x\r\nContent-Length: "
+    answer = raw_exchange(server.port, b"PUT /things HTTP/1.1\r\nHost: x\r\nContent-Length: "
                  + length.encode() + b"\r\n\r\n{}")
     assert status_and_json(answer) == (400, {"error": message})
     assert time.monotonic() - started < 0.4  # answered at once, not after a timeout
@@ -95,25 +84,25 @@ def test_bad_content_length_is_a_clear_400(server: HttpServer, length: str, mess
 def test_body_shorter_than_its_length(server: HttpServer) -> None:
     request = b"PUT /things HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}"
     # the client ends its side: answered at once
-    assert status_and_json(raw(server, request, shut=True)) == (
+    assert status_and_json(raw_exchange(server.port, request, shut=True)) == (
         400, {"error": "request body ended after 2 of 100 bytes (Content-Length)"})
     # the client waits: answered when the request timeout (0.5 s) runs out, then closed
     started = time.monotonic()
-    assert status_and_json(raw(server, request)) == (
+    assert status_and_json(raw_exchange(server.port, request)) == (
         408, {"error": "request body incomplete: 2 of 100 bytes within 0.5 s"})
     assert 0.4 < time.monotonic() - started < 3
 
 
 def test_body_too_large_and_conflicting_lengths() -> None:
     with HttpServer(_router(), limits=Limits(max_body=10)) as server:
-        status, body = status_and_json(raw(
-            server, b"PUT /things HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"))
+        status, body = status_and_json(raw_exchange(
+            server.port, b"PUT /things HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"))
         assert (status, body) == (413, {"error": "request body of 11 bytes is larger than the "
                                                  "10 allowed"})
-        status, _ = status_and_json(raw(server, b"PUT /things HTTP/1.1\r\nHost: x\r\n"
+        status, _ = status_and_json(raw_exchange(server.port, b"PUT /things HTTP/1.1\r\nHost: x\r\n"
                                         b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}"))
         assert status == 400
-        status, _ = status_and_json(raw(server, b"PUT /things HTTP/1.1\r\nHost: x\r\n"
+        status, _ = status_and_json(raw_exchange(server.port, b"PUT /things HTTP/1.1\r\nHost: x\r\n"
                                         b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"))
         assert status == 400
 
@@ -127,9 +116,9 @@ def test_deep_json_is_a_400(server: HttpServer) -> None:
 
 
 def test_parser_errors_answer_json(server: HttpServer) -> None:
-    status, body = status_and_json(raw(server, b"GET /things HTTP/9.9\r\n\r\n"))
+    status, body = status_and_json(raw_exchange(server.port, b"GET /things HTTP/9.9\r\n\r\n"))
     assert (status, body) == (505, {"error": "Invalid HTTP version (9.9)"})
-    status, body = status_and_json(raw(server, b"NONSENSE\r\n\r\n"))
+    status, body = status_and_json(raw_exchange(server.port, b"NONSENSE\r\n\r\n"))
     assert status == 400
 
 
@@ -170,7 +159,7 @@ def test_busy_connections_beyond_the_limit_get_503() -> None:
             while (server.stats()["connections"], server.stats()["idle"]) != (2, 0):
                 assert time.monotonic() < deadline, "the two requests did not begin"
                 time.sleep(0.01)
-            answer = raw(server, b"GET /things HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = raw_exchange(server.port, b"GET /things HTTP/1.1\r\nHost: x\r\n\r\n")
             assert status_and_json(answer) == (503, {"error": "too many connections, "
                                                               "retry later"})
         finally:
