@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,8 @@ import pytest
 
 from sflowlab.clock import SimClock
 from sflowlab.codec import CountersSampleExpanded, Datagram, HostCpu, HostDescr, encode_datagram
-from sflowlab.collector.engine import Engine
+from sflowlab.collector import runtime as runtime_module
+from sflowlab.collector.engine import Engine, TickResult
 from sflowlab.collector.runtime import (
     ControllerApi,
     ControllerError,
@@ -182,3 +185,57 @@ def test_published_events_reach_every_subscriber_and_a_failing_one_is_isolated(
     assert runtime.status()["pub"]["errors"] == {}
     assert sum("event=subscriber_failed controller=pub" in r.getMessage()
                for r in caplog.records) == 2
+
+
+class Blocking:
+    """A controller whose handlers wait on ``gate`` (as on a hung API)."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.flows: list[int] = []
+        self.ticks: list[float] = []
+
+    def start(self, api: ControllerApi) -> None:
+        api.set_flow_handler(self.on_flow)
+        api.set_interval_handler(self.ticks.append, 1.0)
+        api.set_http_handler(lambda req: "answered")
+
+    def on_flow(self, record: dict[str, Any]) -> None:
+        self.entered.set()
+        self.gate.wait(10)
+        self.flows.append(record["i"])
+
+
+def test_submitted_ticks_merge_while_a_handler_blocks_and_the_excess_is_shed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``submit`` never waits: while the dispatcher thread is stuck in a handler, ticks pile
+    up merged (their flows in order, the latest time), beyond MAX_PENDING shed and counted;
+    an HTTP request gives up after HTTP_WAIT_S with 503 naming the busy handler."""
+    monkeypatch.setattr(runtime_module, "MAX_PENDING", 5)
+    monkeypatch.setattr(runtime_module, "HTTP_WAIT_S", 0.1)
+    runtime = Runtime(Engine(SimClock(start=1000.0)), SimClock(start=1000.0))
+    ctl = Blocking()
+    runtime.add("b", ctl)
+    runtime.start()
+    try:
+        runtime.submit(1001.0, TickResult(flows=[{"name": "f", "i": 0}]))
+        assert ctl.entered.wait(10)
+        for t in range(2, 6):  # 8 flows more while blocked: 5 kept, 3 shed
+            runtime.submit(1000.0 + t, TickResult(flows=[{"name": "f", "i": 2 * t},
+                                                         {"name": "f", "i": 2 * t + 1}]))
+        assert runtime.shed == 3
+        with pytest.raises(HttpError) as busy:
+            runtime.http("b", HttpRequest("GET", (), {}))
+        assert busy.value.status == 503 and "b's flow handler" in busy.value.message
+        assert runtime.status()["b"]["running"]["handler"] == "flow"
+        ctl.gate.set()
+        deadline = time.monotonic() + 10
+        while len(ctl.flows) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ctl.flows == [0, 4, 5, 6, 7, 8]
+        assert ctl.ticks[-1] == 1005.0  # one interval call for the merged ticks, the latest time
+        assert runtime.http("b", HttpRequest("GET", (), {})) == "answered"
+    finally:
+        ctl.gate.set()
+        runtime.close()
