@@ -6,6 +6,7 @@ the lab for manual use, serving the scenario's page. Nothing is left behind."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import socket
@@ -20,7 +21,8 @@ from sflowlab.codec import decode_datagram
 from sflowlab.codec.pcap import read_sflow
 from sflowlab.lab.live import lab
 from sflowlab.lab.live.processes import free_port
-from sflowlab.lab.live.runner import run_live
+from sflowlab.lab.live.runner import LOCK_WAIT_S, run_live
+from sflowlab.lab.live.swarm import engine_lock, owner_filter
 from sflowlab.lab.scenario.loader import load_scenario
 
 pytestmark = [pytest.mark.docker, pytest.mark.live, pytest.mark.slow]
@@ -50,7 +52,9 @@ def our_processes(marker: str) -> list[str]:
 def test_the_elb_scales_the_real_service_with_the_load(live_lab_possible: None,
                                                         tmp_path: Path) -> None:
     client = docker.DockerClient(base_url=DOCKER_URL, version="auto", timeout=30)
-    try:
+    # the engine to this test from before the run to after the checks (run_live takes the
+    # lock too: it is reentrant), so no other session's work shows in them
+    with contextlib.closing(client), engine_lock(LOCK_WAIT_S):
         swarm_before = client.info()["Swarm"]["LocalNodeState"]
         networks_before = {n.name for n in client.networks.list()}
         scenario = load_scenario(SCENARIO)
@@ -95,18 +99,17 @@ def test_the_elb_scales_the_real_service_with_the_load(live_lab_possible: None,
         assert {n.name for n in client.networks.list()} == networks_before
         assert our_processes(str(out)) == []  # the collector and locust
         assert our_processes(f"127.0.0.1:{result.figures['sflow_port']}") == []  # the agent
-    finally:
-        client.close()
 
 
 @pytest.mark.timeout(200)
 def test_lab_up_serves_the_service_and_lab_down_leaves_nothing(live_lab_possible: None,
                                                               tmp_path: Path) -> None:
+    """What the lab made carries its owner label: that is what must be gone (the swarm it
+    may leave and the networks are checked by the test above, under the engine lock, which
+    the lab's own process holds here)."""
     client = docker.DockerClient(base_url=DOCKER_URL, version="auto", timeout=30)
     state_dir = tmp_path / "lab"
-    try:
-        swarm_before = client.info()["Swarm"]["LocalNodeState"]
-        networks_before = {n.name for n in client.networks.list()}
+    with contextlib.closing(client):
         try:
             state = lab.up(SCENARIO, state_dir, http_port=free_port(),
                            sflow_port=free_port(socket.SOCK_DGRAM))
@@ -116,15 +119,13 @@ def test_lab_up_serves_the_service_and_lab_down_leaves_nothing(live_lab_possible
                 assert len(page.read()) == 10_000
             with urllib.request.urlopen(state["collector"] + "/app/elb/json", timeout=5) as r:
                 assert json.load(r)["services"]["apache"]["enabled"] is True
-            assert [s.name for s in client.services.list(filters={"label": LABEL_FILTER})] == [
+            mine = owner_filter(state["owner"])
+            assert [s.name for s in client.services.list(filters={"label": mine})] == [
                 "apache"]
         finally:
             left = lab.down(state_dir)
         assert left == []
-        assert not (state_dir / "lab.json").exists()
-        assert not client.api.containers(all=True, filters={"label": LABEL_FILTER})
-        assert client.info()["Swarm"]["LocalNodeState"] == swarm_before
-        assert {n.name for n in client.networks.list()} == networks_before
-        assert our_processes(str(state_dir)) == []
-    finally:
-        client.close()
+        assert not (state_dir / "lab.json").exists() and not (state_dir / "lab.pid").exists()
+        assert not client.api.containers(all=True, filters={"label": mine})
+        assert our_processes(str(state_dir)) == []  # the lab, the collector
+        assert our_processes(state["sflow"]) == []  # the agent

@@ -47,10 +47,10 @@ from sflowlab.lab.live.processes import (
 )
 from sflowlab.lab.live.sampler import CollectorApi
 from sflowlab.lab.live.swarm import (
-    LABEL_FILTER,
     SwarmSession,
     create_service,
     engine_lock,
+    owner_filter,
     remove_labelled,
     running_tasks,
     wait_until,
@@ -64,6 +64,7 @@ BRIDGES = ("docker0",)
 START_S = 60.0  # for the collector, the service's tasks, their first samples
 LOCK_WAIT_S = 300.0
 STATE = "lab.json"
+PID = "lab.pid"
 
 
 def loaded_service(scenario: Scenario) -> ScenarioService:
@@ -89,6 +90,8 @@ class LiveLab:
         self.http_port = http_port or free_port()
         self.sflow_port = sflow_port or free_port(socket.SOCK_DGRAM)
         self.record_dir = out_dir / "recording"
+        self.owner = f"{os.getpid()}.{time.time_ns()}"
+        """The owner label of what this lab makes: what it removes, and only that."""
         self.figures: dict[str, Any] = {}
 
     def up(self, client: docker.DockerClient) -> None:
@@ -98,8 +101,9 @@ class LiveLab:
         started = time.monotonic()
         session = SwarmSession.join(client)
         infra.callback(session.leave)
-        remove_labelled(client, wait_s=30)  # left by an interrupted run
-        infra.callback(remove_labelled, client, 30)
+        remove_labelled(client, wait_s=30)  # left by an interrupted run (under the lock)
+        mine = owner_filter(self.owner)
+        infra.callback(remove_labelled, client, 30, mine)
         response = int(svc.workload.get("response_bytes", ServiceSpec.response_bytes))
         self.image = build_image(client, response)
         shutil.rmtree(self.record_dir, ignore_errors=True)
@@ -116,8 +120,8 @@ class LiveLab:
                 if self.agent_override else agent_argv(collector, s.sampling, s.polling, BRIDGES))
         self.agent = Daemon("sflowlab agent", argv, self.out_dir / "agent.log").start()
         parts.callback(self.agent.stop)
-        parts.callback(remove_labelled, client, 30)  # before the agent stops: final samples
-        create_service(client, svc.name, self.image, svc.replicas)
+        parts.callback(remove_labelled, client, 30, mine)  # before the agent stops: its
+        create_service(client, svc.name, self.image, svc.replicas, self.owner)  # final samples
         wait_until(f"{svc.replicas} running tasks of {svc.name}",
                    lambda: self.alive() and len(running_tasks(client, svc.name)) >= svc.replicas,
                    START_S, lambda: time.sleep(0.2))
@@ -151,6 +155,7 @@ def serve(scenario: Scenario, state_dir: Path, http_port: int = 8008, sflow_port
           locust_ui: int | None = None) -> int:
     """``lab up --foreground`` (see the module docstring); returns when signalled."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / PID).write_text(f"{os.getpid()}\n")
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
@@ -171,7 +176,8 @@ def serve(scenario: Scenario, state_dir: Path, http_port: int = 8008, sflow_port
         state: dict[str, Any] = {
             "pid": os.getpid(), "collector": lab.api.url, "sflow": f"127.0.0.1:{sflow_port}",
             "service": lab.service.name, "image": lab.image, "targets": str(targets.path),
-            "agent_pid": lab.agent.pid, "collector_pid": lab.collector.pid, "locust": None}
+            "agent_pid": lab.agent.pid, "collector_pid": lab.collector.pid, "locust": None,
+            "owner": lab.owner}
         if locust_ui is not None:
             pace = scenario.live.pace_s if scenario.live else None
             locust = Locust(state_dir, targets, web_port=locust_ui, pace_s=pace).start()
@@ -179,6 +185,7 @@ def serve(scenario: Scenario, state_dir: Path, http_port: int = 8008, sflow_port
             state["locust"] = f"http://127.0.0.1:{locust_ui}"
         (state_dir / STATE).write_text(json.dumps(state, indent=2) + "\n")
         lab.infra.callback((state_dir / STATE).unlink, missing_ok=True)
+        lab.infra.callback((state_dir / PID).unlink, missing_ok=True)
         print(f"lab up: collector {lab.api.url}, sFlow 127.0.0.1:{sflow_port}, service "
               f"{lab.service.name} ({lab.image}) at {', '.join(targets.urls or [])}"
               + (f", locust {state['locust']}" if state["locust"] else ""), flush=True)
@@ -204,6 +211,7 @@ def up(scenario_file: Path, state_dir: Path, http_port: int = 8008, sflow_port: 
     if state.exists() and _alive(json.loads(state.read_text())["pid"]):
         raise RuntimeError(f"a lab is already up ({state}); `sflowlab lab down` first")
     state.unlink(missing_ok=True)
+    (state_dir / PID).unlink(missing_ok=True)
     argv = [sys.executable, "-m", "sflowlab.cli", "lab", "up", "--foreground",
             "--scenario", str(scenario_file), "--state-dir", str(state_dir),
             "--http-port", str(http_port), "--sflow-port", str(sflow_port)]
@@ -221,8 +229,24 @@ def up(scenario_file: Path, state_dir: Path, http_port: int = 8008, sflow_port: 
                                f"{log}:\n" + "\n".join(tail))
         return False
 
-    wait_until("the lab to come up", ready, timeout_s, lambda: time.sleep(0.2))
+    try:
+        wait_until("the lab to come up", ready, timeout_s, lambda: time.sleep(0.2))
+    except BaseException:
+        _stop(pid, timeout_s)  # a lab that came up late would hold the engine
+        raise
     return dict(json.loads(state.read_text()))
+
+
+def _stop(pid: int, timeout_s: float) -> None:
+    """SIGTERM (the lab removes what it made), SIGKILL after ``timeout_s``."""
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+    try:
+        wait_until(f"process {pid} to stop", lambda: not _alive(pid), timeout_s,
+                   lambda: time.sleep(0.2))
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+        raise
 
 
 def _alive(pid: int) -> bool:
@@ -235,29 +259,32 @@ def _alive(pid: int) -> bool:
 
 
 def down(state_dir: Path, timeout_s: float = 90.0) -> list[str]:
-    """Stop the lab ``up`` started (SIGTERM to its supervisor, which removes everything),
-    then check nothing is left; what was found left over (and removed), if anything."""
-    state = state_dir / STATE
-    if not state.exists():
+    """Stop the lab ``up`` started (SIGTERM to it: it removes what it made), then check that
+    nothing of it is left: its processes, its services and containers (by its owner label);
+    what was found left over (and removed), if anything."""
+    state, pid_file = state_dir / STATE, state_dir / PID
+    if state.exists():
+        info = json.loads(state.read_text())
+    elif pid_file.exists():  # still coming up
+        info = {"pid": int(pid_file.read_text())}
+    else:
         raise RuntimeError(f"no lab is up ({state} not found)")
-    info = json.loads(state.read_text())
-    if _alive(info["pid"]):
-        os.kill(info["pid"], signal.SIGTERM)
-        wait_until("the lab to stop", lambda: not _alive(info["pid"]), timeout_s,
-                   lambda: time.sleep(0.2))
-    left = [f"process {info[k]}" for k in ("agent_pid", "collector_pid")
-            if info.get(k) and _alive(info[k])]
-    for pid in (info[k] for k in ("agent_pid", "collector_pid") if info.get(k)):
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    _stop(info["pid"], timeout_s)
+    left = []
+    for key in ("agent_pid", "collector_pid"):
+        if info.get(key) and _alive(info[key]):
+            left.append(f"process {info[key]}")
+            os.kill(info[key], signal.SIGKILL)
     state.unlink(missing_ok=True)
-    client = docker.DockerClient(base_url=DOCKER_URL, version="auto", timeout=30)
-    with contextlib.closing(client):
-        if client.info()["Swarm"]["LocalNodeState"] == "active":
-            left += [f"service {s.name}" for s in
-                     client.services.list(filters={"label": LABEL_FILTER})]
-            remove_labelled(client)
-        left += [f"container {c['Id'][:12]}" for c in
-                 client.api.containers(all=True, filters={"label": LABEL_FILTER})]
+    pid_file.unlink(missing_ok=True)
+    if "owner" in info:
+        mine = owner_filter(info["owner"])
+        client = docker.DockerClient(base_url=DOCKER_URL, version="auto", timeout=30)
+        with contextlib.closing(client):
+            if client.info()["Swarm"]["LocalNodeState"] == "active":
+                left += [f"service {s.name}"
+                         for s in client.services.list(filters={"label": mine})]
+                remove_labelled(client, 30, mine)
+            left += [f"container {c['Id'][:12]}"
+                     for c in client.api.containers(all=True, filters={"label": mine})]
     return left
-

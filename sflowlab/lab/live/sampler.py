@@ -176,8 +176,12 @@ class LiveSampler:
                 row[f"{svc}.rps"] = per_second[i] if 0 <= i < len(per_second) else 0.0
         return Recording(self.scenario, self.rows, self.containers, decisions, [], [],
                          sorted(self.lifecycles.values(), key=lambda c: (c.started, c.name)),
-                         sorted(self.lines + log), accounting, None, wall_s,
+                         sorted(self.lines + log, key=_time_of), accounting, None, wall_s,
                          out_dir / "sflow.pcap", controllers)
+
+
+def _time_of(line: str) -> float:
+    return float(line.split()[0])
 
 
 _LOG_LINE = re.compile(r"ts=(\S+) level=(\w+) logger=sflowlab\.controller\.(\S+) (.*)")

@@ -7,8 +7,8 @@ container sits on the default bridge, docker0, where the agent samples). ``runni
 reads each running task's published port from the Docker API; the load goes to
 ``127.0.0.1:<port>`` (docker-proxy), spread over the tasks and refreshed as they come and go.
 
-Everything made carries ``LABELS``; ``remove_labelled`` removes it (and waits for the
-containers). ``engine_lock`` makes sessions on one machine take turns on the engine: one
+Everything made carries ``LABELS`` and its maker's ``OWNER`` label; ``remove_labelled``
+removes it (and waits for the containers). ``engine_lock`` makes sessions on one machine take turns on the engine: one
 session's cleanup would remove another's services, and the one that initialised the swarm
 leaves it at its end.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,10 +29,12 @@ import docker
 from docker.types import EndpointSpec, ServiceMode
 
 __all__ = ["ENGINE_LOCK", "LABELS", "LABEL_FILTER", "SwarmSession", "TaskEndpoint",
-           "create_service", "engine_lock", "remove_labelled", "running_tasks", "wait_until"]
+           "create_service", "engine_lock", "owner_filter", "remove_labelled", "running_tasks",
+           "wait_until"]
 
 LABELS = {"sflowlab.live": "1"}
 LABEL_FILTER = "sflowlab.live=1"
+OWNER = "sflowlab.live.owner"
 ENGINE_LOCK = Path(tempfile.gettempdir()) / "sflowlab-live.lock"
 GWBRIDGE = "docker_gwbridge"
 POLL_S = 0.05
@@ -53,24 +56,40 @@ def wait_until(what: str, check: Callable[[], T], timeout_s: float,
         settle()
 
 
+_HELD = threading.RLock()
+_depth = 0
+
+
 @contextmanager
 def engine_lock(timeout_s: float, path: Path = ENGINE_LOCK) -> Iterator[None]:
     """The engine to this session alone (an exclusive ``flock`` on ``path``, waited for up
-    to ``timeout_s``)."""
-    with path.open("a") as lock:
-
-        def taken() -> bool:
+    to ``timeout_s``); reentrant within a process (a test holding it can call ``run_live``,
+    which takes it too)."""
+    global _depth
+    with _HELD:
+        if _depth:
+            _depth += 1
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
+                yield
+            finally:
+                _depth -= 1
+            return
+        with path.open("a") as lock:
 
-        wait_until("another session to finish with the Docker engine", taken, timeout_s)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            def taken() -> bool:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                return True
+
+            wait_until("another session to finish with the Docker engine", taken, timeout_s)
+            _depth = 1
+            try:
+                yield
+            finally:
+                _depth = 0
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -104,13 +123,19 @@ class SwarmSession:
         self.initialised = False
 
 
+def owner_filter(owner: str) -> str:
+    return f"{OWNER}={owner}"
+
+
 def create_service(client: docker.DockerClient, name: str, image: str, replicas: int,
-                   port: int = 80) -> Any:
+                   owner: str, port: int = 80) -> Any:
     """A replicated service, endpoint mode dnsrr, ``port`` published in host mode on a port
-    the engine picks per task."""
+    the engine picks per task; it and its containers carry ``LABELS`` and ``owner`` (the
+    run or lab that made them: what it removes, and only that, with ``owner_filter``)."""
     ports: Any = [{"Protocol": "tcp", "TargetPort": port, "PublishMode": "host"}]
+    labels = {**LABELS, OWNER: owner}
     return client.services.create(  # type: ignore[no-untyped-call]
-        image, name=name, labels=LABELS, container_labels=LABELS,
+        image, name=name, labels=labels, container_labels=labels,
         mode=ServiceMode("replicated", replicas=replicas),
         endpoint_spec=EndpointSpec(mode="dnsrr", ports=ports))
 
@@ -151,14 +176,14 @@ def running_tasks(client: docker.DockerClient, service: str,
     return sorted(out, key=lambda e: (e.slot, e.task_id))
 
 
-def remove_labelled(client: docker.DockerClient, wait_s: float | None = None) -> None:
-    """Remove the services carrying ``LABELS``; with ``wait_s``, wait until their
-    containers are gone (listed with one call: ``containers.list`` inspects each, racing the
-    reaper)."""
-    for service in client.services.list(filters={"label": LABEL_FILTER}):
+def remove_labelled(client: docker.DockerClient, wait_s: float | None = None,
+                    label: str = LABEL_FILTER) -> None:
+    """Remove the services carrying ``label`` (default: every one the live lab and the tests
+    make); with ``wait_s``, wait until their containers are gone (listed with one call:
+    ``containers.list`` inspects each, racing the reaper)."""
+    for service in client.services.list(filters={"label": label}):
         service.remove()  # type: ignore[no-untyped-call]
     if wait_s is None:
         return
     wait_until("the labelled containers to go",
-               lambda: not client.api.containers(all=True, filters={"label": LABEL_FILTER}),
-               wait_s)
+               lambda: not client.api.containers(all=True, filters={"label": label}), wait_s)

@@ -5,6 +5,7 @@ recording."""
 from __future__ import annotations
 
 import datetime
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from sflowlab.lab.live.lab import loaded_service
 from sflowlab.lab.live.processes import Daemon, agent_argv, collector_config, toml_value
 from sflowlab.lab.live.runner import merge_pcaps
 from sflowlab.lab.live.sampler import controller_log
+from sflowlab.lab.live.swarm import engine_lock
 from sflowlab.lab.scenario.model import ControllerSpec, LoadPhase, Scenario, ScenarioService
 
 
@@ -100,3 +102,23 @@ def test_a_live_run_drives_one_loaded_service() -> None:
     with pytest.raises(ValueError, match=r"exactly one service, with load; the scenario has "
                                          r"\['a', 'b'\]"):
         loaded_service(two)
+
+
+def test_the_engine_lock_is_exclusive_across_processes_and_reentrant_within_one(
+        tmp_path: Path) -> None:
+    path = tmp_path / "engine.lock"
+    probe = ("import fcntl, sys\n"
+             "with open(sys.argv[1], 'a') as f:\n"
+             "    try:\n"
+             "        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+             "    except BlockingIOError:\n"
+             "        sys.exit(1)\n")
+
+    def free() -> bool:
+        return subprocess.run([sys.executable, "-c", probe, str(path)]).returncode == 0
+
+    with engine_lock(5.0, path):
+        with engine_lock(5.0, path):  # the same process again: no wait
+            assert not free()
+        assert not free()  # still held by the outer one
+    assert free()
