@@ -112,6 +112,14 @@ class TableLimits:
     max_error_sources: int = 1_000
     """Sources listed in ``parseErrorsBySource``; errors of further sources are counted in
     the totals only (``sFlowParseErrorSourcesShed``)."""
+    max_data_sources: int = 100_000
+    """Counter data sources kept at once (``sFlowDataSourcesShed``: samples of further new
+    ones, not applied until silent ones expire)."""
+
+
+MAX_SOURCES = 16
+"""Source addresses listed per agent (``sFlowDatagramSource``): a flood spoofing one agent
+from many addresses cannot grow the list."""
 
 
 @dataclass(slots=True)
@@ -146,7 +154,7 @@ class AgentStats:
         self.uptime_ms = uptime_ms
         self.bytes_received += size
         self.last_seen = now
-        if source not in self.sources:
+        if source not in self.sources and len(self.sources) < MAX_SOURCES:
             self.sources.add(source)
         return verdict
 

@@ -21,6 +21,7 @@ metric_timeout_s = 60     # a data source seen once expires after this silence
 expire_intervals = 3      # afterwards, after this many of its own polling intervals
 agent_timeout_s = 300     # an agent silent this long is forgotten
 max_agents = 10000        # agents tracked at once (per worker); new ones beyond are shed
+max_data_sources = 100000 # counter data sources kept at once (per worker), likewise
 tick_s = 1.0
 workers = 0               # >0: analytics sharded by agent over this many processes
 
@@ -97,6 +98,7 @@ class Config:
     expire_intervals: float = 3.0
     agent_timeout_s: float = 300.0
     max_agents: int = 10_000
+    max_data_sources: int = 100_000
     tick_s: float = 1.0
     workers: int = 0
     record_dir: Path | None = None
@@ -119,7 +121,8 @@ class Config:
                             self.dns_ttl_s, self.dns_cache)
 
     def limits(self) -> TableLimits:
-        return TableLimits(agent_timeout_s=self.agent_timeout_s, max_agents=self.max_agents)
+        return TableLimits(agent_timeout_s=self.agent_timeout_s, max_agents=self.max_agents,
+                           max_data_sources=self.max_data_sources)
 
     def check(self) -> None:
         """Refuse a wide HTTP bind without a token for mutating calls."""
@@ -140,6 +143,7 @@ _SECTIONS = {
                   "expire_intervals": ("expire_intervals", float),
                   "agent_timeout_s": ("agent_timeout_s", float),
                   "max_agents": ("max_agents", int),
+                  "max_data_sources": ("max_data_sources", int),
                   "tick_s": ("tick_s", float), "workers": ("workers", int)},
     "recording": {"dir": ("record_dir", Path), "max_bytes": ("record_max_bytes", int),
                   "max_files": ("record_max_files", int)},

@@ -108,7 +108,7 @@ class Engine:
         self.totals = Totals()
         self.agents: dict[tuple[str, int], AgentStats] = {}
         self.parse_errors_by_source: dict[str, int] = {}
-        self.metrics = MetricTable(metric_timeout_s, expire_intervals)
+        self.metrics = MetricTable(metric_timeout_s, expire_intervals, self.limits.max_data_sources)
         self.groups = GroupSet()
         self.flows = FlowEngine(self.groups, lookups=Lookups(lookups or LookupConfig()))
         self.thresholds = ThresholdEngine()
@@ -604,6 +604,7 @@ class Engine:
                 "sFlowCounterSamples": t.counter_samples,
                 "sFlowDataSources": len(self.metrics.sources),
                 "sFlowDataSourcesExpired": self.metrics.expired,
+                "sFlowDataSourcesShed": self.metrics.shed,
                 "sFlowDataSourcesStopped": self.metrics.stopped,
                 "flowsGenerated": t.flows_generated,
                 "eventsGenerated": t.events_generated,

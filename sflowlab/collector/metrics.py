@@ -343,14 +343,18 @@ class MetricTable:
     A data source expires when silent for ``expire_intervals`` of its own polling interval
     (the longest gap seen between its samples, by agent uptime or arrival time, at least 1 s),
     or for ``timeout_s`` until it has shown ``MIN_GAPS`` gaps: an agent's extra early samples,
-    such as a container's first ones, do not make it expire between its regular polls.
+    such as a container's first ones, do not make it expire between its regular polls. At
+    most ``max_sources`` are kept: samples of further new data sources are counted in
+    ``shed`` and not applied, until silent ones expire.
     """
 
     timeout_s: float = 60.0
     expire_intervals: float = 3.0
+    max_sources: int = 100_000
     sources: dict[tuple[str, str], DataSource] = field(default_factory=dict)
     expired: int = 0
     stopped: int = 0
+    shed: int = 0
 
     def update(self, agent: str, ds_type: int, ds_index: int, records: tuple[Any, ...],
                uptime_ms: int, received_at: float, restart: bool) -> None:
@@ -363,6 +367,9 @@ class MetricTable:
         key = (agent, name)
         ds = self.sources.get(key)
         if ds is None:
+            if len(self.sources) >= self.max_sources:
+                self.shed += 1
+                return
             ds = self.sources[key] = DataSource(agent, name, ds_type)
         elif restart:
             ds.prev.clear()

@@ -10,7 +10,7 @@ from collector_helpers import Feeder, counters, datagram, start, wait_for
 
 from sflowlab.clock import SimClock
 from sflowlab.codec import IfCounters
-from sflowlab.collector.agents import TableLimits
+from sflowlab.collector.agents import MAX_SOURCES, TableLimits
 from sflowlab.collector.engine import Engine
 
 
@@ -55,6 +55,21 @@ def test_parse_error_sources_capped(clock: SimClock) -> None:
     stats = engine.analyzer_json()
     assert stats["parseErrorsBySource"] == {"192.0.2.0": 2, "192.0.2.1": 1}
     assert (stats["sFlowParseErrors"], stats["sFlowParseErrorSourcesShed"]) == (6, 3)
+
+
+def test_data_sources_and_source_addresses_capped(clock: SimClock) -> None:
+    """One agent spoofed from many addresses, with many data sources: the data sources stop
+    at ``max_data_sources`` (the rest shed and counted), the listed sources at MAX_SOURCES."""
+    engine = Engine(clock, limits=TableLimits(max_data_sources=4))
+    feed = Feeder(engine, clock)
+    for i in range(1, 41):
+        feed.at(1000, datagram("10.0.2.1", i, i * 1000, [counters(i, 0, i, IfCounters(i))]),
+                (f"192.0.2.{i}", 6343))
+    stats = engine.analyzer_json()
+    assert (stats["sFlowDataSources"], stats["sFlowDataSourcesShed"]) == (4, 36)
+    agent = engine.agents_json()["10.0.2.1"]
+    assert agent["sFlowCounterSamples"] == 40
+    assert len(agent["sFlowDatagramSource"]) == MAX_SOURCES
 
 
 def test_spoofed_agent_flood_is_bounded(tmp_path: Path) -> None:
