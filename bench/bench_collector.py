@@ -23,7 +23,8 @@
    is no Debian package: build it from the sflow/sflowtool sources): the same steps against
    ``sflowtool -p PORT`` (its text output to /dev/null, pinned to CPU 1 as the in-process
    collector is). sflowtool keeps no counts, so its loss is what the kernel dropped for its
-   socket (the ``drops`` column of /proc/net/udp) and its backlog the socket's receive queue.
+   socket (the ``drops`` column of its /proc/net/udp or, as it listens dual-stack by
+   default, /proc/net/udp6 row) and its backlog the socket's receive queue.
    Last, one line per receiver: the highest rate held, in datagrams/s and samples/s.
 
 Analytics: ``--flows N`` flow definitions (default 2: ``pairs``, ipsource,ipdestination bytes,
@@ -298,12 +299,14 @@ def run_step(step: int, rate: float, replay: Replay, counts: list[int], seconds:
 
 
 def udp_socket_row(port: int) -> list[str] | None:
-    """The /proc/net/udp row of the IPv4 socket bound to ``port``: sl, local, remote, st,
-    tx:rx queue, ..., inode, ref, pointer, drops."""
-    for row in Path("/proc/net/udp").read_text().splitlines()[1:]:
-        fields = row.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port:
-            return fields
+    """The /proc/net/udp or /proc/net/udp6 row of the socket bound to ``port`` (sflowtool
+    listens on one dual-stack IPv6 socket unless given -4): sl, local, remote, st, tx:rx
+    queue, ..., inode, ref, pointer, drops."""
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return fields
     return None
 
 
