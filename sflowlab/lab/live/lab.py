@@ -11,7 +11,8 @@ leftovers' cleanup, the swarm it made), so a run can still ask the collector abo
 ``serve`` is ``lab up --foreground``: under the engine lock, the lab with the collector on
 :8008 and sFlow on :6343, the scenario's controller requests sent (the ELB enabled), the
 service's task ports kept in ``targets.txt`` (and locust's web UI when asked), ``lab.json``
-describing it all, until SIGTERM or SIGINT; then everything is stopped and removed.
+describing it all, until SIGTERM or SIGINT (or until ``lab.json`` is removed: a lab whose
+folder is gone stops); then everything is stopped and removed.
 ``up`` starts it in the background and returns once it is ready; ``down`` stops it and
 checks that nothing is left (services, containers, networks, processes).
 """
@@ -189,8 +190,8 @@ def serve(scenario: Scenario, state_dir: Path, http_port: int = 8008, sflow_port
         print(f"lab up: collector {lab.api.url}, sFlow 127.0.0.1:{sflow_port}, service "
               f"{lab.service.name} ({lab.image}) at {', '.join(targets.urls or [])}"
               + (f", locust {state['locust']}" if state["locust"] else ""), flush=True)
-        while not done.wait(1.0):
-            lab.alive()
+        while not done.wait(1.0) and (state_dir / STATE).exists():
+            lab.alive()  # lab.json is the lab's handle: gone (its folder removed), it stops
     return 0
 
 
