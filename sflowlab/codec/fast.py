@@ -37,7 +37,7 @@ import inspect
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from .. import accel
 from ._compile import data_format
@@ -216,9 +216,12 @@ def decode_for_collector_py(data: bytes | bytearray | memoryview) -> CollectorDa
         raise DecodeError(f"malformed datagram: {e}", -1, "datagram") from e
 
 
-def _decode(buf: bytes, walk: _Walk) -> CollectorDatagram:
-    """Any other datagram header (``decode_for_collector`` reads the usual one itself), then
-    its samples by ``walk``."""
+_T = TypeVar("_T")
+
+
+def _decode(buf: bytes, walk: Callable[[bytes, int, int, int, str, int, int, int], _T]) -> _T:
+    """Any datagram header (``decode_for_collector`` reads the usual one itself), then its
+    samples by ``walk`` (``_Walk``'s arguments; ``http_keys`` walks with its own)."""
     end = len(buf)
     if end < 4:
         raise DecodeError("datagram shorter than its version word", 0, "datagram")

@@ -21,6 +21,7 @@ from typing import Any
 from sflowlab.clock import Clock, SystemClock
 from sflowlab.codec import DecodeError
 from sflowlab.codec.fast import decode_for_collector
+from sflowlab.codec.http_keys import with_http
 
 from .agents import (
     AgentStats,
@@ -183,6 +184,8 @@ class Engine:
                 agent.counter_samples += len(counter_samples)
                 totals.counter_samples += len(counter_samples)
             if flow_samples:
+                if self.flows.needs_http:
+                    flow_samples = with_http(data, flow_samples)
                 fresh = fresh_flow_samples(samplers, flow_samples)
                 self.flows.ingest_all(addr, fresh, received_at)
                 agent.flow_samples += len(flow_samples)

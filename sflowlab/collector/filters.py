@@ -17,8 +17,10 @@ Key expressions (flow ``keys`` and the left side of a filter comparison):
 - ``country:<key>``, ``asn:<key>``: the address's ISO country code and AS number from the
   configured MaxMind databases; ``dns:<key>``: its reverse DNS name; ``oui:<key>``: a MAC's
   vendor from the IEEE registry (``lookups.py``).
-- ``uri:<key>:<part>``: a part of a URI key (scheme, host, port, authority, user, path, file,
-  extension, query, fragment).
+- ``uri:<key>:<part>``: a part of a URI key (``httpurl``, ``httpreferer``): ``scheme``,
+  ``host``, ``port``, ``authority``, ``user``, ``path``, ``file``, ``extension``, ``query``,
+  ``fragment``, ``normalized`` (the URI with ``.``/``..`` path segments resolved),
+  ``isabsolute`` and ``isopaque`` (``true``/``false``): sFlow-RT's parts.
 - An argument in square brackets is itself a key expression: ``prefix:[null:httpurl:/]:/:2``.
 
 A key expression is *missing* (None) when its flow key is missing from the sample: a flow
@@ -306,7 +308,25 @@ def _oui(inner: list[KeyFn], args: list[str], ctx: KeyContext, whole: str) -> Ke
                                                         .upper()[:6]))
 
 
+def _without_dots(path: str) -> str:
+    """``path`` with its ``.`` and ``..`` segments resolved (RFC 3986 5.2.4)."""
+    segments, out = path.split("/"), list[str]()
+    for i, segment in enumerate(segments):
+        if segment in (".", ".."):
+            if segment == ".." and len(out) > 1:
+                out.pop()  # never the empty first segment of an absolute path
+            if i == len(segments) - 1:
+                out.append("")  # "/a/b/.." is "/a/"
+            continue
+        out.append(segment)
+    return "/".join(out)
+
+
 _URI_PARTS: dict[str, Callable[[SplitResult], str | None]] = {
+    "normalized": lambda u: u._replace(path=_without_dots(u.path)).geturl(),
+    "isabsolute": lambda u: "true" if u.scheme else "false",
+    "isopaque": lambda u: "true" if u.scheme and not u.netloc and not u.path.startswith("/")
+    else "false",
     "scheme": lambda u: u.scheme, "host": lambda u: u.hostname,
     "port": lambda u: None if u.port is None else str(u.port),
     "authority": lambda u: u.netloc, "user": lambda u: u.username,
@@ -318,8 +338,8 @@ _URI_PARTS: dict[str, Callable[[SplitResult], str | None]] = {
 
 
 def _uri(inner: list[KeyFn], args: list[str], ctx: KeyContext, whole: str) -> KeyFn:
-    """``uri:<key>:<part>``: a part of the key's URI (scheme, host, port, authority, user,
-    path, file, extension, query, fragment); missing when the URI has no such part."""
+    """``uri:<key>:<part>``: a part of the key's URI (``_URI_PARTS``); missing when the URI
+    has no such part."""
     part = _URI_PARTS.get(args[0])
     if part is None:
         raise FilterError(f"uri part must be one of {', '.join(_URI_PARTS)}, not {args[0]!r}"

@@ -22,8 +22,9 @@ Values, per (agent, data source, key), all scaled by each sample's own sampling 
 - ``min:<k>`` / ``max:<k>``: the extreme value of k since it was set, a value older than
   ``t`` being replaced by the next sample.
 
-``requests`` and ``duration`` need HTTP request records, which the collector's decode path
-does not keep: such definitions are refused with a clear error.
+HTTP request records (0,2206) give the keys of ``codec.http_keys`` (``httphost``,
+``httpurl``, ``httpstatus``, ``duration``, ``requests``...; ``value: requests`` is requests per
+second); the collector decodes them only while a definition reads one (``needs_http``).
 
 Memory: an entry silent for ``EXPIRE_T`` x t (rate decayed by e**-10) is dropped by ``tick``
 (within a further quarter of that, as flows without logging are swept at that pace, in slices:
@@ -50,6 +51,7 @@ from typing import Any
 from .. import accel
 from ..codec import data_source
 from ..codec.fast import FlowSampleView
+from ..codec.http_keys import HTTP_KEYS
 from .events import DEFAULT_CAPACITY, FlowRecord, LongPollLog
 from .filters import (
     MAX_EXPRESSION_CHARS,
@@ -77,7 +79,6 @@ mostly freeing them) never stops ingest for long (socket buffers would overflow 
 
 _PREFIXES = ("rate", "avg", "count", "min", "max")
 _NUMERIC_FROM_SAMPLE = {"bytes", "frames"}
-_UNSUPPORTED_VALUES = {"requests", "duration"}
 _UNITS = {"bps": ("bytes", 8.0), "Bps": ("bytes", 1.0), "fps": ("frames", 1.0)}
 """Rate units sFlow-RT's apps use as values: bits, bytes and frames per second."""
 AGG_MODES = ("max", "sum", "edge", "core")
@@ -112,9 +113,6 @@ def parse_value(value: str) -> tuple[str, str, float]:
     prefix = prefix or "rate"
     if prefix not in _PREFIXES:
         raise ValueError(f"flow value prefix {prefix!r} is not one of {', '.join(_PREFIXES)}")
-    if base in _UNSUPPORTED_VALUES:
-        raise ValueError(f"flow value {base!r} needs HTTP request records, which this collector"
-                         " does not decode; use bytes, frames or a numeric flow key")
     if prefix == "count" or base not in _NUMERIC_FROM_SAMPLE:
         compile_keys(base, GroupSet())  # a key name: syntax check
     return prefix, base, 1.0
@@ -650,6 +648,8 @@ class FlowEngine:
         self._flows: dict[str, _CompiledFlow] = {}
         self._flow_list: tuple[_CompiledFlow, ...] = ()
         self._needs_agent = False
+        self.needs_http = False
+        """Whether a definition reads an HTTP request key (the engine then decodes them)."""
         self._logged: LongPollLog[FlowRecord] = LongPollLog(lambda r: r.flowID,
                                                                 log_capacity)
         self._pending: list[FlowRecord] = []
@@ -687,6 +687,7 @@ class FlowEngine:
     def _changed(self) -> None:
         self._flow_list = tuple(f for main in self._flows.values() for f in (main, *main.extras))
         self._needs_agent = any("agent" in f.refs for f in self._flow_list)
+        self.needs_http = any(not HTTP_KEYS.isdisjoint(f.refs | {f.base}) for f in self._flow_list)
 
     def specs(self) -> dict[str, FlowSpec]:
         return {name: replace(flow.spec) for name, flow in self._flows.items()}

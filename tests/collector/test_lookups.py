@@ -112,5 +112,23 @@ def test_uri_parts() -> None:
                      "path": "/a/b/page.html", "file": "page.html", "extension": "html",
                      "query": "x=1", "fragment": "top"}
     assert compile_key("uri:httpurl:port", GroupSet())({"httpurl": "/relative"}) is None
+
+
+@pytest.mark.parametrize(("url", "normalized", "absolute", "opaque"), [
+    ("http://h/a/./b/../c/page.php?q#f", "http://h/a/c/page.php?q#f", "true", "false"),
+    ("/a/b/..", "/a/", "false", "false"),
+    ("/../x", "/x", "false", "false"),
+    ("mailto:ops@example.com", "mailto:ops@example.com", "true", "true"),
+])
+def test_uri_normalized_isabsolute_isopaque(url: str, normalized: str, absolute: str,
+                                            opaque: str) -> None:
+    """sFlow-RT's further uri parts: the URI with dot segments resolved (RFC 3986 5.2.4) and
+    whether it is absolute (has a scheme) or opaque (absolute, no ``/`` after the scheme)."""
+    parts = [compile_key(f"uri:httpurl:{p}", GroupSet())({"httpurl": url})
+             for p in ("normalized", "isabsolute", "isopaque")]
+    assert parts == [normalized, absolute, opaque]
+
+
+def test_uri_part_names() -> None:
     with pytest.raises(FilterError, match="uri part must be one of"):
         compile_key("uri:httpurl:colour", GroupSet())
