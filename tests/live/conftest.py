@@ -34,7 +34,6 @@ from live_helpers import (
     IMAGE,
     POLL_S,
     Endpoint,
-    build_context,
     engine_lock,
     is_static_elf,
     remove_labelled,
@@ -43,6 +42,7 @@ from live_helpers import (
 from sflowlab.clock import SimClock
 from sflowlab.lab.doubles.swarm_api import MIN_API_VERSION, SwarmApi
 from sflowlab.lab.doubles.swarm_model import Swarm
+from sflowlab.lab.live.image import build_small_image
 
 
 def engine_problem(url: str) -> str | None:
@@ -93,7 +93,7 @@ def real_engine() -> Iterator[docker.DockerClient]:
     with engine_lock(ENGINE_WAIT_S):
         client = docker.DockerClient(base_url=DOCKER_URL, version="auto", timeout=30)
         try:
-            client.images.build(fileobj=build_context(), custom_context=True, tag=IMAGE, rm=True)
+            build_small_image(client)
             swarm = client.info()["Swarm"]
             joined = swarm["LocalNodeState"] != "active"
             if joined:

@@ -1,17 +1,16 @@
-"""Helpers for the tests against a real Docker engine: the test image's build context, waiting
-for a condition, and ``Endpoint`` (an engine the docker SDK talks to); the labelled leftovers'
-cleanup and taking turns on the engine (``engine_lock``) are the live lab's
-(``sflowlab.lab.live.swarm``). The fixtures are in conftest.py.
+"""Helpers for the tests against a real Docker engine: the test image's tag (built by
+``sflowlab.lab.live.image.build_small_image``), waiting for a condition, and ``Endpoint`` (an
+engine the docker SDK talks to); the labelled leftovers' cleanup and taking turns on the engine
+(``engine_lock``) are the live lab's (``sflowlab.lab.live.swarm``). The fixtures are in
+conftest.py.
 
-The image is built here, not pulled (``sflowlab.lab.live.image``): ``FROM scratch`` with
-Debian's static busybox serving HTTP (``busybox httpd -f -p 80``), STOPSIGNAL SIGKILL
-(busybox as PID 1 ignores SIGTERM, and swarm would wait the 10 s grace period for every
-stopped task).
+The image is built locally, not pulled: ``FROM scratch`` with Debian's static busybox serving
+HTTP (``busybox httpd -f -p 80``), STOPSIGNAL SIGKILL (busybox as PID 1 ignores SIGTERM, and
+swarm would wait the 10 s grace period for every stopped task).
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +19,7 @@ from typing import TypeVar
 import docker
 import pytest
 
-from sflowlab.lab.live import image
-from sflowlab.lab.live.image import BUSYBOX, is_static_elf
+from sflowlab.lab.live.image import BUSYBOX, SMALL_TAG, is_static_elf
 from sflowlab.lab.live.swarm import (
     ENGINE_LOCK,
     LABEL_FILTER,
@@ -33,18 +31,13 @@ from sflowlab.lab.live.swarm import (
 )
 
 __all__ = ["BUSYBOX", "DOCKER_URL", "ENGINE_LOCK", "IMAGE", "LABELS", "LABEL_FILTER", "POLL_S",
-           "Endpoint", "build_context", "engine_lock", "is_static_elf", "remove_labelled",
+           "Endpoint", "engine_lock", "is_static_elf", "remove_labelled",
            "wait_for"]
 
 T = TypeVar("T")
 
 DOCKER_URL = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-IMAGE = "sflowlab/busybox-httpd:live"
-
-
-def build_context() -> io.BytesIO:
-    """The test image's build context (a small page)."""
-    return image.build_context(b"<h1>sflowlab</h1>\n")
+IMAGE = SMALL_TAG
 
 
 def wait_for(what: str, check: Callable[[], T], settle: Callable[[], None],

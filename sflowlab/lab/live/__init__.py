@@ -2,6 +2,7 @@
 (``sflowlab agent``), the production collector (``sflowlab collector``) and locust.
 
 - ``image``: the service image, built locally from a static busybox (no registry);
+- ``containers``: a container's network namespace under a name, its docker0 port (tests, benches);
 - ``swarm``: the swarm (joined or initialised), the service (dnsrr, host-mode publish), its
   tasks' published ports, the cleanup by label, the engine lock;
 - ``load``: locust as a subprocess (``locustfile``: the scenario's load profile as a

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import docker
 
-__all__ = ["BUSYBOX", "DOCKERFILE", "build_context", "build_image", "image_tag", "is_static_elf",
-           "page"]
+__all__ = ["BUSYBOX", "DOCKERFILE", "SMALL_TAG", "build_context", "build_image", "build_small_image",
+           "image_tag", "is_static_elf", "page"]
 
 BUSYBOX = Path("/bin/busybox")
 DOCKERFILE = b"""FROM scratch
@@ -23,6 +23,8 @@ STOPSIGNAL SIGKILL
 CMD ["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/www"]
 """
 REPOSITORY = "sflowlab/busybox-httpd"
+SMALL_TAG = f"{REPOSITORY}:live"
+"""The image with a one-line page, for containers whose page does not matter (tests, benches)."""
 
 
 def is_static_elf(path: Path) -> bool:
@@ -65,9 +67,17 @@ def build_image(client: docker.DockerClient, response_bytes: int,
                 busybox: Path = BUSYBOX) -> str:
     """Build (or find cached) the image serving a ``response_bytes`` page; its tag.
     ValueError when ``busybox`` is not a static busybox (install busybox-static)."""
+    return _build(client, page(response_bytes), image_tag(response_bytes), busybox)
+
+
+def build_small_image(client: docker.DockerClient, busybox: Path = BUSYBOX) -> str:
+    """Build (or find cached) ``SMALL_TAG``; its tag. ValueError as ``build_image``."""
+    return _build(client, b"<h1>sflowlab</h1>\n", SMALL_TAG, busybox)
+
+
+def _build(client: docker.DockerClient, index: bytes, tag: str, busybox: Path) -> str:
     if not busybox.is_file() or not is_static_elf(busybox):
         raise ValueError(f"{busybox} is not a static busybox (install busybox-static)")
-    tag = image_tag(response_bytes)
-    client.images.build(fileobj=build_context(page(response_bytes), busybox),
-                        custom_context=True, tag=tag, rm=True)
+    client.images.build(fileobj=build_context(index, busybox), custom_context=True, tag=tag,
+                        rm=True)
     return tag

@@ -8,12 +8,9 @@ shared: the test takes ``engine_lock`` and removes the containers it labelled.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import math
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -26,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[2] / "live"))
 
 import docker
-from live_helpers import BUSYBOX, DOCKER_URL, IMAGE, build_context, engine_lock, is_static_elf
+from live_helpers import BUSYBOX, DOCKER_URL, IMAGE, engine_lock, is_static_elf
 from mirror_helpers import Received, running_agent, wait_until
 
 from sflowlab.agent_sim.dsindex import FIRST_INDEX, container_uuid, hash_uuid, uuid_text
@@ -42,7 +39,8 @@ from sflowlab.codec import (
 )
 from sflowlab.codec.headers import decode_header
 from sflowlab.collector.engine import Engine
-from sflowlab.lab.interop.netns import Namespace
+from sflowlab.lab.live.containers import container_netns, host_veth, rx_packets
+from sflowlab.lab.live.image import build_small_image
 
 pytestmark = [pytest.mark.root, pytest.mark.docker, pytest.mark.slow]
 
@@ -68,7 +66,7 @@ def engine() -> Iterator[docker.DockerClient]:
         pytest.skip(f"no Docker engine at {DOCKER_URL}: {e}")
     with engine_lock(180):
         try:
-            client.images.build(fileobj=build_context(), custom_context=True, tag=IMAGE, rm=True)
+            build_small_image(client)
             remove_mine(client)
             yield client
         finally:
@@ -189,27 +187,6 @@ def test_containers_are_mirrored_like_hsflowd(engine: docker.DockerClient) -> No
     assert client_name in names and web_name not in names
 
 
-@contextlib.contextmanager
-def container_netns(container: Any) -> Iterator[Namespace]:
-    """The container's network namespace under a name (``ip netns attach``), so sockets can be
-    opened in it from this process; the name is removed on exit (the namespace stays)."""
-    container.reload()
-    name = f"agent-{os.getpid()}-{container.name}"
-    subprocess.run(["ip", "netns", "attach", name, str(container.attrs["State"]["Pid"])],
-                   check=True)
-    try:
-        yield Namespace(name)
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
-def veth_rx_packets(container: Any) -> int:
-    """The container's host-side veth's received frames (what the bridge got from it)."""
-    _, iflink = container.exec_run(["/bin/busybox", "cat", "/sys/class/net/eth0/iflink"])
-    name = socket.if_indextoname(int(iflink))
-    return int(Path(f"/sys/class/net/{name}/statistics/rx_packets").read_text())
-
-
 RATE, PAYLOAD, TRANSFER, PORT = 64, 1400, 20_000_000, 5004
 
 
@@ -226,20 +203,22 @@ def test_a_transfer_between_two_containers_on_docker0_is_estimated_within_binomi
     src.reload()
     src_ip = src.attrs["NetworkSettings"]["IPAddress"]
     count = math.ceil(TRANSFER / PAYLOAD)
-    with container_netns(src) as src_ns, container_netns(dst) as dst_ns, \
+    with container_netns(src, f"agent-{os.getpid()}-src") as src_ns, \
+            container_netns(dst, f"agent-{os.getpid()}-dst") as dst_ns, \
             dst_ns.socket() as sink, src_ns.socket() as sender, \
             running_agent(None, "--sampling", str(RATE), "--polling", "5", "--interface",
                           "docker0", "--docker-url", DOCKER_URL) as agent:
         sink.bind((dst_ip, PORT))
         sender.sendto(b"hello", (dst_ip, PORT))  # address resolution before the count
         agent.until("the agent's first datagram", lambda r: r.items, 10.0)
-        before = veth_rx_packets(src)
+        veth = host_veth(src)
+        before = rx_packets(veth)
         payload = bytes(PAYLOAD)
         for _ in range(count):
             sender.sendto(payload, (dst_ip, PORT))
         wait_until("the stream to reach docker0",
-                   lambda: veth_rx_packets(src) - before >= count, 10.0)
-        entered = veth_rx_packets(src) - before
+                   lambda: rx_packets(veth) - before >= count, 10.0)
+        entered = rx_packets(veth) - before
         status, _, err = agent.stop()
     assert status == 0, err
     assert count <= entered <= count + 3  # nothing lost before the bridge (ARP aside)
