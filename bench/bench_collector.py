@@ -21,10 +21,14 @@
    It stops at the first rate not held and prints the highest rate held.
 3. sflowtool, side by side (when ``sflowtool`` is on the PATH or ``$SFLOWTOOL`` names it; there
    is no Debian package: build it from the sflow/sflowtool sources): the same steps against
-   ``sflowtool -p PORT`` (its text output to /dev/null, pinned to CPU 1 as the in-process
-   collector is). sflowtool keeps no counts, so its loss is what the kernel dropped for its
-   socket (the ``drops`` column of its /proc/net/udp or, as it listens dual-stack by
-   default, /proc/net/udp6 row) and its backlog the socket's receive queue.
+   ``sflowtool -p PORT`` (its full text output to /dev/null, or with ``--sflowtool-line`` its
+   one CSV line per sample, ``-l``: the same decoding with less formatting; pinned to CPU 1 as
+   the in-process collector is). Its socket has the system's default receive buffer
+   (net.core.rmem_default, printed), the collector's the 8 MiB it asks for, so on a busy
+   machine sflowtool drops datagrams at rates far below what its CPU allows. sflowtool keeps
+   no counts, so its loss is what the kernel dropped for its socket (the ``drops`` column of
+   its /proc/net/udp or, as it listens dual-stack by default, /proc/net/udp6 row) and its
+   backlog the socket's receive queue.
    Last, one line per receiver: the highest rate held, in datagrams/s and samples/s.
 
 Analytics: ``--flows N`` flow definitions (default 2: ``pairs``, ipsource,ipdestination bytes,
@@ -311,13 +315,14 @@ def udp_socket_row(port: int) -> list[str] | None:
 
 
 def sflowtool_loopback(binary: str, replay: Replay, counts: list[int], rates: list[float],
-                       seconds: float) -> tuple[float, float] | None:
+                       seconds: float, line: bool) -> tuple[float, float] | None:
     """The loopback steps against sflowtool; (datagrams/s, samples/s) of the highest rate held."""
-    print(f"loopback UDP, sflowtool {binary} (text output to /dev/null; pinned to CPU 1, "
-          "sender on CPU 0)")
+    rmem = Path("/proc/sys/net/core/rmem_default").read_text().strip()
+    print(f"loopback UDP, sflowtool {binary} ({'-l CSV lines' if line else 'full text'} to "
+          f"/dev/null; receive buffer rmem_default {rmem} bytes; pinned to CPU 1, sender on CPU 0)")
     port = free_port(socket.SOCK_DGRAM)
-    proc = subprocess.Popen([binary, "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([binary, "-p", str(port), *(["-l"] if line else [])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     best: tuple[float, float] | None = None
     try:
         pin(proc.pid)
@@ -430,6 +435,8 @@ def main() -> None:
                         help="the rates to step through (samples/s; default 10,000 to 300,000)")
     parser.add_argument("--churn", action="store_true",
                         help="fresh agents every pass over the capture (see Replay)")
+    parser.add_argument("--sflowtool-line", action="store_true",
+                        help="run sflowtool with -l (one CSV line per sample, not full text)")
     parser.add_argument("--flows", type=int, choices=range(len(FLOWS) + 1), default=2,
                         help=f"flow definitions (default 2, at most {len(FLOWS)})")
     args = parser.parse_args()
@@ -460,8 +467,9 @@ def main() -> None:
             replay, counts, [float(r) for r in rates], args.seconds, workers, flows)
     sflowtool = os.environ.get("SFLOWTOOL") or shutil.which("sflowtool")
     if sflowtool:
-        held["sflowtool"] = sflowtool_loopback(sflowtool, replay, counts,
-                                               [float(r) for r in rates], args.seconds)
+        held["sflowtool" + (" -l" if args.sflowtool_line else "")] = sflowtool_loopback(
+            sflowtool, replay, counts, [float(r) for r in rates], args.seconds,
+            args.sflowtool_line)
     else:
         print("sflowtool: not found (no Debian package; build it from the sflow/sflowtool "
               "sources and put it on the PATH or set SFLOWTOOL): comparison skipped")
