@@ -35,6 +35,9 @@ __all__ = ["Accounting", "AclChange", "Decision", "Lifecycle", "Recording", "Run
 METRICS = "avg:vir_cpu_utilization,avg:vir_bytes_in,avg:vir_bytes_out"
 SERVICE_COLUMNS = ("load", "replicas", "tasks", "seen", "running", "rps",
                    "avg_vir_cpu_utilization", "avg_vir_bytes")
+CONTAINER_METRICS = ("vir_host_name", "vir_cpu_state", "vir_cpu_utilization", "vir_bytes_in",
+                     "vir_bytes_out")
+"""What ``container_rows`` reads of each data source."""
 CONTAINER_COLUMNS = ("time_s", "container", "service", "vir_cpu_utilization", "vir_bytes_in",
                      "vir_bytes_out", "state")
 
@@ -170,7 +173,7 @@ class RunRecorder:
         """One timeline row at simulated second ``t``, and the per-container rows, from the
         collector's ``engine``, the ``swarm`` and the requests each service has ``served``."""
         row = {"time_s": t}
-        seen = container_rows(t, data_sources(engine.dump("ALL", "ALL", now=t)),
+        seen = container_rows(t, data_sources(engine.dump("ALL", CONTAINER_METRICS, now=t)),
                               self.containers)
         for svc in self.scenario.services:
             name = svc.name

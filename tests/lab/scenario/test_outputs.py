@@ -12,7 +12,13 @@ from sflowlab.codec import CountersSample, Datagram, HostDescr, VirtCpu, VirtNet
 from sflowlab.collector.engine import Engine
 from sflowlab.collector.engine_api import EngineApi
 from sflowlab.collector.shards import ShardedEngine
-from sflowlab.lab.scenario.outputs import Accounting, accounting, container_rows, data_sources
+from sflowlab.lab.scenario.outputs import (
+    CONTAINER_METRICS,
+    Accounting,
+    accounting,
+    container_rows,
+    data_sources,
+)
 
 AGENTS = ("10.0.0.1", "10.0.0.2", "10.0.1.3")
 
@@ -56,7 +62,7 @@ def test_container_rows_from_either_engine(engines: list[EngineApi]) -> None:
     found = []
     for engine in engines:
         rows: list[tuple[object, ...]] = []
-        seen = container_rows(105.0, data_sources(engine.dump("ALL", "ALL", now=105.0)), rows)
+        seen = container_rows(105.0, data_sources(engine.dump("ALL", CONTAINER_METRICS, now=105.0)), rows)
         assert seen == {"web": 3}
         found.append(sorted(rows, key=str))
     single, sharded = found
