@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sflowlab.codec import COUNTER_SAMPLES, FLOW_SAMPLES, decode_datagram
-from sflowlab.lab.interop.netns import Namespace, namespace, stop_process
+from sflowlab.lab.interop.netns import Namespace, bridged_pair, stop_process
 
 A_IP, B_IP, PORT = "10.214.0.1", "10.214.0.2", 5003
 DOCKER_URL = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -83,21 +83,8 @@ def link_rx(ns: Namespace, name: str) -> int:
 @contextlib.contextmanager
 def bridge_lab() -> Iterator[Lab]:
     """``br0`` in a namespace, ports ``pa`` and ``pb`` cabled to namespaces A and B."""
-    with namespace("agbench") as host, namespace("agbench") as a, namespace("agbench") as b:
-        for ns in (host, a, b):
-            ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
-            ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")
-        host.ip("link", "add", "br0", "type", "bridge")
-        for ns, port, ip in ((a, "pa", A_IP), (b, "pb", B_IP)):
-            host.ip("link", "add", port, "type", "veth", "peer", "name", "eth0",
-                    "netns", ns.name)
-            host.ip("link", "set", port, "master", "br0")
-            host.ip("link", "set", port, "up")
-            ns.ip("addr", "add", f"{ip}/24", "dev", "eth0")
-            ns.ip("link", "set", "eth0", "up")
-        host.ip("link", "set", "br0", "up")
-        a.ip("neigh", "replace", B_IP, "lladdr", b.mac("eth0"), "dev", "eth0", "nud", "permanent")
-        b.ip("neigh", "replace", A_IP, "lladdr", a.mac("eth0"), "dev", "eth0", "nud", "permanent")
+    with bridged_pair(A_IP, B_IP, prefix="agbench") as pair:
+        host, a, b = pair.host, pair.a, pair.b
         with contextlib.closing(b.socket()) as sink, contextlib.closing(host.socket()) as col:
             sink.bind((B_IP, PORT))
             col.bind(("127.0.0.1", 0))

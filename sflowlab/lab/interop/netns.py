@@ -4,7 +4,7 @@
 named namespaces and always remove them (and end the processes still running inside them,
 which can only be the caller's) on the way out, even after a failure. ``router()`` is a
 routing namespace with named ports (``swp1``, ``swp2``...), each cabled to a host namespace of
-its own. ``cabled_host()`` is a host namespace cabled to a port left in the caller's namespace,
+its own. ``bridged_pair()`` is two host namespaces on a Linux bridge in a third. ``cabled_host()`` is a host namespace cabled to a port left in the caller's namespace,
 for a switch running there (Open vSwitch) to take. ``Namespace.socket`` opens a socket inside a
 namespace from this process (the socket keeps its namespace), so a test can receive, send or
 connect there without a helper process;
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["Namespace", "Router", "RouterPort", "VethPair", "cabled_host", "namespace", "router",
-           "unavailable_reason", "veth_pair"]
+__all__ = ["BridgedPair", "Namespace", "Router", "RouterPort", "VethPair", "bridged_pair",
+           "cabled_host", "namespace", "router", "unavailable_reason", "veth_pair"]
 
 _T = TypeVar("_T")
 
@@ -195,6 +195,43 @@ def veth_pair(
         _configure(a, a_if, [a_cidr])
         _configure(b, b_if, [b_cidr])
         yield VethPair(a, b, a_if, b_if, _address(a_cidr), _address(b_cidr))
+
+
+@dataclass(frozen=True)
+class BridgedPair:
+    """Namespaces ``a`` and ``b`` whose ``eth0`` are cabled to ports ``pa`` and ``pb`` of a
+    bridge in namespace ``host``."""
+
+    host: Namespace
+    a: Namespace
+    b: Namespace
+    a_mac: str
+    b_mac: str
+
+
+@contextlib.contextmanager
+def bridged_pair(a_ip: str, b_ip: str, bridge: str = "br0",
+                 prefix: str = "sfl") -> Iterator[BridgedPair]:
+    """Bridge ``bridge`` in namespace ``host``, its ports ``pa`` and ``pb`` cabled to ``eth0``
+    in namespaces ``a`` (at ``a_ip``/24) and ``b`` (``b_ip``/24). IPv6 is off and the
+    neighbours are permanent, so the only frames on the bridge are those the caller sends."""
+    with namespace(prefix) as host, namespace(prefix) as a, namespace(prefix) as b:
+        for ns in (host, a, b):
+            ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+            ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")
+        host.ip("link", "add", bridge, "type", "bridge")
+        for ns, port, ip in ((a, "pa", a_ip), (b, "pb", b_ip)):
+            host.ip("link", "add", port, "type", "veth", "peer", "name", "eth0",
+                    "netns", ns.name)
+            host.ip("link", "set", port, "master", bridge)
+            host.ip("link", "set", port, "up")
+            ns.ip("addr", "add", f"{ip}/24", "dev", "eth0")
+            ns.ip("link", "set", "eth0", "up")
+        host.ip("link", "set", bridge, "up")
+        a_mac, b_mac = a.mac("eth0"), b.mac("eth0")
+        a.ip("neigh", "replace", b_ip, "lladdr", b_mac, "dev", "eth0", "nud", "permanent")
+        b.ip("neigh", "replace", a_ip, "lladdr", a_mac, "dev", "eth0", "nud", "permanent")
+        yield BridgedPair(host, a, b, a_mac, b_mac)
 
 
 @contextlib.contextmanager

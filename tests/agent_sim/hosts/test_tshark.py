@@ -8,7 +8,6 @@ headers it dissects inside the sampled_header (it skips extended_entities, unkno
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,19 +22,9 @@ from sflowlab.clock import SimClock
 from sflowlab.codec import COUNTER_SAMPLES, FLOW_SAMPLES, SampledHeader, decode_datagram
 from sflowlab.codec.headers import decode_header
 from sflowlab.codec.pcap import read_sflow
+from sflowlab.lab.interop.tshark import packet_layers
 
 pytestmark = pytest.mark.tshark
-
-
-def _keep_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        k, n = key, 1
-        while k in out:
-            n += 1
-            k = f"{key}#{n}"
-        out[k] = value
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +40,7 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _tshark(path: Path) -> list[dict[str, Any]]:
-    out = subprocess.run(["tshark", "-r", str(path), "-T", "json"], capture_output=True,
-                         check=True, timeout=120).stdout
-    packets = json.loads(out, object_pairs_hook=_keep_duplicates)
-    return [p["_source"]["layers"]["sflow"] for p in packets]
+    return [layers["sflow"] for layers in packet_layers(path)]
 
 
 def test_tshark_reads_datagram_headers_and_flow_samples_as_we_do(capture: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import pytest
 
 from sflowlab.codec import Datagram, decode_datagram
-from sflowlab.lab.interop.netns import Namespace, namespace
+from sflowlab.lab.interop.netns import Namespace, bridged_pair
 
 T = TypeVar("T")
 A_IP, B_IP = "10.213.0.1", "10.213.0.2"
@@ -72,23 +72,8 @@ class BridgeLab:
 
 @contextlib.contextmanager
 def bridge_lab() -> Iterator[BridgeLab]:
-    with namespace("agent") as host, namespace("agent") as a, namespace("agent") as b:
-        for ns in (host, a, b):
-            ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
-            ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")
-        host.ip("link", "add", BRIDGE, "type", "bridge")
-        for ns, port, ip in ((a, "pa", A_IP), (b, "pb", B_IP)):
-            host.ip("link", "add", port, "type", "veth", "peer", "name", "eth0",
-                    "netns", ns.name)
-            host.ip("link", "set", port, "master", BRIDGE)
-            host.ip("link", "set", port, "up")
-            ns.ip("addr", "add", f"{ip}/24", "dev", "eth0")
-            ns.ip("link", "set", "eth0", "up")
-        host.ip("link", "set", BRIDGE, "up")
-        a_mac, b_mac = a.mac("eth0"), b.mac("eth0")
-        a.ip("neigh", "replace", B_IP, "lladdr", b_mac, "dev", "eth0", "nud", "permanent")
-        b.ip("neigh", "replace", A_IP, "lladdr", a_mac, "dev", "eth0", "nud", "permanent")
-        yield BridgeLab(host, a, b, a_mac, b_mac)
+    with bridged_pair(A_IP, B_IP, BRIDGE, prefix="agent") as pair:
+        yield BridgeLab(pair.host, pair.a, pair.b, pair.a_mac, pair.b_mac)
 
 
 def wait_until(what: str, check: Callable[[], T], timeout_s: float) -> T:

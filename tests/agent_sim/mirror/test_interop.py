@@ -7,7 +7,6 @@ same datagrams with ``--pcap``; A sends B a known UDP stream across the bridge.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from sflowlab.codec import COUNTER_SAMPLES, FLOW_SAMPLES, Datagram, SampledHeade
 from sflowlab.codec.headers import decode_header
 from sflowlab.codec.pcap import read_sflow
 from sflowlab.lab.interop.netns import stop_process, unavailable_reason
+from sflowlab.lab.interop.tshark import packet_layers
 
 pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.slow]
 
@@ -129,24 +129,11 @@ def test_our_codec_decodes_every_datagram(run: Run) -> None:
     assert COUNT / RATE / 2 < len(samples) < COUNT / RATE * 2
 
 
-def _keep_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        k, n = key, 1
-        while k in out:
-            n += 1
-            k = f"{key}#{n}"
-        out[k] = value
-    return out
-
-
 @pytest.mark.tshark
 def test_tshark_reads_the_flow_samples_as_we_do(run: Run) -> None:
     if shutil.which("tshark") is None:
         pytest.skip("tshark is not installed")
-    out = subprocess.run(["tshark", "-r", str(run.pcap), "-T", "json"], capture_output=True,
-                         check=True, timeout=120).stdout
-    theirs = [p["_source"]["layers"] for p in json.loads(out, object_pairs_hook=_keep_duplicates)]
+    theirs = packet_layers(run.pcap)
     assert len(theirs) == len(run.datagrams)
     checked = 0
     for dg, layers in zip(run.datagrams, theirs, strict=True):
