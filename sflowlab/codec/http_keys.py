@@ -42,6 +42,7 @@ HTTP_KEYS = frozenset({
 """The keys ``with_http`` adds: a flow reading none of them needs no HTTP decode."""
 
 _HTTP_TAG = data_format_of(HttpRequest)
+_HTTP_TAG_BYTES = _U32.pack(_HTTP_TAG)
 _HEAD_SIZE = {_FLOW_TAG: _FLOW.size, _DISCARD_TAG: _DISCARD.size}
 _FRAME_LENGTH = FlowSampleView._fields.index("frame_length")
 _TEXTS = (("httpurl", "uri"), ("httphost", "host"), ("httpreferer", "referer"),
@@ -69,6 +70,8 @@ def with_http(data: bytes, samples: list[FlowSampleView]) -> list[FlowSampleView
     http_request records added: a sample that has one is replaced by a view with those keys
     (and its ``frame_length`` when it has no sampled header); ``samples`` is not changed."""
     buf = data if type(data) is bytes else bytes(data)
+    if _HTTP_TAG_BYTES not in buf:  # a switch's datagram: no walk
+        return samples
     records = _decode(buf, _http_records)
     if len(records) != len(samples):  # cannot be: both walks keep the same flow samples
         return samples
