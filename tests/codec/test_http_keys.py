@@ -89,8 +89,12 @@ def test_with_http_adds_each_samples_record(agent: str, decode: Any) -> None:
     assert out[3].keys()["httpmethod"] == "POST" and out[4].keys()["reason"]
 
 
-def test_without_http_records_the_samples_are_returned_as_they_are() -> None:
+@pytest.mark.parametrize("header", [bytes(64), bytes(61) + b"\x08\x9e\x9e",
+                                    b"\x9e" + bytes(59) + b"\x00\x00\x08\x9e"],
+                         ids=["zeros", "the tag's last bytes", "the whole tag"])
+def test_without_http_records_the_samples_are_returned_as_they_are(header: bytes) -> None:
+    """Also when a header holds the tag's bytes (the quick test then walks and finds none)."""
     data = encode_datagram(Datagram(5, "192.0.2.5", 0, 1, 1000, (
-        FlowSample(1, 7, 10, 10, 0, 7, 0, (HEADER, SOCKET)),)))
+        FlowSample(1, 7, 10, 10, 0, 7, 0, (HEADER._replace(header=header), SOCKET)),)))
     samples = decode_for_collector(data).flow_samples
     assert with_http(data, samples) is samples
