@@ -1,8 +1,8 @@
 """The flow keys of HTTP request records (0,2206), as sFlow-RT names them, decoded on demand.
 
 The collector's decode path (``fast.py``, in C or Python) skips every flow record but the
-sampled header and extended_switch. When a defined flow reads an HTTP key, the collector
-calls ``with_http(data, samples)``: a second walk over that datagram finds each flow sample's
+sampled header and extended_switch. For each datagram the collector then calls
+``with_http(data, samples)``: a second walk over that datagram finds each flow sample's
 first http_request record and adds its keys to the sample's (the others are left as they
 are). Keys, after sFlow-RT's (sFlow blog, "HTTP analytics", 2016): ``httpmethod`` (``GET``...),
 ``httpprotocol`` (``HTTP/1.1``), ``httpurl`` (the request URI as sent), ``httphost``,
@@ -39,7 +39,7 @@ HTTP_KEYS = frozenset({
     "httpmethod", "httpprotocol", "httpurl", "httphost", "httpreferer", "httpuseragent",
     "httpxff", "httpauthuser", "httpmimetype", "httpstatus", "req_bytes", "resp_bytes",
     "duration", "requests"})
-"""The keys ``with_http`` adds: a flow reading none of them needs no HTTP decode."""
+"""The keys ``with_http`` adds."""
 
 _HTTP_TAG = data_format_of(HttpRequest)
 _HTTP_TAG_BYTES = _U32.pack(_HTTP_TAG)

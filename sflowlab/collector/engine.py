@@ -184,8 +184,7 @@ class Engine:
                 agent.counter_samples += len(counter_samples)
                 totals.counter_samples += len(counter_samples)
             if flow_samples:
-                if self.flows.needs_http:
-                    flow_samples = with_http(data, flow_samples)
+                flow_samples = with_http(data, flow_samples)
                 fresh = fresh_flow_samples(samplers, flow_samples)
                 self.flows.ingest_all(addr, fresh, received_at)
                 agent.flow_samples += len(flow_samples)

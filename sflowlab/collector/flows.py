@@ -24,7 +24,10 @@ Values, per (agent, data source, key), all scaled by each sample's own sampling 
 
 HTTP request records (0,2206) give the keys of ``codec.http_keys`` (``httphost``,
 ``httpurl``, ``httpstatus``, ``duration``, ``requests``...; ``value: requests`` is requests per
-second); the collector decodes them only while a definition reads one (``needs_http``).
+second). Every datagram that carries one has them decoded (``codec.http_keys.with_http``; a
+switch's datagram costs only a scan for the record's tag), so what a flow counts never depends
+on what other flows are defined: a transaction sample without a sampled header counts its
+request and response bytes as ``bytes`` in every flow.
 
 Memory: an entry silent for ``EXPIRE_T`` x t (rate decayed by e**-10) is dropped by ``tick``
 (within a further quarter of that, as flows without logging are swept at that pace, in slices:
@@ -51,7 +54,6 @@ from typing import Any
 from .. import accel
 from ..codec import data_source
 from ..codec.fast import FlowSampleView
-from ..codec.http_keys import HTTP_KEYS
 from .events import DEFAULT_CAPACITY, FlowRecord, LongPollLog
 from .filters import (
     MAX_EXPRESSION_CHARS,
@@ -648,8 +650,6 @@ class FlowEngine:
         self._flows: dict[str, _CompiledFlow] = {}
         self._flow_list: tuple[_CompiledFlow, ...] = ()
         self._needs_agent = False
-        self.needs_http = False
-        """Whether a definition reads an HTTP request key (the engine then decodes them)."""
         self._logged: LongPollLog[FlowRecord] = LongPollLog(lambda r: r.flowID,
                                                                 log_capacity)
         self._pending: list[FlowRecord] = []
@@ -687,7 +687,6 @@ class FlowEngine:
     def _changed(self) -> None:
         self._flow_list = tuple(f for main in self._flows.values() for f in (main, *main.extras))
         self._needs_agent = any("agent" in f.refs for f in self._flow_list)
-        self.needs_http = any(not HTTP_KEYS.isdisjoint(f.refs | {f.base}) for f in self._flow_list)
 
     def specs(self) -> dict[str, FlowSpec]:
         return {name: replace(flow.spec) for name, flow in self._flows.items()}

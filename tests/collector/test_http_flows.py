@@ -65,19 +65,18 @@ def test_http_keys_values_and_filters_exact(engine: Engine, feed: Feeder) -> Non
     assert {"httphost", "httpurl", "httpstatus", "duration", "requests"} <= set(seen)
 
 
-def test_http_records_are_decoded_only_for_flows_that_read_them(engine: Engine,
-                                                                 feed: Feeder) -> None:
-    engine.set_flow("all", FlowSpec(value="frames", t=1))
-    assert not engine.flows.needs_http
+def test_what_a_flow_counts_does_not_depend_on_other_flows(engine: Engine,
+                                                           feed: Feeder) -> None:
+    """A flow reading no HTTP key counts the transaction samples' bytes (no sampled header:
+    request + response bytes) whether or not another flow reads HTTP keys, and /flowkeys
+    lists the keys the samples carry."""
+    engine.set_flow("frames", FlowSpec(value="frames", t=1))
+    engine.set_flow("bytes", FlowSpec(value="bytes", t=1))
     feed.at(1000.0, web_datagram(AGENT))
-    assert top(engine, "all") == {"": 140.0}  # every sample counted, http or not
-    assert "httphost" not in engine.flow_keys()
-    for name, spec in {"v": FlowSpec(value="duration"), "k": FlowSpec(keys="[null:httpxff:-]"),
-                       "f": FlowSpec(filter="httpstatus!=200")}.items():
-        engine.set_flow(name, spec)
-        assert engine.flows.needs_http
-        engine.remove_flow(name)
-        assert not engine.flows.needs_http
+    assert top(engine, "frames") == {"": 140.0}  # every sample counted, http or not
+    assert top(engine, "bytes") == {"": 80_000.0 + 1504 * 100}
+    assert {"httphost", "httpurl", "httpstatus", "duration", "requests"} <= set(
+        engine.flow_keys())
 
 
 @pytest.fixture(scope="module", params=[0, 2], ids=["in-process", "2-workers"])
