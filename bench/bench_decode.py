@@ -8,7 +8,8 @@ the C walk (``sflowlab.codec._walk``, when built) and in pure Python, and the ra
 host_descr UUID as text through ``uuid.UUID`` and as the codec builds it.
 ``--profile`` prints the top cProfile entries of the collector path; ``--tshark`` also times
 ``tshark -V`` (whole process, full dissection and printing) on the same capture, for scale.
-Target: the collector path at 300,000 samples/s or more (sflowtool's rate on this machine).
+Target: the collector path at 300,000 samples/s or more (issue 2's target for decoding alone;
+`bench_collector.py` compares the whole collector with sflowtool over UDP).
 """
 
 from __future__ import annotations
