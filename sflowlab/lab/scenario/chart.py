@@ -134,7 +134,7 @@ def figure(out_dir: Path) -> Figure:
         for extra in grid[rows - 1][1:]:
             extra.set_visible(False)
     for ax in grid[rows - 1]:
-        ax.set_xlabel("time (simulated s)")
+        ax.set_xlabel("time (s)")  # simulated or, live, wall-clock seconds from the start
     if len(timeline):
         grid[0][0].set_xlim(0, float(timeline["time_s"].max()))
     return fig

@@ -380,7 +380,7 @@ def _substitute(value: Any, scenario_dir: str) -> Any:
 def summary(result: RunResult) -> str:
     """The assertion table and the run's figures."""
     rec = result.recording
-    lines = [f"scenario {rec.scenario.name}: {rec.scenario.duration:g} simulated s in "
+    lines = [f"scenario {rec.scenario.name}: {rec.scenario.duration:g} s of lab time in "
              f"{rec.wall_s:.2f} s wall; out folder {result.out_dir}"]
     for svc in rec.scenario.services:
         series = rec.series(f"{svc.name}.replicas")
