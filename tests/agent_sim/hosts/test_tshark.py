@@ -22,7 +22,12 @@ from sflowlab.clock import SimClock
 from sflowlab.codec import COUNTER_SAMPLES, FLOW_SAMPLES, SampledHeader, decode_datagram
 from sflowlab.codec.headers import decode_header
 from sflowlab.codec.pcap import read_sflow
-from sflowlab.lab.interop.tshark import packet_layers
+from sflowlab.lab.interop.tshark import (
+    expanded_samples,
+    flow_sample_fields,
+    our_flow_sample_fields,
+    packet_layers,
+)
 
 pytestmark = pytest.mark.tshark
 
@@ -54,7 +59,7 @@ def test_tshark_reads_datagram_headers_and_flow_samples_as_we_do(capture: Path) 
                 sf["sflow_245.numsamples"]) == (
             "5", dg.agent_address, str(dg.sub_agent_id), str(dg.sequence_number),
             str(dg.uptime_ms), str(len(dg.samples)))
-        dissected = [v for k, v in sf.items() if k.startswith("Expanded ")]
+        dissected = expanded_samples(sf)
         if isinstance(dg.samples[0], COUNTER_SAMPLES):
             t = dissected[0]
             assert (t["sflow.counters_sample.sequence_number"],
@@ -67,12 +72,7 @@ def test_tshark_reads_datagram_headers_and_flow_samples_as_we_do(capture: Path) 
         assert len(dissected) == len(dg.samples)
         for s, t in zip(dg.samples, dissected, strict=True):
             assert isinstance(s, FLOW_SAMPLES)
-            fields = {k.rsplit(".", 1)[-1]: v for k, v in t.items() if isinstance(v, str)}
-            assert (fields["sequence_number"], fields["source_id_index"],
-                    fields["sampling_rate"], fields["sample_pool"], fields["dropped_packets"],
-                    fields["input_interface_value"], fields["output_interface_value"]) == tuple(
-                str(v) for v in (s.sequence_number, s.source_id_index, s.sampling_rate,
-                                 s.sample_pool, s.drops, s.input_value, s.output_value))
+            assert flow_sample_fields(t) == our_flow_sample_fields(s)
             header = next(r for r in s.records if isinstance(r, SampledHeader))
             raw = t["Raw packet header"]
             assert raw["sflow_245.header.frame_length"] == str(header.frame_length)

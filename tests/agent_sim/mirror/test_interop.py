@@ -25,7 +25,12 @@ from sflowlab.codec import COUNTER_SAMPLES, FLOW_SAMPLES, Datagram, SampledHeade
 from sflowlab.codec.headers import decode_header
 from sflowlab.codec.pcap import read_sflow
 from sflowlab.lab.interop.netns import stop_process, unavailable_reason
-from sflowlab.lab.interop.tshark import packet_layers
+from sflowlab.lab.interop.tshark import (
+    expanded_samples,
+    flow_sample_fields,
+    our_flow_sample_fields,
+    packet_layers,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.slow]
 
@@ -144,15 +149,10 @@ def test_tshark_reads_the_flow_samples_as_we_do(run: Run) -> None:
                                                 str(len(dg.samples)))
         if any(isinstance(s, COUNTER_SAMPLES) for s in dg.samples):
             continue  # tshark 4.0 loses its place after the Host sFlow counter records
-        dissected = [v for k, v in sf.items() if k.startswith("Expanded ")]
+        dissected = expanded_samples(sf)
         assert len(dissected) == len(dg.samples)
         for s, t in zip(dg.samples, dissected, strict=True):
-            fields = {k.rsplit(".", 1)[-1]: v for k, v in t.items() if isinstance(v, str)}
-            assert (fields["sequence_number"], fields["source_id_index"],
-                    fields["sampling_rate"], fields["sample_pool"], fields["dropped_packets"],
-                    fields["input_interface_value"], fields["output_interface_value"]) == tuple(
-                str(v) for v in (s.sequence_number, s.source_id_index, s.sampling_rate,
-                                 s.sample_pool, s.drops, s.input_value, s.output_value))
+            assert flow_sample_fields(t) == our_flow_sample_fields(s)
             header = next(r for r in s.records if isinstance(r, SampledHeader))
             raw = t["Raw packet header"]
             assert raw["sflow_245.header.frame_length"] == str(header.frame_length)
